@@ -1,0 +1,42 @@
+# Two commands matter: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit venv lock bench bench-smoke clean
+
+run: $(STAMP)
+	$(BIN)/celltrail up --demo
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check backend scanner firmware_bridge labels tests bench
+	$(BIN)/mypy
+
+venv: $(STAMP)
+
+# The lock (constraints.txt) pins every package, so two installs are the same install.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml (needs the package index).
+lock:
+	rm -rf /tmp/celltrail-lock && $(PYTHON) -m venv /tmp/celltrail-lock
+	/tmp/celltrail-lock/bin/python -m pip install --quiet --upgrade "pip>=24"
+	/tmp/celltrail-lock/bin/python -m pip install --quiet -e '.[dev]'
+	/tmp/celltrail-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench --smoke
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
