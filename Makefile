@@ -4,13 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit venv lock bench bench-smoke clean
+.PHONY: run test lint venv lock bench bench-smoke clean system-packages
 
 run: $(STAMP)
+	-./scripts/ensure-system-packages
 	$(BIN)/celltrail up --demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+system-packages:
+	./scripts/ensure-system-packages
 
 lint: $(STAMP)
 	$(BIN)/ruff check backend scanner firmware_bridge labels tests bench

@@ -1,0 +1,44 @@
+"""The administrative audit trail: who changed what, old and new values, and why."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, Parameter
+
+from backend.api.schemas import AuditEntryRead
+from backend.db.repo import audit
+from backend.db.types import Pool
+from backend.domain.access import Role, policy
+
+
+class AuditController(Controller):
+    path = "/api/v1/audit"
+    tags = ("audit",)
+
+    @get("/", opt=policy(Role.ADMIN, Role.QA), operation_id="listAudit")
+    async def list_audit(
+        self,
+        pool: NamedDependency[Pool],
+        entity: FromQuery[str | None] = None,
+        entity_id: FromQuery[str | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> list[AuditEntryRead]:
+        async with pool.acquire() as conn:
+            entries = await audit.list_for(conn, entity, entity_id, limit)
+        return [
+            AuditEntryRead(
+                id=e.id,
+                at=e.at,
+                actor=e.actor_name,
+                action=e.action,
+                entity=e.entity,
+                entity_id=e.entity_id,
+                old_value=e.old_value,
+                new_value=e.new_value,
+                reason=e.reason,
+            )
+            for e in entries
+        ]

@@ -1,0 +1,155 @@
+"""The one place that turns errors into HTTP: every error leaves as an RFC 9457 problem+json body."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
+    HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from backend.domain import errors as domain
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    field: str
+    message: str
+
+
+class Problem(msgspec.Struct, frozen=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] = []
+    instance: str | None = None
+
+
+_DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.NotFound: HTTP_404_NOT_FOUND,
+    domain.Conflict: HTTP_409_CONFLICT,
+    domain.InvalidInput: HTTP_422_UNPROCESSABLE_ENTITY,
+    domain.AuthenticationFailed: HTTP_401_UNAUTHORIZED,
+    domain.PermissionDenied: HTTP_403_FORBIDDEN,
+}
+
+_SLUGS = {
+    400: "bad-request",
+    401: "authentication-required",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "invalid-input",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "service-unavailable",
+}
+
+
+def problem_response(
+    request: Request[Any, Any, Any] | None,
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[Problem]:
+    body = Problem(
+        type=f"urn:celltrail:problem:{_SLUGS.get(status, str(status))}",
+        title=title,
+        status=status,
+        detail=detail,
+        errors=errors or [],
+        instance=request.url.path if request is not None else None,
+    )
+    return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: domain.DomainError) -> Response[Problem]:
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
+    fields = [FieldError(k, v) for k, v in exc.field_errors.items()]
+    headers = {"WWW-Authenticate": 'Bearer realm="celltrail"'} if status == HTTP_401_UNAUTHORIZED else None
+    return problem_response(request, status, exc.title, exc.detail, fields, headers)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+    fields: list[FieldError] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if isinstance(item, dict):
+            fields.append(
+                FieldError(str(item.get("key") or item.get("source") or "body"), str(item.get("message", "")))
+            )
+    detail = exc.detail or "the request is not valid"
+    if fields:
+        detail = "; ".join(f"{f.field}: {f.message}" for f in fields)
+    return problem_response(request, HTTP_400_BAD_REQUEST, "Invalid request", detail, fields)
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+    title = {
+        401: "Authentication required",
+        403: "Not allowed",
+        404: "Not found",
+        405: "Method not allowed",
+    }.get(exc.status_code, "Request refused")
+    detail = exc.detail
+    if exc.status_code == HTTP_404_NOT_FOUND and detail in ("Not Found", ""):
+        detail = f"there is no resource at {request.url.path}"
+    return problem_response(request, exc.status_code, title, detail, headers=exc.headers)
+
+
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    log.error("database unavailable", extra={"error": type(exc).__name__, "path": request.url.path})
+    return problem_response(
+        request,
+        HTTP_503_SERVICE_UNAVAILABLE,
+        "Service unavailable",
+        "the database is not reachable right now; nothing was changed — try again shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if isinstance(exc, HTTPException):
+        return _http_error(request, exc)
+    reference = uuid.uuid4().hex[:12]
+    log.exception("unhandled error", extra={"reference": reference, "path": request.url.path})
+    return problem_response(
+        request,
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal error",
+        f"something went wrong on our side; nothing was half-written. Reference {reference}",
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    domain.DomainError: _domain_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+    asyncpg.exceptions.PostgresConnectionError: _database_down,
+    asyncpg.exceptions.ConnectionDoesNotExistError: _database_down,
+    asyncpg.exceptions.CannotConnectNowError: _database_down,
+    ConnectionRefusedError: _database_down,
+    Exception: _unexpected,
+}

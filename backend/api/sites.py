@@ -1,0 +1,49 @@
+"""Sites: hospitals, apheresis units, manufacturing sites and courier depots."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from backend.api.schemas import SiteCreate, SiteRead, UserRead
+from backend.api.users import user_read
+from backend.db.repo.sites import SiteRow
+from backend.db.types import Pool
+from backend.domain.access import Principal, Role, policy
+from backend.services import accounts
+
+
+def site_read(site: SiteRow) -> SiteRead:
+    return SiteRead(code=site.code, name=site.name, kind=site.kind, time_zone=site.time_zone, gln=site.gln)
+
+
+class SitesController(Controller):
+    path = "/api/v1/sites"
+    tags = ("sites",)
+
+    @get("/", opt=policy(*Role), operation_id="listSites")
+    async def list_sites(self, pool: NamedDependency[Pool]) -> list[SiteRead]:
+        """Every site (names and codes are needed to address shipments)."""
+        return [site_read(s) for s in await accounts.list_sites(pool)]
+
+    @post("/", opt=policy(Role.ADMIN), operation_id="createSite")
+    async def create_site(
+        self, data: JSONBody[SiteCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+    ) -> SiteRead:
+        site = SiteRow(code=data.code, name=data.name, kind=data.kind, time_zone=data.time_zone, gln=data.gln)
+        return site_read(await accounts.create_site(pool, principal, site))
+
+    @get("/{site_code:str}", opt=policy(*Role), operation_id="getSite")
+    async def get_site(self, site_code: FromPath[str], pool: NamedDependency[Pool]) -> SiteRead:
+        return site_read(await accounts.get_site(pool, site_code))
+
+    @get(
+        "/{site_code:str}/users",
+        operation_id="listSiteUsers",
+        opt=policy(Role.ADMIN, Role.COORDINATOR, site_param="site_code", any_site=(Role.ADMIN,)),
+    )
+    async def site_users(self, site_code: FromPath[str], pool: NamedDependency[Pool]) -> list[UserRead]:
+        """Who works at a site: admins anywhere, coordinators at their own sites."""
+        await accounts.get_site(pool, site_code)
+        return [user_read(u) for u in await accounts.list_users(pool, site_code)]

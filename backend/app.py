@@ -1,0 +1,104 @@
+"""The composition root: `create_app(settings)` wires the database, the broker monitor and every route."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from backend.api.audit import AuditController
+from backend.api.auth import AuthController
+from backend.api.errors import EXCEPTION_HANDLERS
+from backend.api.health import healthz
+from backend.api.security import authorize, provide_principal
+from backend.api.sites import SitesController
+from backend.api.users import UsersController
+from backend.db.migrate import migrate
+from backend.db.pool import create_pool
+from backend.db.types import Pool
+from backend.domain.access import Principal
+from backend.services.accounts import ensure_first_admin
+from backend.services.broker_probe import BrokerMonitor
+from backend.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger(__name__)
+
+ROUTE_HANDLERS: Sequence[Any] = (healthz, AuthController, UsersController, SitesController, AuditController)
+
+
+def create_app(settings: Settings) -> Litestar:
+    if settings.database_url is None:
+        raise SettingsError(
+            "CELLTRAIL_DATABASE_URL is not set (`celltrail up` sets it for its embedded server)"
+        )
+    database_url = settings.database_url
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await create_pool(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        await ensure_first_admin(pool, settings.admin_password)
+        monitor = BrokerMonitor(
+            settings.mqtt_url, settings.mqtt_username, settings.mqtt_password, settings.broker_check_seconds
+        )
+        await monitor.check()
+        monitor.start()
+        app.state.pool = pool
+        app.state.broker = monitor
+        try:
+            yield
+        finally:
+            await monitor.stop()
+            await pool.close()
+
+    def provide_pool(state: State) -> Pool:
+        pool: Pool = state.pool
+        return pool
+
+    def provide_broker(state: State) -> BrokerMonitor:
+        monitor: BrokerMonitor = state.broker
+        return monitor
+
+    def provide_settings() -> Settings:
+        return settings
+
+    return Litestar(
+        route_handlers=list(ROUTE_HANDLERS),
+        lifespan=[lifespan],
+        guards=[authorize],
+        dependencies={
+            "pool": Provide(provide_pool, sync_to_thread=False),
+            "broker": Provide(provide_broker, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=OpenAPIConfig(
+            title="Celltrail",
+            version="1",
+            description="Chain of identity, chain of custody and cold chain for cell therapies.",
+            path="/schema",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        signature_types=[Principal],
+        debug=False,
+        # Our own logging setup (backend.logs) applies; Litestar must not install a second one.
+        logging_config=None,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for `uvicorn --factory backend.app:app_from_env` (several workers)."""
+    return create_app(load_settings(os.environ))

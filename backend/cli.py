@@ -1,0 +1,305 @@
+"""The `celltrail` command. Each verb imports what it needs only when it runs, so `celltrail scan` on a
+courier's machine works without the server packages installed."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from backend.settings import Settings, SettingsError, load_settings
+
+Runner = Callable[[argparse.Namespace], int]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("host", "port"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    return load_settings(os.environ, **overrides)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The configured database, or the embedded one (reused when `celltrail up` runs it, else started
+    for the duration of this command)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from backend.up import Stack, start_database
+
+    stack = Stack()
+    try:
+        yield start_database(settings, stack)
+    finally:
+        stack.stop()
+
+
+# ------------------------------------------------------------------------------------------------- verbs
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from backend.logs import configure_logging
+    from backend.up import run_up
+
+    settings = _settings(args)
+    configure_logging(settings)
+    return run_up(settings, demo=args.demo, loggers=args.loggers)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from backend.app import create_app
+    from backend.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings)
+    if args.workers > 1:
+        uvicorn.run(
+            "backend.app:app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_config=None,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+        )
+        return 0
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from backend.db.migrate import migrate_url
+
+    settings = _settings(args)
+    with _database(settings) as url:
+        applied = asyncio.run(migrate_url(url))
+    print("\n".join(f"applied {name}" for name in applied) or "the schema is up to date")
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat password: ") != first:
+        raise SystemExit("the passwords differ; nothing was changed")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from backend.db.migrate import migrate_url
+    from backend.db.pool import create_pool
+    from backend.services import accounts
+
+    settings = _settings(args)
+    password = _read_password(args) if args.action in ("add", "passwd") else ""
+
+    async def run(url: str) -> int:
+        await migrate_url(url)
+        pool: Any = await create_pool(url, min_size=1, max_size=2)
+        try:
+            if args.action == "add":
+                user = await accounts.create_user(
+                    pool,
+                    None,
+                    username=args.username,
+                    full_name=args.full_name,
+                    password=password,
+                    roles=args.role,
+                    site_codes=args.site,
+                )
+                print(f"created {user.username} ({', '.join(user.roles)} at {', '.join(user.sites)})")
+            elif args.action == "passwd":
+                await accounts.set_password_as_system(pool, args.username, password)
+                print(f"password of {args.username} changed; their tokens are revoked")
+            else:
+                for user in await accounts.list_users(pool):
+                    state = "" if user.active else "  (deactivated)"
+                    print(f"{user.username:20} {','.join(user.roles):28} {','.join(user.sites)}{state}")
+        finally:
+            await pool.close()
+        return 0
+
+    with _database(settings) as url:
+        return asyncio.run(run(url))
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from backend.db.migrate import migrate_url
+    from backend.db.pool import create_pool
+    from backend.db.repo.sites import SiteRow
+    from backend.services import accounts
+
+    settings = _settings(args)
+
+    async def run(url: str) -> int:
+        await migrate_url(url)
+        pool: Any = await create_pool(url, min_size=1, max_size=2)
+        try:
+            if args.action == "add":
+                site = SiteRow(args.code, args.name, args.kind, args.time_zone, args.gln)
+                await accounts.create_site(pool, None, site)
+                print(f"created site {site.code}")
+            else:
+                for site in await accounts.list_sites(pool):
+                    print(f"{site.code:12} {site.kind:14} {site.time_zone:18} {site.name}")
+        finally:
+            await pool.close()
+        return 0
+
+    with _database(settings) as url:
+        return asyncio.run(run(url))
+
+
+def _delegate(module: str, configure: str, run: str, what: str) -> tuple[Callable[[Any], None], Runner]:
+    """Verbs implemented by another package of ours, loaded only when that package is installed."""
+    import importlib
+
+    try:
+        target = importlib.import_module(module)
+    except ImportError as exc:
+        message = f"`celltrail {what}` needs the {module.split('.')[0]} package and its extra ({exc.name})"
+
+        def unavailable(_args: argparse.Namespace) -> int:
+            print(message, file=sys.stderr)
+            return 2
+
+        return (lambda _parser: None), unavailable
+    configure_fn: Callable[[Any], None] = getattr(target, configure)
+    run_fn: Runner = getattr(target, run)
+    return configure_fn, run_fn
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="celltrail",
+        description="Chain of identity, chain of custody and cold chain for cell therapies.",
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    up = verbs.add_parser("up", help="run the whole system (embedded PostgreSQL and MQTT unless configured)")
+    up.add_argument("--demo", action="store_true", help="add demo sites, users and a simulated logger fleet")
+    up.add_argument("--loggers", type=int, default=12, help="simulated loggers with --demo (default 12)")
+    up.add_argument("--host", help="listen address (default CELLTRAIL_HOST or 127.0.0.1)")
+    up.add_argument("--port", type=int, help="listen port (default CELLTRAIL_PORT or 8000)")
+    up.set_defaults(run=cmd_up)
+
+    serve = verbs.add_parser("serve", help="run the backend API (needs CELLTRAIL_DATABASE_URL)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = verbs.add_parser("migrate", help="apply database migrations (idempotent)")
+    migrate.set_defaults(run=cmd_migrate)
+
+    user = verbs.add_parser("user", help="manage users: add, passwd, list")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    add = user_actions.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--full-name", required=True, help="printed name, shown on electronic signatures")
+    add.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        help="courier, pharmacist, coordinator, manufacturing, qa or admin (repeatable)",
+    )
+    add.add_argument("--site", action="append", required=True, help="site code (repeatable)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    passwd = user_actions.add_parser("passwd", help="set a user's password (revokes their tokens)")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    user_actions.add_parser("list", help="list users").set_defaults(password_stdin=False)
+    user.set_defaults(run=cmd_user)
+
+    site = verbs.add_parser("site", help="manage sites: add, list")
+    site_actions = site.add_subparsers(dest="action", required=True)
+    site_add = site_actions.add_parser("add", help="create a site")
+    site_add.add_argument("code")
+    site_add.add_argument("--name", required=True)
+    site_add.add_argument(
+        "--kind", required=True, choices=["hospital", "apheresis", "manufacturing", "courier_depot"]
+    )
+    site_add.add_argument("--time-zone", required=True, help="IANA name, e.g. Europe/Zurich")
+    site_add.add_argument("--gln", help="GS1 Global Location Number (13 digits)")
+    site_actions.add_parser("list", help="list sites")
+    site.set_defaults(run=cmd_site)
+
+    delegated = (
+        (
+            "bridge",
+            "firmware_bridge.cli",
+            "configure_bridge_parser",
+            "run_bridge",
+            "forward logger telemetry from MQTT to the backend",
+        ),
+        (
+            "simulate",
+            "firmware_bridge.cli",
+            "configure_simulate_parser",
+            "run_simulate",
+            "run a simulated fleet of temperature loggers",
+        ),
+        (
+            "label",
+            "labels.cli",
+            "configure_parser",
+            "run",
+            "render and print bag, shipment, wristband labels",
+        ),
+        (
+            "scan",
+            "scanner.cli",
+            "configure_parser",
+            "run",
+            "scan codes with a camera and record custody steps",
+        ),
+        ("report", "backend.reports.cli", "configure_parser", "run", "vein-to-vein record of a case"),
+    )
+    for verb, module, configure, run, help_text in delegated:
+        sub = verbs.add_parser(verb, help=help_text)
+        configure_fn, run_fn = _delegate(module, configure, run, verb)
+        configure_fn(sub)
+        sub.set_defaults(run=run_fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except SettingsError as exc:
+        print(f"celltrail: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

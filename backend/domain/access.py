@@ -1,0 +1,65 @@
+"""Who may do what, where: roles, the signed-in principal and route policies. Pure: no I/O."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+
+class Role(enum.StrEnum):
+    COURIER = "courier"
+    PHARMACIST = "pharmacist"
+    COORDINATOR = "coordinator"
+    MANUFACTURING = "manufacturing"
+    QA = "qa"
+    ADMIN = "admin"
+    # The firmware bridge's service account: may only deliver telemetry.
+    BRIDGE = "bridge"
+
+
+PEOPLE_ROLES = frozenset(Role) - {Role.BRIDGE}
+
+
+class Principal(msgspec.Struct, frozen=True):
+    user_id: int
+    username: str
+    full_name: str
+    roles: frozenset[Role]
+    sites: frozenset[str]
+
+    def has_any(self, roles: frozenset[Role]) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+    def at_site(self, site_code: str) -> bool:
+        return site_code in self.sites
+
+
+class Policy(msgspec.Struct, frozen=True):
+    """Declared on every route. `site_param` names the path parameter holding a site code; the caller
+    must then be bound to that site unless one of their roles is in `any_site`."""
+
+    roles: frozenset[Role]
+    site_param: str | None = None
+    any_site: frozenset[Role] = frozenset()
+
+    def denial(self, principal: Principal, path_params: dict[str, object]) -> str | None:
+        """None when allowed, otherwise the reason, phrased for the person refused."""
+        if not principal.has_any(self.roles):
+            wanted = ", ".join(sorted(self.roles))
+            mine = ", ".join(sorted(principal.roles)) or "none"
+            return f"this action needs one of the roles {wanted}; you have {mine}"
+        if self.site_param is None or principal.has_any(self.any_site):
+            return None
+        site = str(path_params.get(self.site_param, ""))
+        if not principal.at_site(site):
+            return f"you are not assigned to site {site}"
+        return None
+
+
+def policy(*roles: Role, site_param: str | None = None, any_site: tuple[Role, ...] = ()) -> dict[str, Policy]:
+    """Route `opt=` value declaring who may call it."""
+    return {"policy": Policy(frozenset(roles), site_param, frozenset(any_site))}
+
+
+PUBLIC: dict[str, bool] = {"public": True}

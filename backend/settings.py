@@ -1,0 +1,107 @@
+"""One typed settings object, built from the environment when the process starts (never at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+PREFIX = "CELLTRAIL_"
+
+LogFormat = Literal["auto", "json", "text"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable and what is expected."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Unset means "start an embedded one" for `celltrail up`.
+    database_url: str | None = None
+    mqtt_url: str | None = None
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    data_dir: str = ".celltrail"
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    public_url: str | None = None
+    admin_password: str | None = None
+    token_ttl_minutes: Annotated[int, msgspec.Meta(ge=1, le=60 * 24 * 30)] = 8 * 60
+    db_pool_min: Annotated[int, msgspec.Meta(ge=1, le=100)] = 2
+    db_pool_max: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "auto"
+    broker_check_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+
+    def __post_init__(self) -> None:
+        if self.db_pool_min > self.db_pool_max:
+            raise SettingsError(
+                f"{PREFIX}DB_POOL_MIN ({self.db_pool_min}) must not exceed {PREFIX}DB_POOL_MAX "
+                f"({self.db_pool_max})"
+            )
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise SettingsError(
+                f"{PREFIX}DATABASE_URL must start with postgresql:// (got a value starting with "
+                f"{self.database_url.split(':', 1)[0]!r})"
+            )
+        if self.mqtt_url is not None and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
+            raise SettingsError(f"{PREFIX}MQTT_URL must start with mqtt:// or mqtts://")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+FIELDS = tuple(f.name for f in msgspec.structs.fields(Settings))
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from CELLTRAIL_* variables; unknown CELLTRAIL_* names are refused, not ignored,
+    because a typo in production would otherwise silently fall back to a default."""
+    source = os.environ if env is None else env
+    raw: dict[str, object] = {}
+    for key, value in source.items():
+        if not key.startswith(PREFIX) or key.startswith(_FOREIGN_PREFIXES):
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name not in FIELDS:
+            continue
+        if value == "":
+            continue
+        raw[name] = value
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except SettingsError:
+        raise
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+# Other parts of Celltrail (bridge, scanner, tests) read their own CELLTRAIL_* variables.
+_FOREIGN_PREFIXES = (
+    f"{PREFIX}BRIDGE_",
+    f"{PREFIX}SCANNER_",
+    f"{PREFIX}TEST_",
+    f"{PREFIX}SIM_",
+)
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.port`"; name the variable instead.
+    message = str(exc)
+    if " - at `$." in message:
+        text, _, path = message.partition(" - at `$.")
+        field = path.rstrip("`").split(".")[0].split("[")[0]
+        return f"{PREFIX}{field.upper()}: {text}"
+    return f"invalid settings: {message}"

@@ -1,0 +1,238 @@
+"""`celltrail up`: the whole system in one command — database, broker, backend, bridge and, with
+`--demo`, demo data and a simulated logger fleet. Ctrl-C stops everything in reverse order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from backend.db.migrate import migrate_url
+from backend.db.pool import create_pool
+from backend.embedded.ports import free_port, port_open
+from backend.embedded.postgres import EmbeddedPostgres
+from backend.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "celltrail"
+BRIDGE_USERNAME = "bridge"
+DEMO_ADMIN_PASSWORD = "celltrail-admin"  # noqa: S105 - demo only, printed at start
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Stack:
+    """Everything `up` started, so it can be stopped in reverse order."""
+
+    children: list[Child] = field(default_factory=list)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def spawn(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        process = subprocess.Popen(args, env=env)
+        child = Child(name, process)
+        self.children.append(child)
+        log.info("started", extra={"component": name, "pid": process.pid})
+        return child
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log.warning("did not stop in time; killing", extra={"component": child.name})
+                child.process.kill()
+                child.process.wait()
+        for cleanup in reversed(self.cleanups):
+            try:
+                cleanup()
+            except Exception:
+                # Keep stopping the rest; the message says what was left behind.
+                log.exception("could not stop a component cleanly")
+
+
+async def _ensure_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            # CREATE DATABASE cannot take a parameter; the name is our own constant.
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def start_database(settings: Settings, stack: Stack) -> str:
+    if settings.database_url:
+        return settings.database_url
+    cluster = EmbeddedPostgres(settings.data_path / "postgres")
+    running = cluster.running_port()
+    if running is not None:
+        cluster.port = running
+        log.info("reusing the embedded PostgreSQL already running", extra={"port": running})
+    else:
+        cluster.start()
+        stack.cleanups.append(cluster.stop)
+    asyncio.run(_ensure_database(cluster.url, DATABASE_NAME))
+    return cluster.database_url(DATABASE_NAME)
+
+
+def start_broker(settings: Settings, stack: Stack, env: dict[str, str]) -> str:
+    if settings.mqtt_url:
+        return settings.mqtt_url
+    port = 1883 if not port_open("127.0.0.1", 1883) else free_port()
+    stack.spawn("mqtt-broker", [sys.executable, "-m", "backend.embedded.mqtt", "--port", str(port)], env)
+    _wait_for(lambda: port_open("127.0.0.1", port), 30, "the embedded MQTT broker")
+    return f"mqtt://127.0.0.1:{port}"
+
+
+def _wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up within {seconds:.0f} s")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:  # noqa: S310 - our own URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _bridge_password(data_dir: Path) -> str:
+    """The local bridge account's password, made once and kept readable by this user only."""
+    path = data_dir / "bridge.secret"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+async def _prepare(database_url: str, admin_password: str | None, bridge_password: str, demo: bool) -> None:
+    from backend.demo import seed
+    from backend.services import accounts
+
+    await migrate_url(database_url)
+    pool: Any = await create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await accounts.ensure_first_admin(pool, admin_password)
+        await accounts.ensure_service_account(pool, BRIDGE_USERNAME, bridge_password)
+        if demo:
+            await seed(pool)
+    finally:
+        await pool.close()
+
+
+def _component_available(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
+    stack = Stack()
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        env = {k: v for k, v in os.environ.items()}
+        database_url = start_database(settings, stack)
+        mqtt_url = start_broker(settings, stack, env)
+        admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)
+        bridge_password = _bridge_password(settings.data_path)
+        asyncio.run(_prepare(database_url, admin_password, bridge_password, demo))
+        env.update(
+            CELLTRAIL_DATABASE_URL=database_url,
+            CELLTRAIL_MQTT_URL=mqtt_url,
+            CELLTRAIL_BACKEND_URL=f"http://{settings.host}:{settings.port}",
+            CELLTRAIL_BRIDGE_USERNAME=BRIDGE_USERNAME,
+            CELLTRAIL_BRIDGE_PASSWORD=bridge_password,
+            CELLTRAIL_BRIDGE_BUFFER_DIR=str((settings.data_path / "bridge-buffer").resolve()),
+        )
+        celltrail = [sys.executable, "-m", "backend.cli"]
+        stack.spawn("backend", [*celltrail, "serve"], env)
+        _wait_for(lambda: _healthy(settings.base_url) or stopping, 60, "the backend")
+        if _component_available("firmware_bridge.cli"):
+            stack.spawn("bridge", [*celltrail, "bridge"], env)
+            if demo:
+                stack.spawn(
+                    "simulator", [*celltrail, "simulate", "--loggers", str(loggers), "--interval", "5"], env
+                )
+        _announce(settings, demo, admin_password, database_url, mqtt_url)
+        while not stopping:
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    log.error(
+                        "a component stopped; shutting down",
+                        extra={"component": child.name, "exit_code": child.process.returncode},
+                    )
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("\nStopping Celltrail…", flush=True)
+        stack.stop()
+
+
+def _announce(
+    settings: Settings, demo: bool, admin_password: str | None, database_url: str, mqtt_url: str
+) -> None:
+    from backend.demo import DEMO_PASSWORD, DEMO_USERS
+
+    lines = [
+        "",
+        f"Celltrail is running at {settings.base_url}   (health: {settings.base_url}/healthz, "
+        f"API description: {settings.base_url}/schema)",
+        f"  database: {_without_password(database_url)}",
+        f"  broker:   {mqtt_url}",
+    ]
+    if admin_password and demo:
+        lines.append(f"  sign in as admin / {admin_password}")
+    if demo:
+        people = ", ".join(username for username, *_ in DEMO_USERS)
+        lines.append(f"  demo users ({people}) all use the password {DEMO_PASSWORD}")
+    lines.append("Press Ctrl-C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
