@@ -17,7 +17,7 @@ system-packages:
 	./scripts/ensure-system-packages
 
 lint: $(STAMP)
-	$(BIN)/ruff check backend scanner firmware_bridge labels tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 venv: $(STAMP)

@@ -15,7 +15,7 @@ ISBT 128 (content exactly as the standard writes it in the barcode):
   ``CH G1234 26 A1B2C3 [K]`` and is never part of the barcode content.
 * DIN, data structure 001: barcode ``=`` + FIN(5) + yy(2) + sequence(6 digits) + flags(2), e.g.
   ``=G12341765432170``. The check character is MOD 37-2 over the 13 DIN characters. Flags are ``00``
-  (unused) or ``60``-``96`` (60 + check value, the flag type carrying the check). Eye-readable:
+  (unused) or ``60``-``96`` ("type 3" flags: 60 + the check value). Eye-readable:
   ``G1234 17 654321 [A]``.
 * FIN (both): first character ``A-N``, ``P-Z`` or ``1-9`` (no letter O, no zero, so it cannot be
   confused with ``0`` and cannot collide with the other ``=`` data identifiers such as ``=<`` or
@@ -67,6 +67,7 @@ __all__ = [
     "gs1_check_digit",
     "gs1_raw",
     "mod37_2",
+    "mod37_value",
     "parse_coi",
     "parse_din",
     "parse_gs1",
