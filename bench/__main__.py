@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("labels_render",)
+BENCHMARKS = ("labels_render", "ingest_broker")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
