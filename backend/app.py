@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from backend.api import routes_custody, routes_telemetry
 from backend.api.audit import AuditController
 from backend.api.auth import AuthController
 from backend.api.errors import EXCEPTION_HANDLERS
@@ -25,13 +29,23 @@ from backend.db.migrate import migrate
 from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
+from backend.live.hub import Hub
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
+from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
 
-ROUTE_HANDLERS: Sequence[Any] = (healthz, AuthController, UsersController, SitesController, AuditController)
+ROUTE_HANDLERS: Sequence[Any] = (
+    healthz,
+    AuthController,
+    UsersController,
+    SitesController,
+    AuditController,
+    *routes_custody.ROUTES,
+    *routes_telemetry.ROUTES,
+)
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -52,11 +66,19 @@ def create_app(settings: Settings) -> Litestar:
         )
         await monitor.check()
         monitor.start()
+        hub = Hub(database_url)
+        hub.start()
+        housekeeping = asyncio.create_task(_housekeeping(pool, settings.housekeeping_seconds))
         app.state.pool = pool
         app.state.broker = monitor
+        app.state.hub = hub
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            await hub.stop()
             await monitor.stop()
             await pool.close()
 
@@ -68,6 +90,10 @@ def create_app(settings: Settings) -> Litestar:
         monitor: BrokerMonitor = state.broker
         return monitor
 
+    def provide_hub(state: State) -> Hub:
+        hub: Hub = state.hub
+        return hub
+
     def provide_settings() -> Settings:
         return settings
 
@@ -78,6 +104,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "pool": Provide(provide_pool, sync_to_thread=False),
             "broker": Provide(provide_broker, sync_to_thread=False),
+            "hub": Provide(provide_hub, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
@@ -92,11 +119,21 @@ def create_app(settings: Settings) -> Litestar:
             ),
             security=[{"BearerToken": []}],
         ),
-        signature_types=[Principal],
+        signature_types=[Principal, Hub],
         debug=False,
         # Our own logging setup (backend.logs) applies; Litestar must not install a second one.
         logging_config=None,
     )
+
+
+async def _housekeeping(pool: Pool, every: float) -> None:
+    """Periodic checks that no request triggers: hand-overs nobody confirmed in time."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await alert_overdue_handovers(pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.exception("housekeeping failed; will retry")
 
 
 def app_from_env() -> Litestar:

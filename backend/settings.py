@@ -36,6 +36,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "auto"
     broker_check_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 10.0
+    # The ISBT 128 Facility Identification Number that issues COIs (A9999 is not assigned to anyone).
+    fin: Annotated[str, msgspec.Meta(pattern=r"^[A-NP-Z1-9][0-9]{4}$")] = "A9999"
+    handover_confirm_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 30
+    housekeeping_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from backend.api.schemas import AuditEntryRead
 from backend.db.repo import audit
@@ -24,7 +24,7 @@ class AuditController(Controller):
         pool: NamedDependency[Pool],
         entity: FromQuery[str | None] = None,
         entity_id: FromQuery[str | None] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[AuditEntryRead]:
         async with pool.acquire() as conn:
             entries = await audit.list_for(conn, entity, entity_id, limit)

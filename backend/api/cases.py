@@ -1,0 +1,199 @@
+"""Cases, their units, the custody timeline, chain verification and corrections."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from backend.api.custody_schemas import (
+    CaseCreate,
+    CaseRead,
+    CorrectionCreate,
+    Recorded,
+    Signing,
+    UnitCreate,
+    UnitRead,
+)
+from backend.db.repo.cases import CaseRow, UnitRow
+from backend.db.types import Pool
+from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
+from backend.domain.identifiers import Coi
+from backend.services import cases, ledger
+from backend.services.visibility import sees_patient_fields
+from backend.settings import Settings
+
+PEOPLE = tuple(PEOPLE_ROLES)
+
+
+def case_read(case: CaseRow, principal: Principal) -> CaseRead:
+    coi = Coi.from_value(case.coi)
+    private = sees_patient_fields(principal, case.treatment_site)
+    return CaseRead(
+        coi=case.coi,
+        barcode=coi.barcode,
+        eye_readable=coi.eye_readable,
+        treatment_site=case.treatment_site,
+        therapy=case.therapy,
+        status=case.status,
+        created_at=case.created_at,
+        events=case.chain_length,
+        sites=case.sites,
+        patient_ref=case.patient_ref if private else None,
+        birth_year=case.birth_year if private else None,
+    )
+
+
+def unit_read(unit: UnitRow) -> UnitRead:
+    return UnitRead(
+        id=unit.id,
+        coi=unit.coi,
+        kind=unit.kind,
+        din=unit.din,
+        product=unit.product,
+        expires_at=unit.expires_at,
+        status=unit.status,
+        site=unit.site,
+        shipment_id=unit.shipment_id,
+        storage_location=unit.storage_location,
+        released=unit.released,
+        quarantined=unit.quarantined,
+        thawed_at=unit.thawed_at,
+    )
+
+
+def recorded(appended: ledger.Appended) -> Recorded:
+    return Recorded(
+        event_id=appended.event_id, seq=appended.seq, hash=appended.hash, server_time=appended.server_time
+    )
+
+
+class CasesController(Controller):
+    path = "/api/v1/cases"
+    tags = ("cases",)
+
+    @post("/", opt=policy(Role.COORDINATOR), operation_id="createCase")
+    async def create_case(
+        self,
+        data: JSONBody[CaseCreate],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+        settings: NamedDependency[Settings],
+    ) -> CaseRead:
+        """Open a case (therapy order) and issue its COI (ISBT 128 data structure 040)."""
+        case = await cases.create_case(
+            pool,
+            principal,
+            treatment_site=data.treatment_site,
+            therapy=data.therapy,
+            patient_ref=data.patient_ref,
+            birth_year=data.birth_year,
+            fin=settings.fin,
+        )
+        return case_read(case, principal)
+
+    @get("/", opt=policy(*PEOPLE), operation_id="listCases")
+    async def list_cases(
+        self,
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> list[CaseRead]:
+        return [case_read(c, principal) for c in await cases.list_cases(pool, principal, limit)]
+
+    @get("/{coi:str}", opt=policy(*PEOPLE), operation_id="getCase")
+    async def get_case(
+        self, coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+    ) -> CaseRead:
+        return case_read(await cases.get_case(pool, principal, coi), principal)
+
+    @post(
+        "/{coi:str}/units",
+        opt=policy(Role.COORDINATOR, Role.PHARMACIST, Role.MANUFACTURING),
+        operation_id="registerUnit",
+    )
+    async def register_unit(
+        self,
+        coi: FromPath[str],
+        data: JSONBody[UnitCreate],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> UnitRead:
+        """Register a bag: starting material at collection, product bags at manufacturing (same COI)."""
+        unit = await cases.create_unit(
+            pool,
+            principal,
+            coi,
+            kind=data.kind,
+            product=data.product,
+            din=data.din,
+            expires_at=data.expires_at,
+            site=data.site,
+        )
+        return unit_read(unit)
+
+    @get("/{coi:str}/timeline", opt=policy(*PEOPLE), operation_id="caseTimeline")
+    async def timeline(
+        self, coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+    ) -> dict[str, Any]:
+        """The whole vein-to-vein history in order, with signatures."""
+        from backend.api.shipments import shipment_read
+
+        found = await cases.timeline(pool, principal, coi)
+        return {
+            "case": case_read(found.case, principal),
+            "units": [unit_read(u) for u in found.units],
+            "shipments": [shipment_read(s) for s in found.shipments],
+            "events": found.events,
+        }
+
+    @get("/{coi:str}/verify", opt=policy(*PEOPLE), operation_id="verifyChain")
+    async def verify(
+        self, coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+    ) -> ledger.Verification:
+        """Recompute the hash chain and report the first broken link, if any."""
+        case = await cases.get_case(pool, principal, coi)
+        async with pool.acquire() as conn:
+            return await ledger.verify(conn, case.coi)
+
+
+class UnitsController(Controller):
+    path = "/api/v1/units"
+    tags = ("units",)
+
+    @get("/{unit_id:str}", opt=policy(*PEOPLE), operation_id="getUnit")
+    async def get_unit(
+        self, unit_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+    ) -> UnitRead:
+        return unit_read(await cases.get_unit(pool, principal, unit_id))
+
+    @post("/{unit_id:str}/release", opt=policy(Role.QA), operation_id="releaseUnit")
+    async def release(
+        self,
+        unit_id: FromPath[str],
+        data: JSONBody[Signing],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """QA release of a product bag, signed with the meaning 'released'."""
+        return recorded(await cases.release_unit(pool, principal, unit_id, password=data.password))
+
+
+class EventsController(Controller):
+    path = "/api/v1/events"
+    tags = ("cases",)
+
+    @post("/{event_id:int}/corrections", opt=policy(Role.COORDINATOR, Role.QA), operation_id="correctEvent")
+    async def correct(
+        self,
+        event_id: FromPath[int],
+        data: JSONBody[CorrectionCreate],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """Record a correction as a new event referencing the corrected one; nothing is overwritten."""
+        return recorded(
+            await cases.correct(pool, principal, event_id, reason=data.reason, fields=data.fields)
+        )

@@ -1,0 +1,170 @@
+"""Bodies of the custody API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from backend.api.schemas import Command, SiteCode
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class CaseCreate(Command):
+    treatment_site: SiteCode
+    therapy: Text
+    patient_ref: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    birth_year: Annotated[int, msgspec.Meta(ge=1900, le=2100)] | None = None
+
+
+class CaseRead(msgspec.Struct, kw_only=True):
+    coi: str
+    barcode: str
+    eye_readable: str
+    treatment_site: str
+    therapy: str
+    status: str
+    created_at: datetime
+    events: int
+    sites: list[str]
+    patient_ref: str | None = None
+    birth_year: int | None = None
+
+
+class UnitCreate(Command):
+    kind: Literal["APH", "PRC", "SMP"]
+    product: Text
+    site: SiteCode
+    din: Code | None = None
+    expires_at: datetime | None = None
+
+
+class UnitRead(msgspec.Struct, kw_only=True):
+    id: str
+    coi: str
+    kind: str
+    din: str | None
+    product: str
+    expires_at: datetime | None
+    status: str
+    site: str | None
+    shipment_id: str | None
+    storage_location: str | None
+    released: bool
+    quarantined: bool
+    thawed_at: datetime | None
+
+
+class Signing(Command):
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class ShipmentCreate(Command):
+    coi: Code
+    from_site: SiteCode
+    to_site: SiteCode
+    container_id: Text
+    profile: Annotated[str, msgspec.Meta(examples=["fresh", "crt", "cryo"])]
+    planned_departure: datetime
+    planned_arrival: datetime
+    units: Annotated[list[Code], msgspec.Meta(min_length=1)]
+    logger_id: Code | None = None
+    seals: list[Code] = msgspec.field(default_factory=list)
+    waybill: Code | None = None
+
+
+class ShipmentRead(msgspec.Struct, kw_only=True):
+    id: str
+    coi: str
+    from_site: str
+    to_site: str
+    container_id: str
+    logger_id: str | None
+    profile: str
+    limits: Any
+    planned_departure: datetime
+    planned_arrival: datetime
+    seals: list[str]
+    waybill: str | None
+    status: str
+    holder: str | None
+    departed_at: datetime | None
+    arrived_at: datetime | None
+    received_at: datetime | None
+    units: list[str]
+    packed: list[str]
+    receipt_scanned: list[str]
+    pending_handover: int | None
+    pending_handover_to: str | None
+
+
+class Gps(msgspec.Struct, forbid_unknown_fields=True):
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0)] | None = None
+
+
+class SignatureIn(msgspec.Struct, forbid_unknown_fields=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    meaning: Annotated[str, msgspec.Meta(examples=["verified at bedside", "administered"])]
+
+
+class ScanRequest(Command):
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=8, max_length=100)]
+    action: Literal[
+        "label", "pack", "pickup", "handover", "receive", "store", "dispense", "thaw", "infuse", "dispose"
+    ]
+    site: SiteCode
+    codes: Annotated[list[Code], msgspec.Meta(min_length=1, max_length=50)]
+    device_time: datetime | None = None
+    gps: Gps | None = None
+    handover_to: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    storage_location: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    signatures: list[SignatureIn] = msgspec.field(default_factory=list)
+
+
+class ScanResult(msgspec.Struct, kw_only=True):
+    event_id: int
+    coi: str
+    seq: int
+    action: str
+    outcome: str
+    shipment_id: str | None
+    unit_ids: list[str]
+    shipment_status: str | None
+    unit_statuses: dict[str, str]
+    message: str
+    server_time: str
+    hash: str
+
+
+class ReceiptDecision(Command):
+    decision: Literal["accept", "quarantine"]
+    checklist: dict[str, bool]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class Recorded(msgspec.Struct, kw_only=True):
+    event_id: int
+    seq: int
+    hash: str
+    server_time: datetime
+
+
+class CorrectionCreate(Command):
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
+    fields: dict[str, Any]
+
+
+class AlertAck(Command):
+    comment: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+class AlertClose(Command):
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]

@@ -1,0 +1,20 @@
+"""Route handlers for the chain of identity and custody."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.api.alerts import AlertsController
+from backend.api.cases import CasesController, EventsController, UnitsController
+from backend.api.shipments import ScansController, ShipmentsController
+from backend.api.stream import stream
+
+ROUTES: tuple[Any, ...] = (
+    CasesController,
+    UnitsController,
+    EventsController,
+    ShipmentsController,
+    ScansController,
+    AlertsController,
+    stream,
+)

@@ -1,0 +1,68 @@
+"""Server-Sent Events at /api/v1/stream: custody events, alerts and shipment changes the caller may see,
+resumable with Last-Event-ID (the outbox id)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import msgspec
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from backend.db.repo import outbox
+from backend.db.types import Pool
+from backend.domain.access import Principal, Role, policy
+from backend.live.hub import Hub
+from backend.services.visibility import site_filter
+
+KEEPALIVE_SECONDS = 15.0
+
+
+@get(
+    "/api/v1/stream",
+    opt=policy(*(r for r in Role if r is not Role.BRIDGE)),
+    operation_id="stream",
+    tags=["live"],
+)
+async def stream(
+    request: Request,  # type: ignore[type-arg]
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+    hub: NamedDependency[Hub],
+    after: Annotated[int | None, QueryParameter(name="after", ge=0)] = None,
+) -> ServerSentEvent:
+    """Live changes as SSE. Resume with the `Last-Event-ID` header (or `?after=`); without either, the
+    stream starts with what happens from now on."""
+    header = request.headers.get("last-event-id")
+    sites = site_filter(principal)
+
+    async def events() -> AsyncIterator[ServerSentEventMessage]:
+        if header and header.isdigit():
+            last = int(header)
+        elif after is not None:
+            last = after
+        else:
+            async with pool.acquire() as conn:
+                last = await outbox.latest_id(conn)
+        version = -1
+        yield ServerSentEventMessage(data=None, comment="celltrail live", retry=2000)
+        while True:
+            async with pool.acquire() as conn:
+                rows = await outbox.after(conn, last, sites)
+            for row in rows:
+                last = row.id
+                body = msgspec.json.encode(
+                    {"kind": row.kind, "coi": row.coi, "at": row.created_at, **row.payload}
+                ).decode()
+                yield ServerSentEventMessage(data=body, event=row.kind, id=row.id)
+            if rows:
+                continue
+            new_version = await hub.wait(version, KEEPALIVE_SECONDS)
+            if new_version == version:
+                yield ServerSentEventMessage(data=None, comment="keep-alive")
+            version = new_version
+
+    return ServerSentEvent(events())

@@ -1,0 +1,148 @@
+"""Alerts: one open row per ongoing condition (a partial unique index on condition_key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+
+class AlertRow(msgspec.Struct, frozen=True):
+    id: int
+    kind: str
+    severity: str
+    status: str
+    title: str
+    detail: str
+    coi: str | None
+    shipment_id: str | None
+    unit_id: str | None
+    logger_id: str | None
+    sites: list[str]
+    started_at: datetime
+    ended_at: datetime | None
+    peak_value: float | None
+    rule: Any
+    event_id: int | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    ack_comment: str | None
+    closed_at: datetime | None
+    closed_by: str | None
+    close_reason: str | None
+
+
+_SELECT = """
+SELECT a.id, a.kind, a.severity, a.status, a.title, a.detail, a.coi, a.shipment_id, a.unit_id, a.logger_id,
+       a.sites, a.started_at, a.ended_at, a.peak_value, a.rule, a.event_id, a.acknowledged_at,
+       (SELECT username FROM users WHERE id = a.acknowledged_by) AS acknowledged_by, a.ack_comment,
+       a.closed_at, (SELECT username FROM users WHERE id = a.closed_by) AS closed_by, a.close_reason
+FROM alerts a
+"""
+
+
+async def open_alert(
+    conn: Conn,
+    *,
+    kind: str,
+    severity: str,
+    title: str,
+    detail: str,
+    condition_key: str,
+    sites: list[str],
+    started_at: datetime,
+    coi: str | None = None,
+    shipment_id: str | None = None,
+    unit_id: str | None = None,
+    logger_id: str | None = None,
+    event_id: int | None = None,
+    rule: Any = None,
+    peak_value: float | None = None,
+) -> int | None:
+    """The new alert's id, or None when the same condition already has an open alert."""
+    value = await conn.fetchval(
+        """INSERT INTO alerts (kind, severity, title, detail, condition_key, sites, started_at, coi,
+                               shipment_id, unit_id, logger_id, event_id, rule, peak_value)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           ON CONFLICT (condition_key) WHERE status IN ('open', 'acknowledged') DO NOTHING
+           RETURNING id""",
+        kind,
+        severity,
+        title,
+        detail,
+        condition_key,
+        sites,
+        started_at,
+        coi,
+        shipment_id,
+        unit_id,
+        logger_id,
+        event_id,
+        rule or {},
+        peak_value,
+    )
+    return int(value) if value is not None else None
+
+
+async def get(conn: Conn, alert_id: int, lock: bool = False) -> AlertRow | None:
+    if lock:
+        await conn.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
+    row = await conn.fetchrow(_SELECT + " WHERE a.id = $1", alert_id)
+    return AlertRow(**row) if row else None
+
+
+async def list_for(
+    conn: Conn,
+    sites: list[str] | None,
+    statuses: list[str] | None,
+    coi: str | None,
+    shipment_id: str | None,
+    limit: int,
+) -> list[AlertRow]:
+    rows = await conn.fetch(
+        _SELECT
+        + """ WHERE ($1::text[] IS NULL OR a.sites && $1) AND ($2::text[] IS NULL OR a.status = ANY($2))
+              AND ($3::text IS NULL OR a.coi = $3) AND ($4::text IS NULL OR a.shipment_id = $4)
+              ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, a.id DESC
+              LIMIT $5""",
+        sites,
+        statuses,
+        coi,
+        shipment_id,
+        limit,
+    )
+    return [AlertRow(**r) for r in rows]
+
+
+async def acknowledge(conn: Conn, alert_id: int, user_id: int, comment: str) -> None:
+    await conn.execute(
+        """UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now(),
+                             ack_comment = $3 WHERE id = $1""",
+        alert_id,
+        user_id,
+        comment,
+    )
+
+
+async def close(conn: Conn, alert_id: int, user_id: int, reason: str) -> None:
+    await conn.execute(
+        """UPDATE alerts SET status = 'closed', closed_by = $2, closed_at = now(), close_reason = $3,
+                             ended_at = COALESCE(ended_at, now()) WHERE id = $1""",
+        alert_id,
+        user_id,
+        reason,
+    )
+
+
+async def resolve_condition(conn: Conn, condition_key: str, ended_at: datetime) -> int | None:
+    value = await conn.fetchval(
+        """UPDATE alerts SET status = 'resolved', ended_at = $2
+           WHERE condition_key = $1 AND status IN ('open', 'acknowledged') RETURNING id""",
+        condition_key,
+        ended_at,
+    )
+    return int(value) if value is not None else None

@@ -1,0 +1,199 @@
+"""Cases (therapy orders) and their units (bags)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from backend.domain.custody import UnitState
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+
+class CaseRow(msgspec.Struct, frozen=True):
+    coi: str
+    treatment_site: str
+    therapy: str
+    status: str
+    patient_ref: str | None
+    birth_year: int | None
+    created_at: datetime
+    chain_length: int
+    sites: list[str]
+
+
+class UnitRow(msgspec.Struct, frozen=True):
+    id: str
+    coi: str
+    kind: str
+    din: str | None
+    product: str
+    expires_at: datetime | None
+    status: str
+    site: str | None
+    holder_id: int | None
+    shipment_id: str | None
+    storage_location: str | None
+    released: bool
+    quarantined: bool
+    thawed_at: datetime | None
+
+    def state(self) -> UnitState:
+        return UnitState(
+            self.id,
+            self.coi,
+            self.kind,
+            self.status,
+            self.site,
+            self.shipment_id,
+            self.released,
+            self.quarantined,
+        )
+
+
+# Every site a case touches: who may see it is decided from this list.
+_CASE = """
+SELECT c.coi, c.treatment_site, c.therapy, c.status, c.patient_ref, c.birth_year, c.created_at,
+       c.chain_length,
+       ARRAY(SELECT DISTINCT s FROM (
+           SELECT c.treatment_site AS s
+           UNION SELECT from_site FROM shipments WHERE coi = c.coi
+           UNION SELECT to_site FROM shipments WHERE coi = c.coi
+           UNION SELECT site FROM units WHERE coi = c.coi AND site IS NOT NULL) AS x ORDER BY s) AS sites
+FROM cases c
+"""
+_UNIT = """SELECT id, coi, kind, din, product, expires_at, status, site, holder_id, shipment_id,
+                  storage_location, released, quarantined, thawed_at FROM units"""
+
+
+async def next_coi_number(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT nextval('coi_sequence')"))
+
+
+async def insert_case(
+    conn: Conn,
+    coi: str,
+    site: str,
+    therapy: str,
+    patient_ref: str | None,
+    birth_year: int | None,
+    created_by: int,
+) -> None:
+    await conn.execute(
+        """INSERT INTO cases (coi, treatment_site, therapy, patient_ref, birth_year, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        coi,
+        site,
+        therapy,
+        patient_ref,
+        birth_year,
+        created_by,
+    )
+
+
+async def get_case(conn: Conn, coi: str) -> CaseRow | None:
+    row = await conn.fetchrow(_CASE + " WHERE c.coi = $1", coi)
+    return CaseRow(**row) if row else None
+
+
+async def list_cases(conn: Conn, sites: list[str] | None, limit: int) -> list[CaseRow]:
+    rows = await conn.fetch(
+        f"SELECT * FROM ({_CASE}) AS cs WHERE $1::text[] IS NULL OR cs.sites && $1 "  # noqa: S608 - constant
+        "ORDER BY created_at DESC LIMIT $2",
+        sites,
+        limit,
+    )
+    return [CaseRow(**r) for r in rows]
+
+
+async def lock_chain(conn: Conn, coi: str) -> tuple[int, bytes | None] | None:
+    """Lock the case's chain head for this transaction: appends to one case are serialised here, so the
+    chain stays gap-free however many scans arrive at once."""
+    row = await conn.fetchrow("SELECT chain_length, chain_head FROM cases WHERE coi = $1 FOR UPDATE", coi)
+    return (row["chain_length"], row["chain_head"]) if row else None
+
+
+async def advance_chain(conn: Conn, coi: str, length: int, head: bytes) -> None:
+    await conn.execute(
+        "UPDATE cases SET chain_length = $2, chain_head = $3 WHERE coi = $1", coi, length, head
+    )
+
+
+async def count_units(conn: Conn, coi: str, kind: str) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM units WHERE coi = $1 AND kind = $2", coi, kind))
+
+
+async def insert_unit(
+    conn: Conn,
+    unit_id: str,
+    coi: str,
+    kind: str,
+    din: str | None,
+    product: str,
+    expires_at: datetime | None,
+    site: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO units (id, coi, kind, din, product, expires_at, status, site)
+           VALUES ($1, $2, $3, $4, $5, $6, 'created', $7)""",
+        unit_id,
+        coi,
+        kind,
+        din,
+        product,
+        expires_at,
+        site,
+    )
+
+
+async def get_unit(conn: Conn, unit_id: str) -> UnitRow | None:
+    row = await conn.fetchrow(_UNIT + " WHERE id = $1", unit_id)
+    return UnitRow(**row) if row else None
+
+
+async def units_of_case(conn: Conn, coi: str) -> list[UnitRow]:
+    return [UnitRow(**r) for r in await conn.fetch(_UNIT + " WHERE coi = $1 ORDER BY id", coi)]
+
+
+async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[UnitRow]:
+    rows = await conn.fetch(
+        _UNIT + " WHERE id = ANY($1::text[]) ORDER BY id" + (" FOR UPDATE" if lock else ""), ids
+    )
+    return [UnitRow(**r) for r in rows]
+
+
+async def set_unit_status(conn: Conn, unit_ids: list[str], status: str) -> None:
+    await conn.execute(
+        """UPDATE units SET status = $2,
+                            thawed_at = CASE WHEN $2 = 'thawed' THEN now() ELSE thawed_at END
+           WHERE id = ANY($1::text[])""",
+        unit_ids,
+        status,
+    )
+
+
+async def move_units(conn: Conn, unit_ids: list[str], site: str | None, holder_id: int | None) -> None:
+    await conn.execute(
+        "UPDATE units SET site = $2, holder_id = $3 WHERE id = ANY($1::text[])", unit_ids, site, holder_id
+    )
+
+
+async def set_storage(conn: Conn, unit_ids: list[str], location: str) -> None:
+    await conn.execute(
+        "UPDATE units SET storage_location = $2 WHERE id = ANY($1::text[])", unit_ids, location
+    )
+
+
+async def set_released(conn: Conn, unit_id: str) -> None:
+    await conn.execute("UPDATE units SET released = true WHERE id = $1", unit_id)
+
+
+async def set_quarantined(conn: Conn, unit_ids: list[str], quarantined: bool) -> None:
+    await conn.execute("UPDATE units SET quarantined = $2 WHERE id = ANY($1::text[])", unit_ids, quarantined)
+
+
+async def assign_shipment(conn: Conn, unit_ids: list[str], shipment_id: str) -> None:
+    await conn.execute("UPDATE units SET shipment_id = $2 WHERE id = ANY($1::text[])", unit_ids, shipment_id)

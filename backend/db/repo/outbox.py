@@ -1,0 +1,49 @@
+"""The outbox feeding live streams. A trigger NOTIFYs `celltrail_outbox` with each new id."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+CHANNEL = "celltrail_outbox"
+
+
+class OutboxRow(msgspec.Struct, frozen=True):
+    id: int
+    kind: str
+    sites: list[str]
+    coi: str | None
+    payload: Any
+    created_at: datetime
+
+
+async def publish(conn: Conn, kind: str, sites: list[str], coi: str | None, payload: Any) -> int:
+    return int(
+        await conn.fetchval(
+            "INSERT INTO outbox (kind, sites, coi, payload) VALUES ($1, $2, $3, $4) RETURNING id",
+            kind,
+            sorted(set(sites)),
+            coi,
+            payload,
+        )
+    )
+
+
+async def after(conn: Conn, last_id: int, sites: list[str] | None, limit: int = 500) -> list[OutboxRow]:
+    rows = await conn.fetch(
+        """SELECT id, kind, sites, coi, payload, created_at FROM outbox
+           WHERE id > $1 AND ($2::text[] IS NULL OR sites && $2) ORDER BY id LIMIT $3""",
+        last_id,
+        sites,
+        limit,
+    )
+    return [OutboxRow(**r) for r in rows]
+
+
+async def latest_id(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT COALESCE(max(id), 0) FROM outbox"))

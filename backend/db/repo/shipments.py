@@ -1,0 +1,163 @@
+"""Shipments, their manifests and the temperature profiles they snapshot."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from backend.domain.custody import ShipmentState
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+
+class ShipmentRow(msgspec.Struct, frozen=True):
+    id: str
+    coi: str
+    from_site: str
+    to_site: str
+    container_id: str
+    logger_id: str | None
+    profile_code: str
+    profile_version: int
+    profile: Any
+    planned_departure: datetime
+    planned_arrival: datetime
+    seals: list[str]
+    waybill: str | None
+    status: str
+    holder_id: int | None
+    holder_name: str | None
+    departed_at: datetime | None
+    arrived_at: datetime | None
+    received_at: datetime | None
+    manifest: list[str]
+    packed: list[str]
+    receipt_scanned: list[str]
+    open_handover_id: int | None
+    open_handover_to: str | None
+
+    def state(self) -> ShipmentState:
+        return ShipmentState(
+            self.id,
+            self.coi,
+            self.from_site,
+            self.to_site,
+            self.status,
+            self.holder_id,
+            frozenset(self.manifest),
+            frozenset(self.packed),
+            frozenset(self.receipt_scanned),
+            self.open_handover_id is not None,
+        )
+
+
+_SELECT = """
+SELECT s.id, s.coi, s.from_site, s.to_site, s.container_id, s.logger_id, s.profile_code, s.profile_version,
+       s.profile, s.planned_departure, s.planned_arrival, s.seals, s.waybill, s.status, s.holder_id,
+       (SELECT full_name FROM users WHERE id = s.holder_id) AS holder_name,
+       s.departed_at, s.arrived_at, s.received_at,
+       ARRAY(SELECT unit_id FROM shipment_units WHERE shipment_id = s.id ORDER BY unit_id) AS manifest,
+       ARRAY(SELECT unit_id FROM shipment_units WHERE shipment_id = s.id AND packed ORDER BY unit_id) AS packed,
+       ARRAY(SELECT unit_id FROM shipment_units WHERE shipment_id = s.id AND receipt_scanned
+             ORDER BY unit_id) AS receipt_scanned,
+       h.id AS open_handover_id, (SELECT username FROM users WHERE id = h.receiver_id) AS open_handover_to
+FROM shipments s
+LEFT JOIN handovers h ON h.shipment_id = s.id AND h.confirmed_at IS NULL
+"""
+
+
+async def profile(conn: Conn, code: str) -> tuple[int, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT version, definition FROM temperature_profiles WHERE code = $1 ORDER BY version DESC LIMIT 1",
+        code,
+    )
+    return (row["version"], row["definition"]) if row else None
+
+
+async def next_number(conn: Conn) -> int:
+    return int(await conn.fetchval("SELECT nextval('shipment_sequence')"))
+
+
+async def insert(conn: Conn, values: dict[str, Any], unit_ids: list[str]) -> None:
+    await conn.execute(
+        """INSERT INTO shipments (id, coi, from_site, to_site, container_id, logger_id, profile_code,
+                                  profile_version, profile, planned_departure, planned_arrival, seals, waybill)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+        values["id"],
+        values["coi"],
+        values["from_site"],
+        values["to_site"],
+        values["container_id"],
+        values["logger_id"],
+        values["profile_code"],
+        values["profile_version"],
+        values["profile"],
+        values["planned_departure"],
+        values["planned_arrival"],
+        values["seals"],
+        values["waybill"],
+    )
+    await conn.execute(
+        "INSERT INTO shipment_units (shipment_id, unit_id) SELECT $1, unnest($2::text[])",
+        values["id"],
+        unit_ids,
+    )
+
+
+async def get(conn: Conn, shipment_id: str, lock: bool = False) -> ShipmentRow | None:
+    if lock:
+        await conn.execute("SELECT 1 FROM shipments WHERE id = $1 FOR UPDATE", shipment_id)
+    row = await conn.fetchrow(_SELECT + " WHERE s.id = $1", shipment_id)
+    return ShipmentRow(**row) if row else None
+
+
+async def list_for(conn: Conn, sites: list[str] | None, active_only: bool, limit: int) -> list[ShipmentRow]:
+    rows = await conn.fetch(
+        _SELECT
+        + """ WHERE ($1::text[] IS NULL OR s.from_site = ANY($1) OR s.to_site = ANY($1))
+              AND (NOT $2 OR s.status NOT IN ('received', 'quarantined', 'cancelled'))
+              ORDER BY s.planned_departure DESC LIMIT $3""",
+        sites,
+        active_only,
+        limit,
+    )
+    return [ShipmentRow(**r) for r in rows]
+
+
+async def of_case(conn: Conn, coi: str) -> list[ShipmentRow]:
+    return [
+        ShipmentRow(**r) for r in await conn.fetch(_SELECT + " WHERE s.coi = $1 ORDER BY s.created_at", coi)
+    ]
+
+
+async def set_status(conn: Conn, shipment_id: str, status: str) -> None:
+    await conn.execute(
+        """UPDATE shipments SET status = $2,
+               departed_at = CASE WHEN $2 = 'in_transit' AND departed_at IS NULL THEN now() ELSE departed_at END,
+               arrived_at = CASE WHEN $2 = 'arrived' THEN now() ELSE arrived_at END,
+               received_at = CASE WHEN $2 IN ('received', 'quarantined') THEN now() ELSE received_at END
+           WHERE id = $1""",
+        shipment_id,
+        status,
+    )
+
+
+async def set_holder(conn: Conn, shipment_id: str, holder_id: int | None) -> None:
+    await conn.execute("UPDATE shipments SET holder_id = $2 WHERE id = $1", shipment_id, holder_id)
+
+
+async def mark_units(conn: Conn, shipment_id: str, unit_ids: list[str], column: str) -> None:
+    assert column in ("packed", "receipt_scanned")  # a column name cannot be a bind parameter
+    await conn.execute(
+        f"UPDATE shipment_units SET {column} = true WHERE shipment_id = $1 AND unit_id = ANY($2::text[])",  # noqa: S608
+        shipment_id,
+        unit_ids,
+    )
+
+
+async def temperature_rows(conn: Conn, shipment_id: str) -> list[tuple[datetime, float]]:
+    rows = await conn.fetch("SELECT ts, temp_c FROM readings WHERE shipment_id = $1 ORDER BY ts", shipment_id)
+    return [(r["ts"], float(r["temp_c"])) for r in rows]

@@ -1,0 +1,315 @@
+"""The custody state machine: which step may follow which, for units and shipments. Pure: it receives the
+current state and the scan, and returns the change or a Refusal saying why not."""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from backend.domain.access import Role
+
+
+class Action(enum.StrEnum):
+    LABEL = "label"
+    PACK = "pack"
+    PICKUP = "pickup"
+    HANDOVER = "handover"
+    RECEIVE = "receive"
+    STORE = "store"
+    DISPENSE = "dispense"
+    THAW = "thaw"
+    INFUSE = "infuse"
+    DISPOSE = "dispose"
+
+
+ACTION_ROLES: dict[Action, frozenset[Role]] = {
+    Action.LABEL: frozenset({Role.MANUFACTURING, Role.PHARMACIST}),
+    Action.PACK: frozenset({Role.MANUFACTURING, Role.PHARMACIST}),
+    Action.PICKUP: frozenset({Role.COURIER}),
+    Action.HANDOVER: frozenset({Role.COURIER}),
+    Action.RECEIVE: frozenset({Role.PHARMACIST, Role.MANUFACTURING}),
+    Action.STORE: frozenset({Role.PHARMACIST, Role.MANUFACTURING}),
+    Action.DISPENSE: frozenset({Role.PHARMACIST}),
+    Action.THAW: frozenset({Role.PHARMACIST}),
+    Action.INFUSE: frozenset({Role.PHARMACIST}),
+    Action.DISPOSE: frozenset({Role.PHARMACIST, Role.MANUFACTURING, Role.QA}),
+}
+
+# Roles that may sign an infusion (verifier and administrator at the bedside).
+INFUSION_SIGNER_ROLES = frozenset({Role.PHARMACIST})
+FINAL_UNIT_STATES = frozenset({"infused", "disposed"})
+
+
+class Refusal(Exception):
+    """A scan the record refuses; `code` is stable for clients, `detail` is for the person scanning."""
+
+    def __init__(self, code: str, detail: str, *, status: int = 409) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+
+
+class UnitState(msgspec.Struct, frozen=True):
+    id: str
+    coi: str
+    kind: str
+    status: str
+    site: str | None
+    shipment_id: str | None
+    released: bool
+    quarantined: bool
+
+
+class ShipmentState(msgspec.Struct, frozen=True):
+    id: str
+    coi: str
+    from_site: str
+    to_site: str
+    status: str
+    holder_id: int | None
+    manifest: frozenset[str]
+    packed: frozenset[str]
+    receipt_scanned: frozenset[str]
+    open_handover: bool
+
+
+class Change(msgspec.Struct, frozen=True):
+    """What an accepted scan does: new statuses and where things are."""
+
+    detail: str
+    unit_status: dict[str, str] = {}
+    unit_site: str | None = None
+    shipment_status: str | None = None
+    packed: frozenset[str] = frozenset()
+    receipt_scanned: frozenset[str] = frozenset()
+    take_custody: bool = False
+
+
+def _check_same_case(
+    shipment: ShipmentState | None, units: list[UnitState], wristband_coi: str | None
+) -> None:
+    cois = {u.coi for u in units}
+    if shipment is not None:
+        cois.add(shipment.coi)
+    if wristband_coi is not None:
+        cois.add(wristband_coi)
+    if len(cois) > 1:
+        raise Refusal(
+            "coi_mismatch",
+            "STOP — chain of identity mismatch: the scanned items belong to different patients "
+            f"({', '.join(sorted(cois))}). Do not proceed; the mismatch is recorded and coordinators "
+            "alerted.",
+        )
+
+
+def _check_manifest(shipment: ShipmentState, units: list[UnitState]) -> None:
+    for unit in units:
+        if unit.id not in shipment.manifest:
+            if unit.shipment_id and unit.shipment_id != shipment.id:
+                raise Refusal(
+                    "wrong_shipment",
+                    f"unit {unit.id} belongs to shipment {unit.shipment_id}, not {shipment.id}",
+                )
+            raise Refusal(
+                "unexpected_item", f"unit {unit.id} is not on the manifest of shipment {shipment.id}"
+            )
+
+
+def _need_site(site: str, expected: str | None, what: str) -> None:
+    if expected is not None and site != expected:
+        raise Refusal("wrong_site", f"{what} happens at site {expected}, but this scan is at {site}")
+
+
+def _need_units(action: Action, units: list[UnitState]) -> None:
+    if not units:
+        raise Refusal("unknown_item", f"a {action} scan needs at least one unit (bag) code", status=422)
+
+
+def _need_shipment(action: Action, shipment: ShipmentState | None) -> ShipmentState:
+    if shipment is None:
+        raise Refusal("unknown_item", f"a {action} scan needs the shipment's code", status=422)
+    return shipment
+
+
+def _need_status(unit: UnitState, allowed: set[str], action: Action) -> None:
+    if unit.status not in allowed:
+        wanted = " or ".join(sorted(allowed))
+        raise Refusal("out_of_order", f"unit {unit.id} is {unit.status}; {action} needs it to be {wanted}")
+
+
+def decide(
+    action: Action,
+    *,
+    site: str,
+    actor_id: int,
+    shipment: ShipmentState | None,
+    units: list[UnitState],
+    wristband_coi: str | None = None,
+    handover_to: int | None = None,
+) -> Change:
+    _check_same_case(shipment, units, wristband_coi)
+    if action is Action.LABEL:
+        _need_units(action, units)
+        for unit in units:
+            _need_status(unit, {"created"}, action)
+            _need_site(site, unit.site, f"labelling {unit.id}")
+        return Change(
+            f"labelled {', '.join(u.id for u in units)}", unit_status={u.id: "labelled" for u in units}
+        )
+
+    if action is Action.PACK:
+        ship = _need_shipment(action, shipment)
+        _need_units(action, units)
+        if ship.status not in ("planned", "packing"):
+            raise Refusal(
+                "out_of_order", f"shipment {ship.id} is {ship.status}; units can no longer be packed"
+            )
+        _need_site(site, ship.from_site, f"packing shipment {ship.id}")
+        _check_manifest(ship, units)
+        for unit in units:
+            _need_status(unit, {"labelled", "received", "stored"}, action)
+            if unit.kind == "PRC" and not unit.released:
+                raise Refusal(
+                    "not_released", f"product bag {unit.id} has no QA release; it cannot be shipped"
+                )
+            if unit.quarantined:
+                raise Refusal("quarantined", f"unit {unit.id} is quarantined; it cannot be shipped")
+        packed = ship.packed | {u.id for u in units}
+        return Change(
+            f"packed {', '.join(u.id for u in units)} into {ship.id}",
+            unit_status={u.id: "packed" for u in units},
+            shipment_status="packed" if packed >= ship.manifest else "packing",
+            packed=packed,
+        )
+
+    if action is Action.PICKUP:
+        ship = _need_shipment(action, shipment)
+        if ship.status != "packed":
+            missing = sorted(ship.manifest - ship.packed)
+            hint = f" (not yet packed: {', '.join(missing)})" if missing else ""
+            raise Refusal(
+                "out_of_order", f"shipment {ship.id} is {ship.status}; pick-up needs it packed{hint}"
+            )
+        _need_site(site, ship.from_site, f"pick-up of {ship.id}")
+        return Change(
+            f"picked up {ship.id}",
+            unit_status={u: "in_transit" for u in ship.manifest},
+            shipment_status="in_transit",
+            take_custody=True,
+        )
+
+    if action is Action.HANDOVER:
+        ship = _need_shipment(action, shipment)
+        if ship.status != "in_transit":
+            raise Refusal(
+                "out_of_order",
+                f"shipment {ship.id} is {ship.status}; only a shipment in transit is "
+                "handed over between couriers",
+            )
+        if ship.holder_id != actor_id:
+            raise Refusal(
+                "not_holder", f"you do not hold shipment {ship.id}; only its holder can hand it over"
+            )
+        if ship.open_handover:
+            raise Refusal("out_of_order", f"a hand-over of {ship.id} is waiting for confirmation")
+        if handover_to is None:
+            raise Refusal("unknown_item", "a hand-over names the receiver (handover_to)", status=422)
+        if handover_to == actor_id:
+            raise Refusal("same_person", "you cannot hand a shipment over to yourself", status=422)
+        return Change(f"handed over {ship.id}; waiting for the receiver to confirm")
+
+    if action is Action.RECEIVE:
+        ship = _need_shipment(action, shipment)
+        _need_site(site, ship.to_site, f"receipt of {ship.id}")
+        if not units:
+            if ship.status != "in_transit":
+                raise Refusal(
+                    "out_of_order", f"shipment {ship.id} is {ship.status}; it cannot be received now"
+                )
+            return Change(
+                f"{ship.id} arrived; scan each unit, then accept or quarantine",
+                shipment_status="arrived",
+                take_custody=True,
+            )
+        if ship.status != "arrived":
+            raise Refusal("out_of_order", f"scan shipment {ship.id} itself first (it is {ship.status})")
+        _check_manifest(ship, units)
+        scanned = ship.receipt_scanned | {u.id for u in units}
+        left = len(ship.manifest - scanned)
+        return Change(
+            f"verified {', '.join(u.id for u in units)}; {left} expected unit(s) still to scan",
+            receipt_scanned=scanned,
+        )
+
+    if action is Action.STORE:
+        _need_units(action, units)
+        for unit in units:
+            _need_status(unit, {"received", "stored"}, action)
+            _need_site(site, unit.site, f"storing {unit.id}")
+            if unit.quarantined:
+                raise Refusal("quarantined", f"unit {unit.id} is quarantined; store it only after QA decides")
+        return Change(f"stored {', '.join(u.id for u in units)}", unit_status={u.id: "stored" for u in units})
+
+    if action is Action.DISPENSE:
+        _need_units(action, units)
+        for unit in units:
+            _need_status(unit, {"stored"}, action)
+            _need_site(site, unit.site, f"dispensing {unit.id}")
+        return Change(
+            f"dispensed {', '.join(u.id for u in units)}", unit_status={u.id: "dispensed" for u in units}
+        )
+
+    if action is Action.THAW:
+        _need_units(action, units)
+        for unit in units:
+            _need_status(unit, {"dispensed"}, action)
+            _need_site(site, unit.site, f"thawing {unit.id}")
+        return Change(
+            f"thaw started for {', '.join(u.id for u in units)}", unit_status={u.id: "thawed" for u in units}
+        )
+
+    if action is Action.INFUSE:
+        _need_units(action, units)
+        if wristband_coi is None:
+            raise Refusal(
+                "wristband_required", "scan the patient's wristband together with the bag", status=422
+            )
+        for unit in units:
+            _need_status(unit, {"thawed"}, action)
+            _need_site(site, unit.site, f"infusing {unit.id}")
+        return Change(
+            f"infused {', '.join(u.id for u in units)}; wristband and bag match",
+            unit_status={u.id: "infused" for u in units},
+        )
+
+    if action is Action.DISPOSE:
+        _need_units(action, units)
+        for unit in units:
+            if unit.status in FINAL_UNIT_STATES:
+                raise Refusal("out_of_order", f"unit {unit.id} is already {unit.status}")
+        return Change(
+            f"disposed {', '.join(u.id for u in units)}", unit_status={u.id: "disposed" for u in units}
+        )
+    raise AssertionError(f"unhandled action {action}")  # pragma: no cover - the enum is exhaustive
+
+
+def receipt_decision(shipment: ShipmentState, accept: bool) -> Change:
+    """The pharmacist's (or manufacturing's) signed decision after scanning a delivery."""
+    if shipment.status != "arrived":
+        raise Refusal(
+            "out_of_order", f"shipment {shipment.id} is {shipment.status}; scan it on arrival first"
+        )
+    missing = sorted(shipment.manifest - shipment.receipt_scanned)
+    if accept and missing:
+        raise Refusal(
+            "unscanned_items", f"scan every expected unit before accepting: missing {', '.join(missing)}"
+        )
+    status = "received" if accept else "quarantined"
+    return Change(
+        f"shipment {shipment.id} {'accepted' if accept else 'quarantined'}",
+        unit_status={u: "received" for u in shipment.manifest},
+        unit_site=shipment.to_site,
+        shipment_status=status,
+    )

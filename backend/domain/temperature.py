@@ -1,0 +1,57 @@
+"""Temperature summaries of a series of readings. Pure."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime
+
+import msgspec
+
+# USP <1079.2>: ΔH/R = 83.144 kJ/mol / 0.0083144 kJ/mol/K.
+ACTIVATION_OVER_R_K = 10_000.0
+
+
+class Summary(msgspec.Struct, frozen=True):
+    readings: int
+    first: datetime | None
+    last: datetime | None
+    min_c: float | None
+    max_c: float | None
+    mean_c: float | None
+    mkt_c: float | None
+    minutes_above: float
+    minutes_below: float
+
+
+def mean_kinetic_temperature(temps_c: list[float]) -> float:
+    terms = [math.exp(-ACTIVATION_OVER_R_K / (t + 273.15)) for t in temps_c]
+    return ACTIVATION_OVER_R_K / -math.log(sum(terms) / len(terms)) - 273.15
+
+
+def summarise(
+    series: list[tuple[datetime, float]], low_c: float | None, high_c: float | None, mkt: bool
+) -> Summary:
+    """Each reading stands for the time until the next one (the last for none): minutes out of range are
+    what the samples show, to one sample interval."""
+    if not series:
+        return Summary(0, None, None, None, None, None, None, 0.0, 0.0)
+    temps = [t for _, t in series]
+    above = below = 0.0
+    for (ts, temp), (next_ts, _) in itertools.pairwise(series):
+        minutes = (next_ts - ts).total_seconds() / 60
+        if high_c is not None and temp > high_c:
+            above += minutes
+        if low_c is not None and temp < low_c:
+            below += minutes
+    return Summary(
+        readings=len(series),
+        first=series[0][0],
+        last=series[-1][0],
+        min_c=min(temps),
+        max_c=max(temps),
+        mean_c=sum(temps) / len(temps),
+        mkt_c=mean_kinetic_temperature(temps) if mkt else None,
+        minutes_above=above,
+        minutes_below=below,
+    )

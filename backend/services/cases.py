@@ -1,0 +1,252 @@
+"""Cases (therapy orders), their units, QA release and corrections."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from backend.db.repo import audit, cases, events, shipments, sites
+from backend.db.repo.cases import CaseRow, UnitRow
+from backend.db.types import Pool
+from backend.domain.access import Principal, Role
+from backend.domain.custody import Refusal
+from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
+from backend.services import ledger, signing
+from backend.services.visibility import require_visible, site_filter
+
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _sequence(number: int) -> str:
+    digits = ""
+    while number:
+        number, rest = divmod(number, 36)
+        digits = _BASE36[rest] + digits
+    return digits.rjust(6, "0")
+
+
+async def create_case(
+    pool: Pool,
+    actor: Principal,
+    *,
+    treatment_site: str,
+    therapy: str,
+    patient_ref: str | None,
+    birth_year: int | None,
+    fin: str,
+) -> CaseRow:
+    if not actor.at_site(treatment_site) and Role.ADMIN not in actor.roles:
+        raise PermissionDenied(f"you are not assigned to site {treatment_site}")
+    async with pool.acquire() as conn, conn.transaction():
+        site = await sites.get(conn, treatment_site)
+        if site is None:
+            raise InvalidInput(f"unknown site {treatment_site}", field_errors={"treatment_site": "unknown"})
+        number = await cases.next_coi_number(conn)
+        coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=_sequence(number))
+        await cases.insert_case(
+            conn, coi.value, treatment_site, therapy, patient_ref, birth_year, actor.user_id
+        )
+        await ledger.append(
+            conn,
+            coi=coi.value,
+            action="case_created",
+            actor=actor,
+            site=treatment_site,
+            detail=f"case opened for {therapy} at {treatment_site}",
+            data={"therapy": therapy, "treatment_site": treatment_site},
+        )
+        await audit.record(
+            conn,
+            actor_id=actor.user_id,
+            actor_name=actor.username,
+            action="create",
+            entity="case",
+            entity_id=coi.value,
+            new_value={"treatment_site": treatment_site, "therapy": therapy},
+        )
+        await ledger.announce(conn, "case", [treatment_site], coi.value, {"coi": coi.value, "status": "open"})
+        created = await cases.get_case(conn, coi.value)
+    assert created is not None
+    return created
+
+
+async def get_case(pool: Pool, principal: Principal, coi_text: str) -> CaseRow:
+    coi = parse_coi_value(coi_text)
+    async with pool.acquire() as conn:
+        case = await cases.get_case(conn, coi)
+    if case is None:
+        raise NotFound(f"no case with COI {coi}")
+    require_visible(principal, case.sites, f"case with COI {coi}")
+    return case
+
+
+def parse_coi_value(text: str) -> str:
+    try:
+        return parse_coi(text).value
+    except IdentifierError as exc:
+        raise InvalidInput(str(exc), field_errors={"coi": exc.reason}) from None
+
+
+async def list_cases(pool: Pool, principal: Principal, limit: int) -> list[CaseRow]:
+    async with pool.acquire() as conn:
+        return await cases.list_cases(conn, site_filter(principal), limit)
+
+
+async def create_unit(
+    pool: Pool,
+    actor: Principal,
+    coi_text: str,
+    *,
+    kind: str,
+    product: str,
+    din: str | None,
+    expires_at: datetime | None,
+    site: str,
+) -> UnitRow:
+    case = await get_case(pool, actor, coi_text)
+    if kind == "PRC" and not actor.has_any(frozenset({Role.MANUFACTURING})):
+        raise PermissionDenied("product bags are registered by manufacturing")
+    if kind in ("APH", "SMP") and not actor.has_any(
+        frozenset({Role.PHARMACIST, Role.COORDINATOR, Role.MANUFACTURING})
+    ):
+        raise PermissionDenied("starting material is registered by the collection site's staff")
+    if not actor.at_site(site):
+        raise PermissionDenied(f"you are not assigned to site {site}")
+    din_text = None
+    if din is not None:
+        try:
+            din_text = parse_din(din).barcode
+        except IdentifierError as exc:
+            raise InvalidInput(str(exc), field_errors={"din": exc.reason}) from None
+    async with pool.acquire() as conn, conn.transaction():
+        await cases.lock_chain(conn, case.coi)
+        number = await cases.count_units(conn, case.coi, kind) + 1
+        unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(kind), number=number)
+        await cases.insert_unit(conn, unit.text, case.coi, kind, din_text, product, expires_at, site)
+        await ledger.append(
+            conn,
+            coi=case.coi,
+            action="unit_registered",
+            actor=actor,
+            site=site,
+            detail=f"registered {unit.text} ({product})",
+            unit_ids=[unit.text],
+            data={
+                "kind": kind,
+                "product": product,
+                "din": din_text,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
+        await ledger.announce(
+            conn, "unit", [site, case.treatment_site], case.coi, {"unit_id": unit.text, "status": "created"}
+        )
+        created = await cases.get_unit(conn, unit.text)
+    assert created is not None
+    return created
+
+
+async def get_unit(pool: Pool, principal: Principal, unit_id: str) -> UnitRow:
+    async with pool.acquire() as conn:
+        unit = await cases.get_unit(conn, unit_id)
+        case = await cases.get_case(conn, unit.coi) if unit else None
+    if unit is None or case is None:
+        raise NotFound(f"no unit {unit_id}")
+    require_visible(principal, case.sites, f"unit {unit_id}")
+    return unit
+
+
+async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: str) -> ledger.Appended:
+    """QA release of a product bag: a `qa` signature with the meaning 'released'."""
+    unit = await get_unit(pool, actor, unit_id)
+    if unit.kind != "PRC":
+        raise Conflict(f"only product bags are released; {unit_id} is {unit.kind}")
+    if unit.released:
+        raise Conflict(f"{unit_id} is already released")
+    if unit.site is None or not actor.at_site(unit.site):
+        raise PermissionDenied(f"QA release of {unit_id} happens at {unit.site}")
+    async with pool.acquire() as conn, conn.transaction():
+        at = ledger.now()
+        try:
+            signature = await signing.sign(
+                conn, actor.username, password, "released", frozenset({Role.QA}), at
+            )
+        except Refusal as refusal:
+            raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
+        await cases.set_released(conn, unit_id)
+        appended = await ledger.append(
+            conn,
+            coi=unit.coi,
+            action="release",
+            actor=actor,
+            site=unit.site,
+            detail=f"QA released {unit_id}",
+            unit_ids=[unit_id],
+            signatures=[signature],
+            server_time=at,
+        )
+        await ledger.announce(conn, "unit", [unit.site], unit.coi, {"unit_id": unit_id, "released": True})
+    return appended
+
+
+async def correct(
+    pool: Pool, actor: Principal, event_id: int, *, reason: str, fields: dict[str, Any]
+) -> ledger.Appended:
+    """A correction is a new event pointing at the old one; the old one stays as it was."""
+    async with pool.acquire() as conn, conn.transaction():
+        found = await events.event_case(conn, event_id)
+        if found is None:
+            raise NotFound(f"no custody event {event_id}")
+        coi, action = found
+        case = await cases.get_case(conn, coi)
+        assert case is not None
+        require_visible(actor, case.sites, f"custody event {event_id}")
+        appended = await ledger.append(
+            conn,
+            coi=coi,
+            action="correction",
+            actor=actor,
+            site=case.treatment_site,
+            detail=f"correction of event {event_id} ({action}): {reason}",
+            corrects=event_id,
+            data={"reason": reason, "fields": fields},
+        )
+        await audit.record(
+            conn,
+            actor_id=actor.user_id,
+            actor_name=actor.username,
+            action="correct",
+            entity="custody_event",
+            entity_id=str(event_id),
+            new_value=fields,
+            reason=reason,
+        )
+        await ledger.announce(
+            conn, "event", case.sites, coi, {"event_id": appended.event_id, "action": "correction"}
+        )
+    return appended
+
+
+class Timeline(msgspec.Struct, frozen=True):
+    case: CaseRow
+    units: list[UnitRow]
+    shipments: list[Any]
+    events: list[dict[str, Any]]
+
+
+async def timeline(pool: Pool, principal: Principal, coi_text: str) -> Timeline:
+    case = await get_case(pool, principal, coi_text)
+    async with pool.acquire() as conn:
+        stored = await events.events_of_case(conn, case.coi)
+        units = await cases.units_of_case(conn, case.coi)
+        ships = await shipments.of_case(conn, case.coi)
+    rendered = []
+    for event in stored:
+        body = msgspec.structs.asdict(event.record)
+        body["signatures"] = [msgspec.structs.asdict(s) for s in event.record.signatures]
+        body.update(id=event.id, hash=event.hash.hex())
+        rendered.append(body)
+    return Timeline(case=case, units=units, shipments=ships, events=rendered)

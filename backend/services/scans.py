@@ -1,0 +1,526 @@
+"""Recording a custody scan: parse the codes, check the step against the state machine under the case's
+chain lock, apply it or record the refusal (and alert), and remember the answer for the idempotency key."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+
+from backend.db.repo import cases, events, shipments, users
+from backend.db.repo.cases import UnitRow
+from backend.db.repo.shipments import ShipmentRow
+from backend.db.types import Pool
+from backend.domain.access import Principal
+from backend.domain.custody import ACTION_ROLES, INFUSION_SIGNER_ROLES, Action, Change, Refusal, decide
+from backend.domain.errors import Conflict, NotFound, PermissionDenied
+from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
+from backend.services import ledger, signing
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+log = logging.getLogger(__name__)
+
+
+class SignatureInput(msgspec.Struct, frozen=True):
+    username: str
+    password: str
+    meaning: str
+
+
+class ScanCommand(msgspec.Struct, frozen=True, kw_only=True):
+    idempotency_key: str
+    action: Action
+    site: str
+    codes: list[str]
+    device_time: datetime | None = None
+    gps: dict[str, float | None] | None = None
+    handover_to: str | None = None
+    storage_location: str | None = None
+    reason: str | None = None
+    signatures: list[SignatureInput] = []
+
+
+class Answer(msgspec.Struct, frozen=True):
+    status: int
+    body: dict[str, Any]
+
+
+class Scanned(msgspec.Struct, frozen=True):
+    shipment_ids: list[str]
+    unit_ids: list[str]
+    dins: list[str]
+    cois: list[str]
+    bad: list[str]
+
+
+def classify(codes: list[str]) -> Scanned:
+    shipments_: list[str] = []
+    units_: list[str] = []
+    dins: list[str] = []
+    cois: list[str] = []
+    bad: list[str] = []
+    for code in codes:
+        try:
+            identifier = parse_identifier(code)
+        except IdentifierError as exc:
+            bad.append(f"{code!r}: {exc.reason}")
+            continue
+        if isinstance(identifier, ShipmentId):
+            shipments_.append(identifier.text)
+        elif isinstance(identifier, UnitId):
+            units_.append(identifier.text)
+        elif isinstance(identifier, Din):
+            dins.append(identifier.barcode)
+        elif isinstance(identifier, Coi):
+            cois.append(identifier.value)
+        else:
+            bad.append(f"{code!r}: a {type(identifier).__name__} is not a custody item")
+    return Scanned(shipments_, units_, dins, cois, bad)
+
+
+def _refusal_body(refusal: Refusal, event_id: int | None, coi: str | None) -> Answer:
+    return Answer(
+        refusal.status,
+        {
+            "type": f"urn:celltrail:problem:{refusal.code.replace('_', '-')}",
+            "title": "STOP — scan refused",
+            "status": refusal.status,
+            "detail": refusal.detail,
+            "errors": [],
+            "refusal": refusal.code,
+            "event_id": event_id,
+            "coi": coi,
+        },
+    )
+
+
+async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handover_minutes: int) -> Answer:
+    async with pool.acquire() as conn:
+        remembered = await events.remembered_answer(conn, command.idempotency_key)
+        if remembered is not None:
+            return _replay(actor, remembered)
+        for _attempt in range(3):
+            try:
+                async with conn.transaction():
+                    answer = await _record(conn, actor, command, handover_minutes)
+                    if not await events.remember_answer(
+                        conn, command.idempotency_key, actor.user_id, answer.status, answer.body
+                    ):
+                        raise _Duplicate
+                return answer
+            except _Duplicate:
+                remembered = await events.remembered_answer(conn, command.idempotency_key)
+                assert remembered is not None
+                return _replay(actor, remembered)
+            except asyncpg.SerializationError:  # pragma: no cover - retried by design
+                continue
+    raise Conflict("the scan could not be recorded because of concurrent changes; send it again")
+
+
+class _Duplicate(Exception):
+    """Another request with the same idempotency key committed first: roll back ours, answer theirs."""
+
+
+def _replay(actor: Principal, remembered: tuple[int, int, Any]) -> Answer:
+    actor_id, status, body = remembered
+    if actor_id != actor.user_id:
+        raise Conflict("this idempotency key was already used by someone else; generate a new key per scan")
+    return Answer(status, body)
+
+
+async def _resolve_units(conn: Conn, scanned: Scanned) -> tuple[list[UnitRow], list[str]]:
+    ids = list(scanned.unit_ids)
+    if scanned.dins:
+        rows = await conn.fetch("SELECT id, din FROM units WHERE din = ANY($1::text[])", scanned.dins)
+        by_din = {r["din"]: r["id"] for r in rows}
+        ids += [by_din[d] for d in scanned.dins if d in by_din]
+        unknown_dins = [d for d in scanned.dins if d not in by_din]
+    else:
+        unknown_dins = []
+    found = await cases.units_by_ids(conn, sorted(set(ids)), lock=True)
+    unknown = sorted(set(ids) - {u.id for u in found}) + unknown_dins
+    return found, unknown
+
+
+async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_minutes: int) -> Answer:
+    scanned = classify(command.codes)
+    shipment: ShipmentRow | None = None
+    if len(set(scanned.shipment_ids)) > 1:
+        return await _orphan(
+            conn,
+            actor,
+            command,
+            Refusal(
+                "unexpected_item",
+                "scan one shipment at a time: " + ", ".join(scanned.shipment_ids),
+                status=422,
+            ),
+        )
+    if scanned.shipment_ids:
+        shipment = await shipments.get(conn, scanned.shipment_ids[0])
+    units, unknown_units = await _resolve_units(conn, scanned)
+    coi = shipment.coi if shipment else (units[0].coi if units else None)
+    if coi is None and scanned.cois and command.action is not Action.INFUSE:
+        coi = scanned.cois[0] if await cases.get_case(conn, scanned.cois[0]) else None
+    if coi is None:
+        reasons = scanned.bad + [f"unknown unit {u}" for u in unknown_units]
+        if scanned.shipment_ids and shipment is None:
+            reasons.append(f"unknown shipment {scanned.shipment_ids[0]}")
+        detail = "; ".join(reasons) or "no shipment or unit code was scanned"
+        return await _orphan(
+            conn, actor, command, Refusal("unknown_item", f"unknown item: {detail}", status=422)
+        )
+
+    # Lock the case's chain first: every state change of this case is serialised behind it.
+    await cases.lock_chain(conn, coi)
+    if shipment is not None:
+        shipment = await shipments.get(conn, shipment.id, lock=True)
+    units, _ = await _resolve_units(conn, scanned)
+    context = _Context(conn, actor, command, coi, shipment, units)
+    try:
+        if scanned.bad or unknown_units:
+            raise Refusal(
+                "unknown_item",
+                "unknown item: " + "; ".join(scanned.bad + [f"unknown unit {u}" for u in unknown_units]),
+                status=422,
+            )
+        if not actor.has_any(ACTION_ROLES[command.action]):
+            raise Refusal(
+                "wrong_role",
+                f"{command.action} needs the role "
+                + " or ".join(sorted(ACTION_ROLES[command.action]))
+                + "; you have "
+                + ", ".join(sorted(actor.roles)),
+                status=403,
+            )
+        if not actor.at_site(command.site):
+            raise Refusal("wrong_site", f"you are not assigned to site {command.site}", status=403)
+        receiver = await _receiver(conn, command)
+        change = decide(
+            command.action,
+            site=command.site,
+            actor_id=actor.user_id,
+            shipment=shipment.state() if shipment else None,
+            units=[u.state() for u in units],
+            wristband_coi=scanned.cois[0] if scanned.cois else None,
+            handover_to=receiver.id if receiver else None,
+        )
+        signatures = await _signatures(conn, command)
+        return await context.accept(change, receiver.id if receiver else None, signatures, handover_minutes)
+    except Refusal as refusal:
+        return await context.refuse(refusal)
+
+
+async def _receiver(conn: Conn, command: ScanCommand) -> Any:
+    if command.action is not Action.HANDOVER or command.handover_to is None:
+        return None
+    receiver = await users.by_username(conn, command.handover_to.strip().lower())
+    if receiver is None or not receiver.active:
+        raise Refusal(
+            "unknown_receiver", f"no active user named {command.handover_to} to hand over to", status=422
+        )
+    if not {"courier", "pharmacist", "manufacturing"} & set(receiver.roles):
+        raise Refusal(
+            "unknown_receiver", f"{receiver.username} cannot take custody of a shipment", status=422
+        )
+    return receiver
+
+
+async def _signatures(conn: Conn, command: ScanCommand) -> list[Any]:
+    if command.action is not Action.INFUSE:
+        return []
+    people = {s.username.strip().lower() for s in command.signatures}
+    if len(command.signatures) != 2 or len(people) != 2:
+        raise Refusal(
+            "signature_required",
+            "an infusion needs two signatures by two different people (verifier and administrator)",
+            status=422,
+        )
+    at = ledger.now()
+    return [
+        await signing.sign(conn, s.username, s.password, s.meaning, INFUSION_SIGNER_ROLES, at)
+        for s in command.signatures
+    ]
+
+
+class _Context:
+    def __init__(
+        self,
+        conn: Conn,
+        actor: Principal,
+        command: ScanCommand,
+        coi: str,
+        shipment: ShipmentRow | None,
+        units: list[UnitRow],
+    ) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.command = command
+        self.coi = coi
+        self.shipment = shipment
+        self.units = units
+
+    def _sites(self) -> list[str]:
+        sites = {self.command.site}
+        if self.shipment is not None:
+            sites |= {self.shipment.from_site, self.shipment.to_site}
+        sites |= {u.site for u in self.units if u.site}
+        return sorted(sites)
+
+    def _event_fields(self) -> dict[str, Any]:
+        return {
+            "coi": self.coi,
+            "actor": self.actor,
+            "site": self.command.site,
+            "shipment_id": self.shipment.id if self.shipment else None,
+            "codes": self.command.codes,
+            "device_time": self.command.device_time,
+            "gps": self.command.gps,
+        }
+
+    async def accept(
+        self, change: Change, receiver_id: int | None, signatures: list[Any], handover_minutes: int
+    ) -> Answer:
+        conn, command = self.conn, self.command
+        shipment_id = self.shipment.id if self.shipment else None
+        unit_ids = sorted(set(change.unit_status) | {u.id for u in self.units})
+        data: dict[str, Any] = {}
+        counterpart = None
+        if command.action is Action.STORE:
+            if not command.storage_location:
+                raise Refusal(
+                    "storage_location_required", "say where the unit is stored (storage_location)", status=422
+                )
+            data["storage_location"] = command.storage_location
+        if command.action is Action.DISPOSE:
+            if not command.reason:
+                raise Refusal("reason_required", "give the reason for disposal", status=422)
+            data["reason"] = command.reason
+        if (
+            command.action in (Action.PICKUP, Action.RECEIVE)
+            and self.shipment is not None
+            and change.take_custody
+        ):
+            counterpart = self.shipment.holder_id
+        if command.action is Action.HANDOVER:
+            counterpart = receiver_id
+            data["handover_to"] = command.handover_to
+        appended = await ledger.append(
+            conn,
+            action=command.action.value,
+            detail=change.detail,
+            unit_ids=unit_ids,
+            counterpart_id=counterpart,
+            data=data,
+            signatures=signatures,
+            **self._event_fields(),
+        )
+        await self._apply(change, appended, receiver_id, handover_minutes)
+        statuses = {u.id: change.unit_status.get(u.id, u.status) for u in self.units}
+        if self.shipment is not None:
+            for unit_id in self.shipment.manifest:
+                statuses.setdefault(unit_id, change.unit_status.get(unit_id, "planned"))
+        shipment_status = change.shipment_status or (self.shipment.status if self.shipment else None)
+        await ledger.announce(
+            conn,
+            "event",
+            self._sites(),
+            self.coi,
+            {
+                "event_id": appended.event_id,
+                "action": command.action.value,
+                "outcome": "accepted",
+                "shipment_id": shipment_id,
+                "shipment_status": shipment_status,
+                "unit_ids": unit_ids,
+                "actor": self.actor.full_name,
+                "site": command.site,
+            },
+        )
+        return Answer(
+            201,
+            {
+                "event_id": appended.event_id,
+                "coi": self.coi,
+                "seq": appended.seq,
+                "action": command.action.value,
+                "outcome": "accepted",
+                "shipment_id": shipment_id,
+                "unit_ids": unit_ids,
+                "shipment_status": shipment_status,
+                "unit_statuses": statuses,
+                "message": change.detail,
+                "server_time": appended.server_time.isoformat(),
+                "hash": appended.hash,
+            },
+        )
+
+    async def _apply(
+        self, change: Change, appended: ledger.Appended, receiver_id: int | None, handover_minutes: int
+    ) -> None:
+        conn, command, actor = self.conn, self.command, self.actor
+        for status in set(change.unit_status.values()):
+            await cases.set_unit_status(
+                conn, [u for u, s in change.unit_status.items() if s == status], status
+            )
+        if command.action is Action.STORE and command.storage_location:
+            await cases.set_storage(conn, list(change.unit_status), command.storage_location)
+        if self.shipment is None:
+            return
+        if change.shipment_status:
+            await shipments.set_status(conn, self.shipment.id, change.shipment_status)
+        if change.packed:
+            await shipments.mark_units(conn, self.shipment.id, sorted(change.packed), "packed")
+        if change.receipt_scanned:
+            await shipments.mark_units(
+                conn, self.shipment.id, sorted(change.receipt_scanned), "receipt_scanned"
+            )
+        if change.take_custody:
+            await shipments.set_holder(conn, self.shipment.id, actor.user_id)
+            await cases.move_units(conn, self.shipment.manifest, None, actor.user_id)
+            if self.shipment.open_handover_id is not None:
+                # The receiving scan is the receiver's confirmation of a pending hand-over.
+                await events.confirm_handover(conn, self.shipment.open_handover_id, appended.event_id)
+                await ledger.resolve_alert(conn, f"handover:{self.shipment.open_handover_id}")
+        if command.action is Action.HANDOVER and receiver_id is not None:
+            await events.open_handover(
+                conn,
+                self.shipment.id,
+                appended.event_id,
+                actor.user_id,
+                receiver_id,
+                command.site,
+                appended.server_time,
+                appended.server_time + timedelta(minutes=handover_minutes),
+            )
+
+    async def refuse(self, refusal: Refusal) -> Answer:
+        appended = await ledger.append(
+            self.conn,
+            action=self.command.action.value,
+            outcome="refused",
+            refusal=refusal.code,
+            detail=refusal.detail,
+            unit_ids=[u.id for u in self.units],
+            **self._event_fields(),
+        )
+        severity = "critical" if refusal.code == "coi_mismatch" else "warning"
+        title = (
+            "Chain of identity mismatch"
+            if refusal.code == "coi_mismatch"
+            else f"Refused {self.command.action} scan"
+        )
+        await ledger.raise_alert(
+            self.conn,
+            kind="coi_mismatch" if refusal.code == "coi_mismatch" else "refused_step",
+            severity=severity,
+            title=title,
+            detail=f"{self.actor.full_name} at {self.command.site}: {refusal.detail}",
+            condition_key=f"refusal:{appended.event_id}",
+            sites=self._sites(),
+            coi=self.coi,
+            shipment_id=self.shipment.id if self.shipment else None,
+            event_id=appended.event_id,
+            rule={"refusal": refusal.code},
+        )
+        await ledger.announce(
+            self.conn,
+            "event",
+            self._sites(),
+            self.coi,
+            {
+                "event_id": appended.event_id,
+                "action": self.command.action.value,
+                "outcome": "refused",
+                "refusal": refusal.code,
+                "shipment_id": self.shipment.id if self.shipment else None,
+            },
+        )
+        log.warning(
+            "scan refused", extra={"refusal": refusal.code, "coi": self.coi, "site": self.command.site}
+        )
+        return _refusal_body(refusal, appended.event_id, self.coi)
+
+
+async def _orphan(conn: Conn, actor: Principal, command: ScanCommand, refusal: Refusal) -> Answer:
+    """A refused scan that names no known case is kept outside any chain, and still alerts."""
+    orphan_id = await events.record_orphan(
+        conn, actor.user_id, command.site, command.action.value, command.codes, refusal.code, refusal.detail
+    )
+    await ledger.raise_alert(
+        conn,
+        kind="refused_step",
+        severity="warning",
+        title=f"Refused {command.action} scan (unknown item)",
+        detail=f"{actor.full_name} at {command.site}: {refusal.detail}",
+        condition_key=f"orphan:{orphan_id}",
+        sites=[command.site],
+        rule={"refusal": refusal.code},
+    )
+    return _refusal_body(refusal, None, None)
+
+
+async def confirm_handover(pool: Pool, actor: Principal, handover_id: int) -> ledger.Appended:
+    async with pool.acquire() as conn, conn.transaction():
+        handover = await events.get_handover(conn, handover_id)
+        if handover is None:
+            raise NotFound(f"no hand-over {handover_id}")
+        shipment = await shipments.get(conn, handover.shipment_id)
+        assert shipment is not None
+        await cases.lock_chain(conn, shipment.coi)
+        handover = await events.get_handover(conn, handover_id, lock=True)
+        assert handover is not None
+        if handover.receiver_id != actor.user_id:
+            raise PermissionDenied("only the named receiver can confirm this hand-over")
+        if handover.confirmed_at is not None:
+            raise Conflict(f"hand-over {handover_id} was confirmed at {handover.confirmed_at.isoformat()}")
+        appended = await ledger.append(
+            conn,
+            coi=shipment.coi,
+            action="handover_confirm",
+            actor=actor,
+            site=handover.site,
+            shipment_id=shipment.id,
+            unit_ids=shipment.manifest,
+            counterpart_id=handover.giver_id,
+            detail=f"{actor.full_name} confirmed taking custody of {shipment.id}",
+            data={"handover_id": handover_id},
+        )
+        await events.confirm_handover(conn, handover_id, appended.event_id)
+        await shipments.set_holder(conn, shipment.id, actor.user_id)
+        await cases.move_units(conn, shipment.manifest, None, actor.user_id)
+        await ledger.resolve_alert(conn, f"handover:{handover_id}")
+        await ledger.announce(
+            conn,
+            "event",
+            [shipment.from_site, shipment.to_site],
+            shipment.coi,
+            {"event_id": appended.event_id, "action": "handover_confirm", "shipment_id": shipment.id},
+        )
+    return appended
+
+
+async def alert_overdue_handovers(pool: Pool) -> int:
+    """Housekeeping: one alert per hand-over not confirmed in time (safe with several replicas)."""
+    raised = 0
+    async with pool.acquire() as conn, conn.transaction():
+        for row in await events.overdue_handovers(conn):
+            alert_id = await ledger.raise_alert(
+                conn,
+                kind="unconfirmed_handover",
+                severity="warning",
+                title=f"Hand-over of {row['shipment_id']} not confirmed",
+                detail=f"{row['giver']} handed {row['shipment_id']} to {row['receiver']} at {row['site']}; "
+                f"no confirmation since {row['due_at'].isoformat()}",
+                condition_key=f"handover:{row['id']}",
+                sites=[row["from_site"], row["to_site"], row["site"]],
+                coi=row["coi"],
+                shipment_id=row["shipment_id"],
+            )
+            raised += alert_id is not None
+    return raised

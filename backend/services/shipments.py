@@ -1,0 +1,300 @@
+"""Shipments: planning, the pharmacist's receipt view and the signed receipt decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from backend.db.repo import alerts, audit, cases, shipments, sites
+from backend.db.repo.shipments import ShipmentRow
+from backend.db.types import Pool
+from backend.domain.access import Principal, Role
+from backend.domain.custody import Refusal, receipt_decision
+from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from backend.domain.identifiers import ShipmentId
+from backend.domain.temperature import Summary, summarise
+from backend.services import ledger, signing
+from backend.services.cases import get_case
+from backend.services.visibility import require_visible, site_filter
+
+PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.PHARMACIST})
+
+
+async def create_shipment(
+    pool: Pool,
+    actor: Principal,
+    *,
+    coi: str,
+    from_site: str,
+    to_site: str,
+    container_id: str,
+    logger_id: str | None,
+    profile: str,
+    planned_departure: datetime,
+    planned_arrival: datetime,
+    unit_ids: list[str],
+    seals: list[str],
+    waybill: str | None,
+) -> ShipmentRow:
+    case = await get_case(pool, actor, coi)
+    if not actor.at_site(from_site) and not actor.at_site(to_site):
+        raise PermissionDenied(f"you are assigned to neither {from_site} nor {to_site}")
+    if planned_arrival <= planned_departure:
+        raise InvalidInput(
+            "the planned arrival must be after the planned departure",
+            field_errors={"planned_arrival": "before departure"},
+        )
+    if not unit_ids:
+        raise InvalidInput("a shipment carries at least one unit", field_errors={"units": "empty"})
+    async with pool.acquire() as conn, conn.transaction():
+        await cases.lock_chain(conn, case.coi)
+        for code in (from_site, to_site):
+            if await sites.get(conn, code) is None:
+                raise InvalidInput(f"unknown site {code}", field_errors={"sites": f"unknown {code}"})
+        found = await cases.units_by_ids(conn, unit_ids, lock=True)
+        missing = sorted(set(unit_ids) - {u.id for u in found})
+        if missing:
+            raise InvalidInput(f"unknown unit {', '.join(missing)}", field_errors={"units": "unknown"})
+        for unit in found:
+            if unit.coi != case.coi:
+                raise Conflict(
+                    f"unit {unit.id} belongs to case {unit.coi}, not {case.coi}: one shipment "
+                    "carries one patient's units"
+                )
+            if unit.status in ("packed", "in_transit", "infused", "disposed"):
+                raise Conflict(f"unit {unit.id} is {unit.status} and cannot be planned into a shipment")
+        snapshot = await shipments.profile(conn, profile)
+        if snapshot is None:
+            raise InvalidInput(
+                f"unknown temperature profile {profile!r}", field_errors={"profile": "unknown"}
+            )
+        version, definition = snapshot
+        logger = None
+        if logger_id is not None:
+            logger = await conn.fetchrow(
+                "SELECT id, calibration_due, active FROM loggers WHERE id = $1", logger_id
+            )
+            if logger is None or not logger["active"]:
+                raise InvalidInput(
+                    f"logger {logger_id} is not registered (or inactive)",
+                    field_errors={"logger_id": "unknown"},
+                )
+        shipment_id = ShipmentId(year=planned_departure.year, sequence=await shipments.next_number(conn)).text
+        await shipments.insert(
+            conn,
+            {
+                "id": shipment_id,
+                "coi": case.coi,
+                "from_site": from_site,
+                "to_site": to_site,
+                "container_id": container_id,
+                "logger_id": logger_id,
+                "profile_code": profile,
+                "profile_version": version,
+                "profile": definition,
+                "planned_departure": planned_departure,
+                "planned_arrival": planned_arrival,
+                "seals": seals,
+                "waybill": waybill,
+            },
+            unit_ids,
+        )
+        await cases.assign_shipment(conn, unit_ids, shipment_id)
+        appended = await ledger.append(
+            conn,
+            coi=case.coi,
+            action="shipment_planned",
+            actor=actor,
+            site=from_site,
+            shipment_id=shipment_id,
+            unit_ids=unit_ids,
+            detail=f"shipment {shipment_id} planned from {from_site} to {to_site}",
+            data={
+                "container_id": container_id,
+                "logger_id": logger_id,
+                "profile": f"{profile} v{version}",
+                "seals": seals,
+                "waybill": waybill,
+            },
+        )
+        await audit.record(
+            conn,
+            actor_id=actor.user_id,
+            actor_name=actor.username,
+            action="create",
+            entity="shipment",
+            entity_id=shipment_id,
+            new_value={"from": from_site, "to": to_site, "units": unit_ids, "logger": logger_id},
+        )
+        if (
+            logger is not None
+            and logger["calibration_due"] is not None
+            and logger["calibration_due"] < planned_arrival.date()
+        ):
+            await ledger.raise_alert(
+                conn,
+                kind="calibration_overdue",
+                severity="warning",
+                title=f"Logger {logger_id} is due for calibration",
+                detail=f"logger {logger_id} was due for calibration on {logger['calibration_due']} but is "
+                f"assigned to shipment {shipment_id}; replace it or recalibrate it",
+                condition_key=f"calibration:{logger_id}:{shipment_id}",
+                sites=[from_site, to_site],
+                coi=case.coi,
+                shipment_id=shipment_id,
+                event_id=appended.event_id,
+            )
+        await ledger.announce(
+            conn,
+            "shipment",
+            [from_site, to_site],
+            case.coi,
+            {"shipment_id": shipment_id, "status": "planned"},
+        )
+        created = await shipments.get(conn, shipment_id)
+    assert created is not None
+    return created
+
+
+async def get_shipment(pool: Pool, principal: Principal, shipment_id: str) -> ShipmentRow:
+    async with pool.acquire() as conn:
+        shipment = await shipments.get(conn, shipment_id)
+    if shipment is None:
+        raise NotFound(f"no shipment {shipment_id}")
+    require_visible(principal, [shipment.from_site, shipment.to_site], f"shipment {shipment_id}")
+    return shipment
+
+
+async def list_shipments(
+    pool: Pool, principal: Principal, active_only: bool, limit: int
+) -> list[ShipmentRow]:
+    async with pool.acquire() as conn:
+        return await shipments.list_for(conn, site_filter(principal), active_only, limit)
+
+
+def _limits(profile: Any) -> tuple[float | None, float | None, bool]:
+    return profile.get("low_c"), profile.get("high_c"), bool(profile.get("mkt_hours"))
+
+
+async def temperature_summary(pool: Pool, shipment: ShipmentRow) -> Summary:
+    async with pool.acquire() as conn:
+        series = await shipments.temperature_rows(conn, shipment.id)
+    low, high, mkt = _limits(shipment.profile)
+    return summarise(series, low, high, mkt)
+
+
+class ReceiptView(msgspec.Struct, frozen=True):
+    shipment: ShipmentRow
+    expected: list[str]
+    scanned: list[str]
+    missing: list[str]
+    temperature: Summary
+    open_alerts: list[Any]
+    checklist: list[str]
+
+
+CHECKLIST = ("seals_intact", "shipper_intact", "temperature_reviewed")
+
+
+async def receipt_view(pool: Pool, principal: Principal, shipment_id: str) -> ReceiptView:
+    shipment = await get_shipment(pool, principal, shipment_id)
+    summary = await temperature_summary(pool, shipment)
+    async with pool.acquire() as conn:
+        open_alerts = await alerts.list_for(conn, None, ["open", "acknowledged"], None, shipment.id, 100)
+    return ReceiptView(
+        shipment=shipment,
+        expected=shipment.manifest,
+        scanned=shipment.receipt_scanned,
+        missing=sorted(set(shipment.manifest) - set(shipment.receipt_scanned)),
+        temperature=summary,
+        open_alerts=open_alerts,
+        checklist=list(CHECKLIST),
+    )
+
+
+async def decide_receipt(
+    pool: Pool,
+    actor: Principal,
+    shipment_id: str,
+    *,
+    accept: bool,
+    checklist: dict[str, bool],
+    comment: str | None,
+    password: str,
+) -> ledger.Appended:
+    shipment = await get_shipment(pool, actor, shipment_id)
+    if not actor.at_site(shipment.to_site):
+        raise PermissionDenied(f"receipt of {shipment_id} is decided at {shipment.to_site}")
+    unanswered = [item for item in CHECKLIST if item not in checklist]
+    if unanswered:
+        raise InvalidInput(
+            f"answer every checklist item: {', '.join(unanswered)}", field_errors={"checklist": "incomplete"}
+        )
+    if accept and not all(checklist[item] for item in CHECKLIST):
+        failed = [item for item in CHECKLIST if not checklist[item]]
+        raise Conflict(f"cannot accept with a failed check ({', '.join(failed)}); quarantine the shipment")
+    meaning = "received and verified" if accept else "quarantined"
+    async with pool.acquire() as conn, conn.transaction():
+        await cases.lock_chain(conn, shipment.coi)
+        current = await shipments.get(conn, shipment_id, lock=True)
+        assert current is not None
+        at = ledger.now()
+        try:
+            change = receipt_decision(current.state(), accept)
+            signature = await signing.sign(
+                conn, actor.username, password, meaning, frozenset({Role.PHARMACIST, Role.MANUFACTURING}), at
+            )
+        except Refusal as refusal:
+            raise (
+                Conflict(refusal.detail)
+                if refusal.status == 409
+                else InvalidInput(refusal.detail, field_errors={"password": "wrong"})
+            ) from None
+        units = list(change.unit_status)
+        await cases.set_unit_status(conn, units, "received")
+        await cases.move_units(conn, units, current.to_site, actor.user_id)
+        if not accept:
+            await cases.set_quarantined(conn, units, True)
+        assert change.shipment_status is not None
+        await shipments.set_status(conn, shipment_id, change.shipment_status)
+        await shipments.set_holder(conn, shipment_id, actor.user_id)
+        appended = await ledger.append(
+            conn,
+            coi=current.coi,
+            action="receipt",
+            actor=actor,
+            site=current.to_site,
+            shipment_id=shipment_id,
+            unit_ids=units,
+            detail=change.detail,
+            signatures=[signature],
+            server_time=at,
+            data={
+                "decision": "accept" if accept else "quarantine",
+                "checklist": checklist,
+                "comment": comment,
+            },
+        )
+        if not accept:
+            await ledger.raise_alert(
+                conn,
+                kind="quarantine",
+                severity="critical",
+                title=f"Shipment {shipment_id} quarantined",
+                detail=f"{actor.full_name} quarantined {shipment_id} at receipt: {comment or 'no comment'}",
+                condition_key=f"quarantine:{shipment_id}",
+                sites=[current.from_site, current.to_site],
+                coi=current.coi,
+                shipment_id=shipment_id,
+                event_id=appended.event_id,
+            )
+        await ledger.announce(
+            conn,
+            "shipment",
+            [current.from_site, current.to_site],
+            current.coi,
+            {"shipment_id": shipment_id, "status": change.shipment_status},
+        )
+    return appended

@@ -1,0 +1,188 @@
+"""The custody state machine and the hash chain, with plain values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backend.domain.chain import EventRecord, SignatureRecord, event_hash, first_break
+from backend.domain.custody import Action, Refusal, ShipmentState, UnitState, decide, receipt_decision
+
+COI_A, COI_B = "CHA999926000001", "CHA999926000002"
+
+
+def unit(
+    status: str = "labelled",
+    coi: str = COI_A,
+    uid: str = "U1",
+    kind: str = "APH",
+    site: str = "APH",
+    shipment: str | None = "S1",
+    released: bool = False,
+) -> UnitState:
+    return UnitState(uid, coi, kind, status, site, shipment, released, False)
+
+
+def shipment(
+    status: str = "planned",
+    manifest: tuple[str, ...] = ("U1",),
+    packed: tuple[str, ...] = (),
+    holder: int | None = None,
+    scanned: tuple[str, ...] = (),
+) -> ShipmentState:
+    return ShipmentState(
+        "S1",
+        COI_A,
+        "APH",
+        "CTA",
+        status,
+        holder,
+        frozenset(manifest),
+        frozenset(packed),
+        frozenset(scanned),
+        False,
+    )
+
+
+def refusal_of(**kwargs: object) -> str:
+    with pytest.raises(Refusal) as caught:
+        decide(**kwargs)  # type: ignore[arg-type]
+    return caught.value.code
+
+
+def test_pack_then_pickup():
+    change = decide(Action.PACK, site="APH", actor_id=1, shipment=shipment(), units=[unit()])
+    assert change.unit_status == {"U1": "packed"}
+    assert change.shipment_status == "packed"
+    pickup = decide(
+        Action.PICKUP, site="APH", actor_id=2, shipment=shipment("packed", packed=("U1",)), units=[]
+    )
+    assert pickup.shipment_status == "in_transit"
+    assert pickup.take_custody
+
+
+def test_partial_packing_keeps_the_shipment_open():
+    change = decide(
+        Action.PACK, site="APH", actor_id=1, shipment=shipment(manifest=("U1", "U2")), units=[unit()]
+    )
+    assert change.shipment_status == "packing"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"action": Action.PACK, "units": [unit(coi=COI_B)]}, "coi_mismatch"),
+        ({"action": Action.PACK, "units": [unit(uid="U9", shipment=None)]}, "unexpected_item"),
+        ({"action": Action.PACK, "units": [unit(uid="U9", shipment="S7")]}, "wrong_shipment"),
+        ({"action": Action.PACK, "units": [unit(status="created")]}, "out_of_order"),
+        ({"action": Action.PACK, "units": [unit(kind="PRC")]}, "not_released"),
+        ({"action": Action.PACK, "units": [unit()], "site": "CTA"}, "wrong_site"),
+        ({"action": Action.PICKUP, "units": []}, "out_of_order"),
+        ({"action": Action.STORE, "units": [unit(status="in_transit")]}, "out_of_order"),
+        ({"action": Action.INFUSE, "units": [unit(status="thawed")]}, "wristband_required"),
+    ],
+)
+def test_refusals(kwargs, code):
+    base = {"site": "APH", "actor_id": 1, "shipment": shipment()}
+    assert refusal_of(**{**base, **kwargs}) == code
+
+
+def test_handover_rules():
+    moving = shipment("in_transit", holder=5)
+    assert decide(Action.HANDOVER, site="X", actor_id=5, shipment=moving, units=[], handover_to=6).detail
+    assert (
+        refusal_of(action=Action.HANDOVER, site="X", actor_id=6, shipment=moving, units=[], handover_to=7)
+        == "not_holder"
+    )
+    assert (
+        refusal_of(action=Action.HANDOVER, site="X", actor_id=5, shipment=moving, units=[], handover_to=5)
+        == "same_person"
+    )
+
+
+def test_bedside_needs_matching_wristband():
+    thawed = unit(status="thawed", site="USZ")
+    ok = decide(Action.INFUSE, site="USZ", actor_id=1, shipment=None, units=[thawed], wristband_coi=COI_A)
+    assert ok.unit_status == {"U1": "infused"}
+    assert (
+        refusal_of(
+            action=Action.INFUSE, site="USZ", actor_id=1, shipment=None, units=[thawed], wristband_coi=COI_B
+        )
+        == "coi_mismatch"
+    )
+
+
+def test_receipt_accept_needs_every_unit_scanned():
+    arrived = shipment("arrived", manifest=("U1", "U2"), scanned=("U1",))
+    with pytest.raises(Refusal, match="missing U2"):
+        receipt_decision(arrived, accept=True)
+    assert receipt_decision(arrived, accept=False).shipment_status == "quarantined"
+
+
+def record(seq: int, detail: str = "ok") -> EventRecord:
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=seq)
+    return EventRecord(
+        coi=COI_A,
+        seq=seq,
+        action="label",
+        outcome="accepted",
+        refusal=None,
+        detail=detail,
+        shipment_id=None,
+        unit_ids=["U1"],
+        actor_id=1,
+        actor_name="A",
+        site="APH",
+        counterpart_id=None,
+        codes=["x"],
+        device_time=None,
+        server_time=at,
+        gps=None,
+        data={"b": 1, "a": [1.5, "x"]},
+        corrects=None,
+        signatures=[SignatureRecord("a", "A", "released", "qa", at)],
+    )
+
+
+def chain(n: int) -> list[tuple[int, bytes | None, bytes, EventRecord]]:
+    out, previous = [], None
+    for seq in range(1, n + 1):
+        digest = event_hash(previous, record(seq))
+        out.append((seq, previous, digest, record(seq)))
+        previous = digest
+    return out
+
+
+def test_hash_does_not_depend_on_time_zone_or_key_order():
+    base = record(1)
+    zurich = base.server_time.astimezone(ZoneInfo("Europe/Zurich"))
+    same_instant = msgspec.structs.replace(base, server_time=zurich, data={"a": [1.5, "x"], "b": 1})
+    assert event_hash(None, same_instant) == event_hash(None, base)
+    assert event_hash(None, msgspec.structs.replace(base, detail="other")) != event_hash(None, base)
+
+
+@given(st.integers(min_value=1, max_value=12), st.data())
+def test_any_change_is_found_at_the_changed_event(n, data):
+    events = chain(n)
+    assert first_break(events) is None
+    target = data.draw(st.integers(min_value=0, max_value=n - 1))
+    event_id, previous, digest, original = events[target]
+    events[target] = (event_id, previous, digest, msgspec.structs.replace(original, detail="edited"))
+    broken = first_break(events)
+    assert broken is not None
+    assert broken.seq == target + 1
+
+
+@given(st.integers(min_value=2, max_value=12), st.data())
+def test_a_removed_event_is_found(n, data):
+    events = chain(n)
+    gone = data.draw(st.integers(min_value=0, max_value=n - 2))
+    del events[gone]
+    broken = first_break(events)
+    assert broken is not None
+    assert broken.seq in (gone + 1, gone + 2)
