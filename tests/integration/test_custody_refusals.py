@@ -289,3 +289,17 @@ async def test_fifty_parallel_scans_on_one_case_leave_a_gap_free_valid_chain(cli
     verdict = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/verify")
     assert verdict["ok"] is True
     assert verdict["events"] == 1 + 50 + 50  # opened, 50 registered, 50 labelled
+
+
+async def test_patient_fields_only_for_the_treatment_site(client):
+    world = await build_world(client)
+    coi = await world.new_case()
+    assert (await world.ok("pharm", "GET", f"/api/v1/cases/{coi}"))["patient_ref"] == "MRN-0042"
+    courier_view = await world.ok("courier1", "GET", f"/api/v1/cases/{coi}")
+    assert courier_view["patient_ref"] is None
+    assert courier_view["birth_year"] is None
+    # Manufacturing sees the case once it travels to their site, never the patient fields.
+    assert (await world.call("mfg", "GET", f"/api/v1/cases/{coi}")).status_code == 404
+    aph = await world.unit("nurse", coi, "APH", "USZ-APH")
+    await world.shipment("coord", coi, "USZ-APH", "CTA", [aph])
+    assert (await world.ok("mfg", "GET", f"/api/v1/cases/{coi}"))["patient_ref"] is None
