@@ -17,7 +17,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from backend.api import routes_custody, routes_telemetry
+from backend.api import routes_alerting, routes_custody, routes_reports, routes_telemetry
 from backend.api.audit import AuditController
 from backend.api.auth import AuthController
 from backend.api.errors import EXCEPTION_HANDLERS
@@ -45,6 +45,8 @@ ROUTE_HANDLERS: Sequence[Any] = (
     AuditController,
     *routes_custody.ROUTES,
     *routes_telemetry.ROUTES,
+    *routes_reports.ROUTES,
+    *routes_alerting.ROUTES,
 )
 
 

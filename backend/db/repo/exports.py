@@ -1,0 +1,134 @@
+"""Reads for records and exports: a case's alerts with the names of who handled them, readings by
+shipment or logger, alerts by site and time, and the look-ups EPCIS capture needs (GLN, SSCC)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from backend.db.repo.alerts import AlertRow
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+
+# Same columns as the alert list; only the names differ (printed names, for the record).
+AlertEntry = AlertRow
+
+
+class ReadingEntry(msgspec.Struct, frozen=True):
+    ts: datetime
+    logger_id: str
+    shipment_id: str | None
+    temp_c: float
+    battery_pct: int | None
+    lid_open: bool | None
+    received_at: datetime
+
+
+# Printed names (not usernames) of who acknowledged and who closed: the record names people.
+_ALERTS = """
+SELECT a.id, a.kind, a.severity, a.status, a.title, a.detail, a.coi, a.shipment_id, a.unit_id, a.logger_id,
+       a.sites, a.started_at, a.ended_at, a.peak_value, a.rule, a.event_id,
+       a.acknowledged_at, (SELECT full_name FROM users WHERE id = a.acknowledged_by) AS acknowledged_by,
+       a.ack_comment,
+       a.closed_at, (SELECT full_name FROM users WHERE id = a.closed_by) AS closed_by, a.close_reason
+FROM alerts a
+"""
+# real -> numeric -> float8 reads 4.37 back as 4.37 rather than the float4's 4.369999885559082.
+_READINGS = """
+SELECT ts, logger_id, shipment_id, temp_c::numeric::float8 AS temp_c, battery_pct, lid_open, received_at
+FROM readings
+"""
+
+
+async def user_names(conn: Conn, ids: list[int]) -> dict[int, str]:
+    rows = await conn.fetch("SELECT id, full_name FROM users WHERE id = ANY($1::bigint[])", ids)
+    return {r["id"]: r["full_name"] for r in rows}
+
+
+async def alerts_of_case(conn: Conn, coi: str) -> list[AlertEntry]:
+    rows = await conn.fetch(
+        _ALERTS  # noqa: S608 - constant query text, values are bound
+        + """ WHERE a.coi = $1 OR a.shipment_id IN (SELECT id FROM shipments WHERE coi = $1)
+              ORDER BY a.started_at, a.id""",
+        coi,
+    )
+    return [AlertEntry(**r) for r in rows]
+
+
+async def alerts_between(
+    conn: Conn,
+    visible_sites: list[str] | None,
+    site: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[AlertEntry]:
+    """Alerts started in [since, until) touching `site` (any when None) and one of `visible_sites` (any
+    when None), oldest first."""
+    rows = await conn.fetch(
+        _ALERTS
+        + """ WHERE ($1::text[] IS NULL OR a.sites && $1) AND ($2::text IS NULL OR $2 = ANY(a.sites))
+              AND ($3::timestamptz IS NULL OR a.started_at >= $3) AND ($4::timestamptz IS NULL OR a.started_at < $4)
+              ORDER BY a.started_at, a.id LIMIT $5""",
+        visible_sites,
+        site,
+        since,
+        until,
+        limit,
+    )
+    return [AlertEntry(**r) for r in rows]
+
+
+async def readings_of_shipment(
+    conn: Conn, shipment_id: str, since: datetime | None, until: datetime | None, limit: int
+) -> list[ReadingEntry]:
+    rows = await conn.fetch(
+        _READINGS
+        + """ WHERE shipment_id = $1 AND ($2::timestamptz IS NULL OR ts >= $2)
+              AND ($3::timestamptz IS NULL OR ts < $3) ORDER BY ts LIMIT $4""",
+        shipment_id,
+        since,
+        until,
+        limit,
+    )
+    return [ReadingEntry(**r) for r in rows]
+
+
+async def readings_of_logger(
+    conn: Conn, logger_id: str, since: datetime | None, until: datetime | None, limit: int
+) -> list[ReadingEntry]:
+    rows = await conn.fetch(
+        _READINGS
+        + """ WHERE logger_id = $1 AND ($2::timestamptz IS NULL OR ts >= $2)
+              AND ($3::timestamptz IS NULL OR ts < $3) ORDER BY ts LIMIT $4""",
+        logger_id,
+        since,
+        until,
+        limit,
+    )
+    return [ReadingEntry(**r) for r in rows]
+
+
+async def logger_owner(conn: Conn, logger_id: str) -> tuple[bool, str | None]:
+    """(registered, owner site)."""
+    row = await conn.fetchrow("SELECT owner_site FROM loggers WHERE id = $1", logger_id)
+    return (row is not None, row["owner_site"] if row else None)
+
+
+async def site_by_gln(conn: Conn, gln: str) -> str | None:
+    value = await conn.fetchval("SELECT code FROM sites WHERE gln = $1 ORDER BY code LIMIT 1", gln)
+    return str(value) if value is not None else None
+
+
+async def shipment_by_sscc(conn: Conn, sscc: str) -> str | None:
+    """The latest shipment whose container is labelled with this SSCC (as digits or element string)."""
+    value = await conn.fetchval(
+        """SELECT id FROM shipments WHERE container_id = ANY($1::text[])
+           ORDER BY created_at DESC LIMIT 1""",
+        [sscc, f"00{sscc}", f"(00){sscc}"],
+    )
+    return str(value) if value is not None else None

@@ -1,0 +1,146 @@
+"""A case's (or one shipment's) custody steps as an EPCIS 2.0 document in JSON-LD.
+
+Each accepted custody step becomes the events `mapping.EXPORTED` names, with the step's time, the site
+as read point and business location, the units and shipment as EPCs, sources and destinations on
+shipping and receiving, and on the receipt of each leg one sensor element summarising its temperature
+(time range, minimum, maximum, mean; an ALARM_CONDITION when the leg had an excursion or a temperature
+alert). Each event's eventID is its CBV 2.0 event hash, so the same stored step always exports with the
+same ID. The JSON-LD context is referenced by URL and never fetched."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from backend.epcis import identifiers
+from backend.epcis.eventid import EPCIS_CONTEXT_URL, event_hash_id
+from backend.epcis.formats import iso_utc, utc_offset
+from backend.epcis.mapping import AGGREGATION, EXPORTED, Step, export_key
+from backend.reports.record import CaseRecord, EventLine, SiteInfo, TemperatureLeg
+
+CONTEXT: Final[list[Any]] = [
+    EPCIS_CONTEXT_URL,
+    {identifiers.EXTENSION_PREFIX: identifiers.EXTENSION_NAMESPACE},
+]
+_SHIPMENT_STEPS: Final = frozenset({"shipping", "receiving"})
+
+
+def case_document(record: CaseRecord, created: datetime) -> dict[str, Any]:
+    return _document([e for event in record.events for e in _events(record, event)], created)
+
+
+def shipment_document(record: CaseRecord, shipment_id: str, created: datetime) -> dict[str, Any]:
+    chosen = [e for e in record.events if e.shipment_id == shipment_id]
+    return _document([e for event in chosen for e in _events(record, event)], created)
+
+
+def _document(events: list[dict[str, Any]], created: datetime) -> dict[str, Any]:
+    return {
+        "@context": CONTEXT,
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": iso_utc(created),
+        "epcisBody": {"eventList": events},
+    }
+
+
+def _offset(site: SiteInfo | None, moment: datetime) -> str:
+    try:
+        zone = ZoneInfo(site.time_zone) if site else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    return utc_offset(moment.astimezone(zone)) if zone else "+00:00"
+
+
+def _location(record: CaseRecord, code: str) -> str:
+    site = record.site(code)
+    return identifiers.location_uri(code, site.gln if site else None)
+
+
+def _party(record: CaseRecord, code: str) -> str:
+    site = record.site(code)
+    return identifiers.party_uri(code, site.gln if site else None)
+
+
+def _leg(record: CaseRecord, shipment_id: str | None) -> TemperatureLeg | None:
+    return next((leg for leg in record.legs if leg.shipment_id == shipment_id), None)
+
+
+def _events(record: CaseRecord, event: EventLine) -> list[dict[str, Any]]:
+    if event.outcome != "accepted":
+        return []
+    steps = EXPORTED.get(export_key(event.action, event.data), ())
+    has_shipment = _leg(record, event.shipment_id) is not None
+    return [_event(record, event, s) for s in steps if s.event_type != AGGREGATION or has_shipment]
+
+
+def _event(record: CaseRecord, event: EventLine, step: Step) -> dict[str, Any]:
+    leg = _leg(record, event.shipment_id)
+    shipment = identifiers.shipment_uri(leg.shipment_id, leg.container_id) if leg else None
+    units = [identifiers.unit_uri(u) for u in sorted(event.unit_ids)]
+    body: dict[str, Any] = {
+        "type": step.event_type,
+        "eventTime": iso_utc(event.server_time),
+        "eventTimeZoneOffset": _offset(record.site(event.site), event.server_time),
+    }
+    if step.event_type == AGGREGATION:
+        body["parentID"] = shipment
+        body["childEPCs"] = units
+    else:
+        body["epcList"] = ([shipment] if shipment else []) + units
+    body["action"] = step.action
+    body["bizStep"] = step.biz_step
+    if step.disposition:
+        body["disposition"] = step.disposition
+    place = {"id": _location(record, event.site)}
+    body["readPoint"] = place
+    body["bizLocation"] = dict(place)
+    if leg is not None and step.biz_step in _SHIPMENT_STEPS and step.event_type != AGGREGATION:
+        if leg_waybill := _waybill(record, leg):
+            body["bizTransactionList"] = [{"type": "bol", "bizTransaction": leg_waybill}]
+        body["sourceList"] = [
+            {"type": "owning_party", "source": _party(record, leg.from_site)},
+            {"type": "location", "source": _location(record, leg.from_site)},
+        ]
+        body["destinationList"] = [
+            {"type": "owning_party", "destination": _party(record, leg.to_site)},
+            {"type": "location", "destination": _location(record, leg.to_site)},
+        ]
+        if event.action == "receipt":
+            sensors = _sensor_elements(leg)
+            if sensors:
+                body["sensorElementList"] = sensors
+    body[f"{identifiers.EXTENSION_PREFIX}:custodyRecord"] = identifiers.record_uri(record.coi, event.seq)
+    return {"type": body["type"], "eventID": event_hash_id(body, CONTEXT), **body}
+
+
+def _waybill(record: CaseRecord, leg: TemperatureLeg) -> str | None:
+    """The waybill as planned (kept in the shipment_planned entry's data)."""
+    for candidate in record.events:
+        if candidate.action == "shipment_planned" and candidate.shipment_id == leg.shipment_id:
+            data = candidate.data if isinstance(candidate.data, dict) else {}
+            waybill = data.get("waybill")
+            return identifiers.waybill_uri(str(waybill)) if waybill else None
+    return None
+
+
+def _sensor_elements(leg: TemperatureLeg) -> list[dict[str, Any]]:
+    """One business-level summary of the leg, not the raw readings."""
+    summary = leg.summary
+    report: dict[str, Any] = {"type": "Temperature"}
+    if leg.alarm:
+        report["exception"] = "ALARM_CONDITION"
+    low, high, mean = summary.min_c, summary.max_c, summary.mean_c
+    if summary.first and summary.last and low is not None and high is not None and mean is not None:
+        report.update(minValue=round(low, 2), maxValue=round(high, 2), meanValue=round(mean, 2), uom="CEL")
+        metadata: dict[str, Any] = {
+            "startTime": iso_utc(summary.first),
+            "endTime": iso_utc(summary.last),
+        }
+        if leg.logger_id:
+            metadata["deviceID"] = identifiers.logger_uri(leg.logger_id)
+        return [{"sensorMetadata": metadata, "sensorReport": [report]}]
+    if leg.alarm:
+        return [{"sensorReport": [report]}]
+    return []

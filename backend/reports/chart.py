@@ -1,0 +1,137 @@
+"""A shipment leg's temperature chart as a reportlab Drawing: the readings over time, the profile's limits
+as dashed lines, and the stretches beyond them shaded. Drawn by hand (not a chart widget) so the limits
+and excursions land exactly where the numbers say."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Final
+
+from reportlab.graphics.shapes import Drawing, Line, PolyLine, Rect, String
+from reportlab.lib import colors
+
+from backend.reports.record import TemperatureLeg
+
+_LEFT: Final = 46.0
+_RIGHT: Final = 12.0
+_BOTTOM: Final = 28.0
+_TOP: Final = 22.0
+# Above this many points the line is drawn from per-bucket minima and maxima: peaks survive, size does not.
+MAX_POINTS: Final = 2000
+EXCURSION_FILL: Final = colors.Color(1, 0.82, 0.82)
+LIMIT_COLOUR: Final = colors.Color(0.78, 0.08, 0.08)
+LINE_COLOUR: Final = colors.Color(0.1, 0.3, 0.7)
+
+
+def temperature_chart(leg: TemperatureLeg, width: float = 480, height: float = 190) -> Drawing:
+    drawing = Drawing(width, height)
+    title = f"{leg.shipment_id}: temperature (°C) over time (UTC), profile {leg.profile}"
+    drawing.add(String(_LEFT, height - 12, title, fontName="Helvetica-Bold", fontSize=8))
+    if not leg.readings:
+        drawing.add(Rect(_LEFT, _BOTTOM, width - _LEFT - _RIGHT, height - _BOTTOM - _TOP, fillColor=None))
+        drawing.add(
+            String(
+                width / 2, height / 2, "No readings recorded for this leg", fontSize=9, textAnchor="middle"
+            )
+        )
+        return drawing
+    plot = _Plot(leg, width, height)
+    for excursion in leg.excursions:
+        x0, x1 = plot.x(excursion.start), plot.x(excursion.end)
+        drawing.add(
+            Rect(
+                x0,
+                plot.bottom,
+                max(x1 - x0, 1.0),
+                plot.top - plot.bottom,
+                fillColor=EXCURSION_FILL,
+                strokeColor=None,
+            )
+        )
+    drawing.add(Rect(plot.left, plot.bottom, plot.right - plot.left, plot.top - plot.bottom, fillColor=None))
+    for value in plot.y_ticks():
+        y = plot.y(value)
+        drawing.add(Line(plot.left - 3, y, plot.left, y))
+        drawing.add(String(plot.left - 5, y - 3, _number(value), fontSize=7, textAnchor="end"))
+    for moment in plot.x_ticks():
+        x = plot.x(moment)
+        drawing.add(Line(x, plot.bottom - 3, x, plot.bottom))
+        drawing.add(
+            String(x, plot.bottom - 12, moment.strftime("%d %b %H:%M"), fontSize=7, textAnchor="middle")
+        )
+    for label, limit in (("low", leg.low_c), ("high", leg.high_c)):
+        if limit is None:
+            continue
+        y = plot.y(limit)
+        drawing.add(Line(plot.left, y, plot.right, y, strokeColor=LIMIT_COLOUR, strokeDashArray=[4, 2]))
+        drawing.add(
+            String(
+                plot.right - 2,
+                y + 2,
+                f"{label} limit {_number(limit)} °C",
+                fontSize=6.5,
+                fillColor=LIMIT_COLOUR,
+                textAnchor="end",
+            )
+        )
+    points: list[float] = []
+    for ts, temp in _thin(leg.readings):
+        points += [plot.x(ts), plot.y(temp)]
+    if len(points) == 2:
+        points += points
+    drawing.add(PolyLine(points, strokeColor=LINE_COLOUR, strokeWidth=1))
+    legend = f"{leg.summary.readings} readings"
+    if leg.excursions:
+        legend += f"; {len(leg.excursions)} excursion(s) shaded"
+    drawing.add(String(plot.right, height - 12, legend, fontSize=7, textAnchor="end"))
+    return drawing
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _thin(series: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+    if len(series) <= MAX_POINTS:
+        return series
+    size = math.ceil(len(series) / (MAX_POINTS // 2))
+    kept: list[tuple[datetime, float]] = []
+    for start in range(0, len(series), size):
+        bucket = series[start : start + size]
+        low = min(bucket, key=lambda p: p[1])
+        high = max(bucket, key=lambda p: p[1])
+        kept += sorted({low, high})
+    return kept
+
+
+class _Plot:
+    """Scales from (time, °C) to drawing coordinates."""
+
+    def __init__(self, leg: TemperatureLeg, width: float, height: float) -> None:
+        self.left, self.right = _LEFT, width - _RIGHT
+        self.bottom, self.top = _BOTTOM, height - _TOP
+        self.t0 = leg.readings[0][0]
+        span = (leg.readings[-1][0] - self.t0).total_seconds()
+        self.span = span if span > 0 else 60.0
+        values = [t for _, t in leg.readings] + [v for v in (leg.low_c, leg.high_c) if v is not None]
+        low, high = min(values), max(values)
+        pad = max((high - low) * 0.1, 1.0)
+        self.v0, self.v1 = low - pad, high + pad
+
+    def x(self, moment: datetime) -> float:
+        fraction = (moment - self.t0).total_seconds() / self.span
+        return self.left + min(max(fraction, 0.0), 1.0) * (self.right - self.left)
+
+    def y(self, value: float) -> float:
+        return self.bottom + (value - self.v0) / (self.v1 - self.v0) * (self.top - self.bottom)
+
+    def y_ticks(self) -> list[float]:
+        raw = (self.v1 - self.v0) / 5
+        magnitude = 10 ** math.floor(math.log10(raw))
+        step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+        first = math.ceil(self.v0 / step) * step
+        return [first + i * step for i in range(int((self.v1 - first) / step) + 1)]
+
+    def x_ticks(self) -> list[datetime]:
+        return [self.t0 + timedelta(seconds=self.span * i / 4) for i in range(5)]

@@ -1,0 +1,354 @@
+"""The vein-to-vein record as a PDF (reportlab): what a QA person files and an inspector reads. Every
+custody event in order with actor, site, time and signatures (printed name, time, meaning), each leg's
+temperature chart, the alerts and how they were handled, whether anything was corrected after first
+entry, and the chain verdict with the final hash. Times are UTC and say so."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any, Final
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from backend.reports.chart import temperature_chart
+from backend.reports.record import AlertLine, CaseRecord, EventLine, TemperatureLeg
+
+_MARGIN: Final = 16 * mm
+_GRID: Final = TableStyle(
+    [
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.9, 0.92, 0.95)),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("FONTSIZE", (0, 0), (-1, -1), 7.5),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+    ]
+)
+
+
+def _utc(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+class _Styles:
+    def __init__(self) -> None:
+        base = getSampleStyleSheet()
+        self.title = base["Title"]
+        self.h2 = base["Heading2"]
+        self.h3 = base["Heading3"]
+        self.body = ParagraphStyle("body", parent=base["BodyText"], fontSize=8.5, leading=10.5)
+        self.cell = ParagraphStyle("cell", parent=self.body, fontSize=7.5, leading=9)
+        self.mono = ParagraphStyle("mono", parent=self.body, fontName="Courier", fontSize=8, leading=10)
+        self.verdict_ok = ParagraphStyle("ok", parent=self.body, textColor=colors.Color(0, 0.45, 0.1))
+        self.verdict_bad = ParagraphStyle("bad", parent=self.body, textColor=colors.Color(0.75, 0, 0))
+
+
+def _p(text: str, style: ParagraphStyle) -> Paragraph:
+    return Paragraph(text, style)
+
+
+def _t(value: Any) -> str:
+    return escape("" if value is None else str(value))
+
+
+def render_pdf(record: CaseRecord) -> bytes:
+    buffer = io.BytesIO()
+    styles = _Styles()
+    document = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=_MARGIN,
+        rightMargin=_MARGIN,
+        topMargin=_MARGIN,
+        bottomMargin=_MARGIN + 4 * mm,
+        title=f"Vein-to-vein record {record.coi}",
+        author="Celltrail",
+        subject="Chain of identity, chain of custody and cold chain record",
+    )
+    width = A4[0] - 2 * _MARGIN
+    story: list[Any] = [
+        _p(f"Vein-to-vein record {_t(record.eye_readable)}", styles.title),
+        *_case_section(record, styles, width),
+        *_verdict_section(record, styles),
+        *_units_section(record, styles, width),
+        *_events_section(record, styles, width),
+        *_temperature_section(record, styles),
+        *_alerts_section(record, styles, width),
+        Spacer(1, 4 * mm),
+        _p(
+            f"Generated {_utc(record.generated_at)} for {_t(record.generated_for)} from the Celltrail "
+            "record. All times are UTC.",
+            styles.body,
+        ),
+    ]
+    footer = f"Celltrail vein-to-vein record COI {record.coi} - generated {_utc(record.generated_at)}"
+    document.build(story, canvasmaker=_numbered(footer))
+    return buffer.getvalue()
+
+
+def _case_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any]:
+    site = record.site(record.treatment_site)
+    if record.patient_withheld:
+        patient = "withheld: not visible to the requester (need-to-know, treatment site only)"
+    elif record.patient is None:
+        patient = "none recorded"
+    else:
+        fields = record.patient
+        patient = f"reference {_t(fields.patient_ref or '-')}, birth year {_t(fields.birth_year or '-')}"
+    rows = [
+        ["COI", _p(f"{_t(record.coi)} (barcode content {_t(record.barcode)})", styles.cell)],
+        ["Therapy", _p(_t(record.therapy), styles.cell)],
+        [
+            "Treatment site",
+            _p(_t(f"{record.treatment_site} - {site.name}" if site else record.treatment_site), styles.cell),
+        ],
+        ["Case status", record.status],
+        ["Opened", _utc(record.created_at)],
+        ["Patient fields", _p(patient, styles.cell)],
+    ]
+    table = Table(rows, colWidths=[35 * mm, width - 35 * mm])
+    table.setStyle(
+        TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey), ("FONTSIZE", (0, 0), (-1, -1), 8)])
+    )
+    return [table, Spacer(1, 3 * mm)]
+
+
+def _verdict_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    chain = record.chain
+    if chain.ok:
+        verdict = _p(f"<b>Chain verification: VERIFIED</b> - {_t(chain.message)}.", styles.verdict_ok)
+    else:
+        reason = (chain.first_break or {}).get("reason", "")
+        verdict = _p(
+            f"<b>Chain verification: FAILED</b> - {_t(chain.message)}: {_t(reason)}. "
+            "The record below may have been altered outside Celltrail.",
+            styles.verdict_bad,
+        )
+    if record.corrected:
+        items = "; ".join(
+            f"event #{c.seq} by {_t(c.actor)} on {_utc(c.at)} corrects event "
+            f"#{c.corrects_seq or c.corrects_event_id} ({_t(c.reason or 'no reason given')})"
+            for c in record.corrections
+        )
+        corrections = _p(
+            f"<b>Corrected after first entry: YES</b> - {len(record.corrections)} correction(s): {items}. "
+            "Corrected entries are kept unchanged; each correction is a later event.",
+            styles.body,
+        )
+    else:
+        corrections = _p(
+            "<b>Corrected after first entry: NO</b> - no entry was corrected after first entry.", styles.body
+        )
+    return [
+        _p("Integrity", styles.h2),
+        verdict,
+        _p(f"Final hash (head of the chain after {chain.events} events):", styles.body),
+        _p(_t(chain.head_hash or "-"), styles.mono),
+        corrections,
+        Spacer(1, 3 * mm),
+    ]
+
+
+def _units_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any]:
+    rows: list[list[Any]] = [["Unit", "Product", "Status", "Where", "Flags"]]
+    for unit in record.units:
+        flags = ", ".join(
+            f for f, on in (("QA released", unit.released), ("quarantined", unit.quarantined)) if on
+        )
+        where = unit.site or "in transit"
+        if unit.storage_location:
+            where += f" ({unit.storage_location})"
+        rows.append(
+            [
+                _p(_t(unit.id) + (f"<br/>DIN {_t(unit.din)}" if unit.din else ""), styles.cell),
+                _p(_t(unit.product), styles.cell),
+                unit.status,
+                _p(_t(where), styles.cell),
+                _p(_t(flags or "-"), styles.cell),
+            ]
+        )
+    table = Table(rows, colWidths=[48 * mm, 38 * mm, 22 * mm, width - 148 * mm, 40 * mm], repeatRows=1)
+    table.setStyle(_GRID)
+    return [_p("Units", styles.h2), table]
+
+
+def _event_details(event: EventLine, record: CaseRecord) -> str:
+    seq_of = {e.id: e.seq for e in record.events}
+    lines = [_t(event.detail)]
+    if event.outcome == "refused":
+        lines.insert(0, f"<b>REFUSED ({_t(event.refusal)})</b>")
+    if event.counterpart:
+        lines.append(f"Counterpart: {_t(event.counterpart)}")
+    if event.shipment_id:
+        lines.append(f"Shipment {_t(event.shipment_id)}")
+    if event.unit_ids:
+        lines.append("Units: " + _t(", ".join(event.unit_ids)))
+    for signature in event.signatures:
+        lines.append(
+            f"Signed by <b>{_t(signature.printed_name)}</b> "
+            f"({_t(signature.role)}, {_t(signature.username)}) - "
+            f"meaning: <b>{_t(signature.meaning)}</b> - {_utc(signature.signed_at)}"
+        )
+    if event.corrects is not None:
+        lines.append(f"<b>Corrects event #{seq_of.get(event.corrects, event.corrects)}</b>")
+    if event.corrected_by:
+        later = ", ".join(f"#{seq_of.get(i, i)}" for i in event.corrected_by)
+        lines.append(f"<b>Corrected later by event {later}</b>")
+    return "<br/>".join(lines)
+
+
+def _events_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any]:
+    rows: list[list[Any]] = [["#", "Time (UTC)", "Step", "Who, where", "Details and signatures"]]
+    for event in record.events:
+        site = record.site(event.site)
+        rows.append(
+            [
+                str(event.seq),
+                _p(_utc(event.server_time).replace(" UTC", ""), styles.cell),
+                _p(_t(event.action.replace("_", " ")), styles.cell),
+                _p(
+                    f"{_t(event.actor)}<br/>{_t(event.site)}" + (f" ({_t(site.name)})" if site else ""),
+                    styles.cell,
+                ),
+                _p(_event_details(event, record), styles.cell),
+            ]
+        )
+    table = Table(rows, colWidths=[8 * mm, 24 * mm, 22 * mm, 34 * mm, width - 88 * mm], repeatRows=1)
+    table.setStyle(_GRID)
+    return [_p("Custody events", styles.h2), table]
+
+
+def _limits(low: float | None, high: float | None) -> str:
+    if low is None and high is None:
+        return "none"
+    if low is None:
+        return f"at or below {high} °C"
+    if high is None:
+        return f"at or above {low} °C"
+    return f"{low} to {high} °C"
+
+
+def _leg_block(leg: TemperatureLeg, styles: _Styles) -> list[Any]:
+    s = leg.summary
+    limits = _limits(leg.low_c, leg.high_c)
+    facts = (
+        f"{_t(leg.from_site)} to {_t(leg.to_site)}, container {_t(leg.container_id)}, logger "
+        f"{_t(leg.logger_id or 'none')}, profile {_t(leg.profile)} (limits {limits}), "
+        f"status {_t(leg.status)}; "
+        f"departed {_utc(leg.departed_at)}, received {_utc(leg.received_at)}."
+    )
+    if s.readings:
+        figures = (
+            f"{s.readings} readings {_utc(s.first)} to {_utc(s.last)}: "
+            f"min {s.min_c:.1f} °C, max {s.max_c:.1f} °C, "
+            f"mean {s.mean_c:.1f} °C"
+            + (f", MKT {s.mkt_c:.1f} °C" if s.mkt_c is not None else "")
+            + f"; {s.minutes_above:.0f} min above, {s.minutes_below:.0f} min below the range."
+        )
+    else:
+        figures = "No readings recorded for this leg."
+    if leg.excursions:
+        excursions = "<br/>".join(
+            f"Excursion {e.side} {e.limit_c} °C from {_utc(e.start)} to {_utc(e.end)}"
+            f"{' (still out of range at the last reading)' if e.ongoing else ''}: peak {e.peak_c:.1f} °C, "
+            f"{e.minutes:.0f} min"
+            for e in leg.excursions
+        )
+    else:
+        excursions = "No excursion beyond the profile's limits in the readings."
+    if leg.temperature_alerts:
+        excursions += "<br/>Temperature alerts: " + ", ".join(f"#{i}" for i in leg.temperature_alerts)
+    block: list[Any] = [
+        _p(f"Leg {_t(leg.shipment_id)}" + (" - ALARM" if leg.alarm else ""), styles.h3),
+        _p(facts, styles.body),
+        _p(figures, styles.body),
+        temperature_chart(leg),
+        _p(excursions, styles.body),
+    ]
+    if leg.readings_truncated:
+        block.append(_p("Only the first readings are charted; the CSV export has them all.", styles.body))
+    return [KeepTogether(block), Spacer(1, 3 * mm)]
+
+
+def _temperature_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    if not record.legs:
+        return [_p("Temperature", styles.h2), _p("No shipment legs.", styles.body)]
+    return [_p("Temperature", styles.h2), *[part for leg in record.legs for part in _leg_block(leg, styles)]]
+
+
+def handling(alert: AlertLine) -> str:
+    """How an alert was handled, in words."""
+    steps = []
+    if alert.acknowledged_at:
+        steps.append(
+            f"Acknowledged by {alert.acknowledged_by or 'unknown'} at {_utc(alert.acknowledged_at)}: "
+            f'"{alert.ack_comment or ""}"'
+        )
+    if alert.status == "resolved":
+        steps.append(f"Resolved at {_utc(alert.ended_at)} (the condition ended)")
+    if alert.closed_at:
+        steps.append(
+            f"Closed by {alert.closed_by or 'unknown'} at {_utc(alert.closed_at)}: "
+            f'"{alert.close_reason or ""}"'
+        )
+    if not steps:
+        steps.append("Open - not yet acknowledged")
+    return "; ".join(steps)
+
+
+def _alerts_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any]:
+    if not record.alerts:
+        return [_p("Alerts", styles.h2), _p("No alerts were raised for this case.", styles.body)]
+    rows: list[list[Any]] = [["#", "Raised (UTC)", "Alert", "Handling"]]
+    for alert in record.alerts:
+        rows.append(
+            [
+                str(alert.id),
+                _p(_utc(alert.started_at).replace(" UTC", ""), styles.cell),
+                _p(
+                    f"<b>{_t(alert.severity)} {_t(alert.kind)}</b> ({_t(alert.status)})<br/>"
+                    f"{_t(alert.title)}<br/>"
+                    f"{_t(alert.detail)}",
+                    styles.cell,
+                ),
+                _p(_t(handling(alert)), styles.cell),
+            ]
+        )
+    table = Table(
+        rows, colWidths=[10 * mm, 24 * mm, (width - 34 * mm) * 0.55, (width - 34 * mm) * 0.45], repeatRows=1
+    )
+    table.setStyle(_GRID)
+    return [_p("Alerts", styles.h2), table]
+
+
+def _numbered(footer: str) -> type[Canvas]:
+    """A canvas that writes 'page N of M' on every page (M is known only once all pages are laid out)."""
+
+    class NumberedCanvas(Canvas):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # noqa: N802 - reportlab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for state in self._pages:
+                self.__dict__.update(state)
+                self.setFont("Helvetica", 7)
+                self.setFillColor(colors.grey)
+                self.drawString(_MARGIN, 9 * mm, footer)
+                self.drawRightString(A4[0] - _MARGIN, 9 * mm, f"page {self._pageNumber} of {total}")
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas

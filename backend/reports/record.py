@@ -1,0 +1,376 @@
+"""The vein-to-vein record of one case, as plain data: the case, its units, every custody event in order
+with who, where, when and the signatures, each shipment leg's temperature (readings, summary,
+excursions), the alerts and how they were handled, the corrections, and the chain's verification.
+
+It is read in one read-only snapshot, so the verdict and the events it speaks of are the same rows. The
+PDF, the JSON export and the EPCIS export are all made from this one structure."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from backend.db.repo import cases, events, exports, shipments, sites
+from backend.domain.errors import NotFound
+from backend.domain.identifiers import Coi
+from backend.domain.temperature import Summary, summarise
+from backend.reports.excursions import Excursion, find_excursions
+from backend.services import cases as case_service
+from backend.services import ledger
+from backend.services.visibility import sees_patient_fields
+
+if TYPE_CHECKING:
+    from backend.db.repo.cases import CaseRow, UnitRow
+    from backend.db.repo.exports import AlertEntry
+    from backend.db.repo.shipments import ShipmentRow
+    from backend.db.types import Conn, Pool
+    from backend.domain.access import Principal
+
+# Alert kinds that speak of the temperature of the load (as opposed to custody refusals, hand-overs...).
+TEMPERATURE_ALERT_KINDS: Final = frozenset(
+    {"temperature_high", "temperature_low", "mkt_high", "predicted_excursion", "rate_of_change"}
+)
+# A leg's readings beyond this many are not charted or exported with the record (CSV has them all).
+MAX_LEG_READINGS: Final = 50_000
+
+
+class SiteInfo(msgspec.Struct, frozen=True):
+    code: str
+    name: str
+    kind: str
+    time_zone: str
+    gln: str | None
+
+
+class PatientFields(msgspec.Struct, frozen=True):
+    patient_ref: str | None
+    birth_year: int | None
+
+
+class UnitLine(msgspec.Struct, frozen=True):
+    id: str
+    kind: str
+    din: str | None
+    product: str
+    status: str
+    site: str | None
+    storage_location: str | None
+    released: bool
+    quarantined: bool
+    expires_at: datetime | None
+    thawed_at: datetime | None
+
+
+class SignatureLine(msgspec.Struct, frozen=True):
+    printed_name: str
+    username: str
+    role: str
+    meaning: str
+    signed_at: datetime
+
+
+class EventLine(msgspec.Struct, frozen=True):
+    id: int
+    seq: int
+    server_time: datetime
+    device_time: datetime | None
+    action: str
+    outcome: str
+    refusal: str | None
+    detail: str
+    actor: str
+    site: str
+    shipment_id: str | None
+    unit_ids: list[str]
+    counterpart: str | None
+    signatures: list[SignatureLine]
+    data: Any
+    corrects: int | None
+    corrected_by: list[int]
+    hash: str
+
+
+class TemperatureLeg(msgspec.Struct, frozen=True):
+    shipment_id: str
+    from_site: str
+    to_site: str
+    container_id: str
+    logger_id: str | None
+    profile: str
+    low_c: float | None
+    high_c: float | None
+    status: str
+    planned_departure: datetime
+    planned_arrival: datetime
+    departed_at: datetime | None
+    arrived_at: datetime | None
+    received_at: datetime | None
+    units: list[str]
+    summary: Summary
+    excursions: list[Excursion]
+    temperature_alerts: list[int]
+    # True when the readings left the range or a temperature alert was raised for the leg.
+    alarm: bool
+    readings: list[tuple[datetime, float]]
+    readings_truncated: bool
+
+
+class AlertLine(msgspec.Struct, frozen=True):
+    id: int
+    kind: str
+    severity: str
+    status: str
+    title: str
+    detail: str
+    shipment_id: str | None
+    unit_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    peak_value: float | None
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_comment: str | None
+    closed_by: str | None
+    closed_at: datetime | None
+    close_reason: str | None
+
+
+class CorrectionLine(msgspec.Struct, frozen=True):
+    event_id: int
+    seq: int
+    corrects_event_id: int
+    corrects_seq: int | None
+    reason: str | None
+    fields: Any
+    actor: str
+    at: datetime
+
+
+class ChainVerdict(msgspec.Struct, frozen=True):
+    ok: bool
+    events: int
+    head_hash: str | None
+    message: str
+    first_break: dict[str, Any] | None
+
+
+class CaseRecord(msgspec.Struct, frozen=True):
+    coi: str
+    barcode: str
+    eye_readable: str
+    treatment_site: str
+    therapy: str
+    status: str
+    created_at: datetime
+    # None both when the case has none and when the requester may not see them (then `patient_withheld`).
+    patient: PatientFields | None
+    patient_withheld: bool
+    sites: list[SiteInfo]
+    units: list[UnitLine]
+    legs: list[TemperatureLeg]
+    events: list[EventLine]
+    alerts: list[AlertLine]
+    corrections: list[CorrectionLine]
+    # Whether any entry was corrected after it was first recorded (by a later correction event).
+    corrected: bool
+    chain: ChainVerdict
+    generated_at: datetime
+    generated_for: str
+
+    def site(self, code: str) -> SiteInfo | None:
+        return next((s for s in self.sites if s.code == code), None)
+
+
+async def case_record(pool: Pool, principal: Principal, coi: str) -> CaseRecord:
+    """The record of a case visible to `principal` (404 otherwise), with patient fields only for those
+    who may see them."""
+    case = await case_service.get_case(pool, principal, coi)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        return await load_record(
+            conn,
+            case.coi,
+            patient_visible=sees_patient_fields(principal, case.treatment_site),
+            requested_by=principal.full_name,
+        )
+
+
+async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_by: str) -> CaseRecord:
+    """Must run in one (read-only, repeatable read) transaction for a consistent record."""
+    case = await cases.get_case(conn, coi)
+    if case is None:
+        raise NotFound(f"no case with COI {coi}")
+    stored = await events.events_of_case(conn, coi)
+    verdict = await ledger.verify(conn, coi)
+    units = await cases.units_of_case(conn, coi)
+    legs = await shipments.of_case(conn, coi)
+    alerts = await exports.alerts_of_case(conn, coi)
+    counterparts = sorted({e.record.counterpart_id for e in stored if e.record.counterpart_id is not None})
+    names = await exports.user_names(conn, counterparts)
+    series = {
+        leg.id: await exports.readings_of_shipment(conn, leg.id, None, None, MAX_LEG_READINGS + 1)
+        for leg in legs
+    }
+    known_sites = await sites.list_all(conn)
+    lines = [_event_line(e.id, e.hash, e.record, names) for e in stored]
+    corrected_by: dict[int, list[int]] = {}
+    for line in lines:
+        if line.corrects is not None:
+            corrected_by.setdefault(line.corrects, []).append(line.id)
+    lines = [msgspec.structs.replace(line, corrected_by=corrected_by.get(line.id, [])) for line in lines]
+    used = (
+        {case.treatment_site}
+        | {line.site for line in lines}
+        | {s for leg in legs for s in (leg.from_site, leg.to_site)}
+    )
+    return CaseRecord(
+        coi=case.coi,
+        barcode=Coi.from_value(case.coi).barcode,
+        eye_readable=Coi.from_value(case.coi).eye_readable,
+        treatment_site=case.treatment_site,
+        therapy=case.therapy,
+        status=case.status,
+        created_at=case.created_at,
+        patient=_patient(case) if patient_visible else None,
+        patient_withheld=not patient_visible,
+        sites=[SiteInfo(s.code, s.name, s.kind, s.time_zone, s.gln) for s in known_sites if s.code in used],
+        units=[_unit_line(u) for u in units],
+        legs=[_leg(leg, [(r.ts, r.temp_c) for r in series[leg.id]], alerts) for leg in legs],
+        events=lines,
+        alerts=[_alert_line(a) for a in alerts],
+        corrections=_corrections(lines),
+        corrected=verdict.corrected,
+        chain=ChainVerdict(
+            verdict.ok, verdict.events, verdict.head_hash, verdict.message, verdict.first_break
+        ),
+        generated_at=datetime.now(UTC),
+        generated_for=requested_by,
+    )
+
+
+def _patient(case: CaseRow) -> PatientFields | None:
+    if case.patient_ref is None and case.birth_year is None:
+        return None
+    return PatientFields(case.patient_ref, case.birth_year)
+
+
+def _unit_line(unit: UnitRow) -> UnitLine:
+    return UnitLine(
+        id=unit.id,
+        kind=unit.kind,
+        din=unit.din,
+        product=unit.product,
+        status=unit.status,
+        site=unit.site,
+        storage_location=unit.storage_location,
+        released=unit.released,
+        quarantined=unit.quarantined,
+        expires_at=unit.expires_at,
+        thawed_at=unit.thawed_at,
+    )
+
+
+def _event_line(event_id: int, digest: bytes, record: Any, names: dict[int, str]) -> EventLine:
+    return EventLine(
+        id=event_id,
+        seq=record.seq,
+        server_time=record.server_time,
+        device_time=record.device_time,
+        action=record.action,
+        outcome=record.outcome,
+        refusal=record.refusal,
+        detail=record.detail,
+        actor=record.actor_name,
+        site=record.site,
+        shipment_id=record.shipment_id,
+        unit_ids=list(record.unit_ids),
+        counterpart=names.get(record.counterpart_id) if record.counterpart_id is not None else None,
+        signatures=[
+            SignatureLine(s.printed_name, s.username, s.role, s.meaning, s.signed_at)
+            for s in record.signatures
+        ],
+        data=record.data,
+        corrects=record.corrects,
+        corrected_by=[],
+        hash=digest.hex(),
+    )
+
+
+def _is_temperature_alert(alert: AlertEntry) -> bool:
+    return alert.kind in TEMPERATURE_ALERT_KINDS or alert.kind.startswith("temperature")
+
+
+def _leg(leg: ShipmentRow, series: list[tuple[datetime, float]], alerts: list[AlertEntry]) -> TemperatureLeg:
+    truncated = len(series) > MAX_LEG_READINGS
+    series = series[:MAX_LEG_READINGS]
+    low, high = leg.profile.get("low_c"), leg.profile.get("high_c")
+    found = find_excursions(series, low, high)
+    temperature_alerts = [a.id for a in alerts if a.shipment_id == leg.id and _is_temperature_alert(a)]
+    return TemperatureLeg(
+        shipment_id=leg.id,
+        from_site=leg.from_site,
+        to_site=leg.to_site,
+        container_id=leg.container_id,
+        logger_id=leg.logger_id,
+        profile=f"{leg.profile_code} v{leg.profile_version}",
+        low_c=low,
+        high_c=high,
+        status=leg.status,
+        planned_departure=leg.planned_departure,
+        planned_arrival=leg.planned_arrival,
+        departed_at=leg.departed_at,
+        arrived_at=leg.arrived_at,
+        received_at=leg.received_at,
+        units=list(leg.manifest),
+        summary=summarise(series, low, high, bool(leg.profile.get("mkt_hours"))),
+        excursions=found,
+        temperature_alerts=temperature_alerts,
+        alarm=bool(found or temperature_alerts),
+        readings=series,
+        readings_truncated=truncated,
+    )
+
+
+def _alert_line(alert: AlertEntry) -> AlertLine:
+    return AlertLine(
+        id=alert.id,
+        kind=alert.kind,
+        severity=alert.severity,
+        status=alert.status,
+        title=alert.title,
+        detail=alert.detail,
+        shipment_id=alert.shipment_id,
+        unit_id=alert.unit_id,
+        started_at=alert.started_at,
+        ended_at=alert.ended_at,
+        peak_value=alert.peak_value,
+        acknowledged_by=alert.acknowledged_by,
+        acknowledged_at=alert.acknowledged_at,
+        ack_comment=alert.ack_comment,
+        closed_by=alert.closed_by,
+        closed_at=alert.closed_at,
+        close_reason=alert.close_reason,
+    )
+
+
+def _corrections(lines: list[EventLine]) -> list[CorrectionLine]:
+    seq_of = {line.id: line.seq for line in lines}
+    found = []
+    for line in lines:
+        if line.corrects is None:
+            continue
+        data = line.data if isinstance(line.data, dict) else {}
+        found.append(
+            CorrectionLine(
+                event_id=line.id,
+                seq=line.seq,
+                corrects_event_id=line.corrects,
+                corrects_seq=seq_of.get(line.corrects),
+                reason=data.get("reason"),
+                fields=data.get("fields"),
+                actor=line.actor,
+                at=line.server_time,
+            )
+        )
+    return found
