@@ -21,6 +21,7 @@ import asyncpg
 
 from backend.db.migrate import migrate_url
 from backend.db.pool import create_pool
+from backend.embedded.mqtt import EmbeddedBroker
 from backend.embedded.ports import free_port, port_open
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.settings import Settings
@@ -97,13 +98,14 @@ def start_database(settings: Settings, stack: Stack) -> str:
     return cluster.database_url(DATABASE_NAME)
 
 
-def start_broker(settings: Settings, stack: Stack, env: dict[str, str]) -> str:
+def start_broker(settings: Settings, stack: Stack) -> str:
     if settings.mqtt_url:
         return settings.mqtt_url
     port = 1883 if not port_open("127.0.0.1", 1883) else free_port()
-    stack.spawn("mqtt-broker", [sys.executable, "-m", "backend.embedded.mqtt", "--port", str(port)], env)
-    _wait_for(lambda: port_open("127.0.0.1", port), 30, "the embedded MQTT broker")
-    return f"mqtt://127.0.0.1:{port}"
+    broker = EmbeddedBroker(settings.data_path / "mqtt", port).start()
+    stack.cleanups.append(broker.stop)
+    log.info("embedded MQTT broker running", extra={"broker": broker.kind, "port": port})
+    return broker.url
 
 
 def _wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -136,7 +138,9 @@ def _bridge_password(data_dir: Path) -> str:
     return secret
 
 
-async def _prepare(database_url: str, admin_password: str | None, bridge_password: str, demo: bool) -> None:
+async def _prepare(
+    database_url: str, admin_password: str | None, bridge_password: str, demo: bool, loggers: int
+) -> None:
     from backend.demo import seed
     from backend.services import accounts
 
@@ -146,7 +150,7 @@ async def _prepare(database_url: str, admin_password: str | None, bridge_passwor
         await accounts.ensure_first_admin(pool, admin_password)
         await accounts.ensure_service_account(pool, BRIDGE_USERNAME, bridge_password)
         if demo:
-            await seed(pool)
+            await seed(pool, loggers)
     finally:
         await pool.close()
 
@@ -170,10 +174,10 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
     try:
         env = {k: v for k, v in os.environ.items()}
         database_url = start_database(settings, stack)
-        mqtt_url = start_broker(settings, stack, env)
+        mqtt_url = start_broker(settings, stack)
         admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)
         bridge_password = _bridge_password(settings.data_path)
-        asyncio.run(_prepare(database_url, admin_password, bridge_password, demo))
+        asyncio.run(_prepare(database_url, admin_password, bridge_password, demo, loggers))
         env.update(
             CELLTRAIL_DATABASE_URL=database_url,
             CELLTRAIL_MQTT_URL=mqtt_url,

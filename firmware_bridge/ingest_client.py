@@ -25,7 +25,7 @@ from firmware_bridge.ingest_contract import (
 
 log = logging.getLogger(__name__)
 
-REJECT_STATUSES = frozenset({400, 413, 422})
+REJECT_STATUSES = frozenset({400, 413, 415, 422})
 
 
 class Outcome(enum.Enum):

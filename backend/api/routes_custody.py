@@ -6,6 +6,7 @@ from typing import Any
 
 from backend.api.alerts import AlertsController
 from backend.api.cases import CasesController, EventsController, UnitsController
+from backend.api.labels import label
 from backend.api.shipments import ScansController, ShipmentsController
 from backend.api.stream import stream
 
@@ -17,4 +18,5 @@ ROUTES: tuple[Any, ...] = (
     ScansController,
     AlertsController,
     stream,
+    label,
 )

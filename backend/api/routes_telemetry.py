@@ -4,4 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-ROUTES: tuple[Any, ...] = ()
+from backend.api.ingest import ingest_telemetry, list_dead_letters
+from backend.api.loggers import LoggersController
+from backend.api.metrics import metrics
+
+ROUTES: tuple[Any, ...] = (ingest_telemetry, list_dead_letters, LoggersController, metrics)

@@ -1,7 +1,8 @@
-"""An embedded MQTT broker (amqtt) for `celltrail up` without CELLTRAIL_MQTT_URL.
+"""A private MQTT broker for `celltrail up` without CELLTRAIL_MQTT_URL, and for tests.
 
-It runs in its own process (`python -m backend.embedded.mqtt --port N`) so a slow broker never stalls
-the API's event loop. Production uses Mosquitto (compose.yaml).
+Mosquitto when the machine has it (the production broker, and the only one here that speaks MQTT 5, which
+the bridge and the simulator use), else amqtt from the wheel. Either runs in its own process, so a slow
+broker never stalls the API's event loop; amqtt's is `python -m backend.embedded.mqtt --port N`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,78 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import shutil
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
+
+from backend.embedded.ports import free_port, port_open
+
+log = logging.getLogger(__name__)
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next((p for p in MOSQUITTO_PATHS if Path(p).exists()), None)
+
+
+class EmbeddedBroker:
+    """A broker on 127.0.0.1 only, anonymous (nothing outside this machine can reach it), keeping QoS 1
+    sessions in `directory`."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.binary = mosquitto_binary()
+        self.kind = "mosquitto" if self.binary else "amqtt"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def _mosquitto_config(self) -> Path:
+        conf = self.directory / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.directory}/\n"
+            # Without TCP_NODELAY QoS 1 traffic waits on the delayed-ACK timer (see ARCHITECTURE.md).
+            "set_tcp_nodelay true\n"
+            "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
+            # As root, Mosquitto would drop to the `mosquitto` user, who cannot write our directory.
+        )
+        return conf
+
+    def start(self, timeout: float = 20.0) -> EmbeddedBroker:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        output = (self.directory / "broker.log").open("ab")
+        if self.binary:
+            args = [self.binary, "-c", str(self._mosquitto_config())]
+        else:
+            log.warning("Mosquitto is not installed; using amqtt, which speaks MQTT 3.1.1 only")
+            args = [sys.executable, "-m", "backend.embedded.mqtt", "--port", str(self.port)]
+        self.process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.kind} did not start; see {self.directory / 'broker.log'}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def broker_config(host: str, port: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from backend.db.repo import alerts, audit, cases, shipments, sites
+from backend.db.repo import alerts, audit, cases, loggers, shipments, sites
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
@@ -17,6 +17,7 @@ from backend.domain.identifiers import ShipmentId
 from backend.domain.temperature import Summary, summarise
 from backend.services import ledger, signing
 from backend.services.cases import get_case
+from backend.services.loggers import calibration_alert_needed
 from backend.services.visibility import require_visible, site_filter
 
 PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.PHARMACIST})
@@ -71,12 +72,9 @@ async def create_shipment(
                 f"unknown temperature profile {profile!r}", field_errors={"profile": "unknown"}
             )
         version, definition = snapshot
-        logger = None
         if logger_id is not None:
-            logger = await conn.fetchrow(
-                "SELECT id, calibration_due, active FROM loggers WHERE id = $1", logger_id
-            )
-            if logger is None or not logger["active"]:
+            logger = await loggers.get(conn, logger_id)
+            if logger is None or not logger.active:
                 raise InvalidInput(
                     f"logger {logger_id} is not registered (or inactive)",
                     field_errors={"logger_id": "unknown"},
@@ -128,18 +126,18 @@ async def create_shipment(
             entity_id=shipment_id,
             new_value={"from": from_site, "to": to_site, "units": unit_ids, "logger": logger_id},
         )
-        if (
-            logger is not None
-            and logger["calibration_due"] is not None
-            and logger["calibration_due"] < planned_arrival.date()
-        ):
+        calibration = (
+            await calibration_alert_needed(conn, logger_id, planned_arrival)
+            if logger_id is not None
+            else None
+        )
+        if calibration is not None:
             await ledger.raise_alert(
                 conn,
                 kind="calibration_overdue",
                 severity="warning",
                 title=f"Logger {logger_id} is due for calibration",
-                detail=f"logger {logger_id} was due for calibration on {logger['calibration_due']} but is "
-                f"assigned to shipment {shipment_id}; replace it or recalibrate it",
+                detail=f"{calibration}; it is assigned to shipment {shipment_id}: replace or recalibrate it",
                 condition_key=f"calibration:{logger_id}:{shipment_id}",
                 sites=[from_site, to_site],
                 coi=case.coi,

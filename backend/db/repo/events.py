@@ -199,3 +199,13 @@ async def record_orphan(
             detail,
         )
     )
+
+
+async def count_label_prints(conn: Conn, coi: str, label_key: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM custody_events WHERE coi = $1 AND action = 'label_print' AND data->>'label' = $2",
+            coi,
+            label_key,
+        )
+    )

@@ -1,0 +1,183 @@
+"""Readings: the set-based batch insert of the ingest path, and reading look-ups for the registry.
+
+The batch insert is one statement on purpose: the readings, their shipment links and the live-page
+summaries in the outbox are written together in one round trip, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+
+class ReadingColumns(msgspec.Struct, kw_only=True):
+    """A batch of readings as parallel columns, the shape `unnest` takes."""
+
+    logger_id: list[str]
+    ts: list[datetime]
+    temp_c: list[float]
+    battery_pct: list[int | None]
+    lid_open: list[bool | None]
+    received_at: list[datetime]
+
+
+class BatchInsert(msgspec.Struct, frozen=True):
+    # Readings of registered, active loggers in the batch (stored + duplicates).
+    known: int
+    stored: int
+    # Readings of loggers that are not registered or not active (dead letters, not readings)...
+    unknown: int
+    # ...and how many of those dead letters are new (a redelivered one is kept once).
+    unknown_new: int
+    # Outbox rows written for live pages.
+    announced: int
+
+
+class ReadingRow(msgspec.Struct, frozen=True):
+    ts: datetime
+    temp_c: float
+    battery_pct: int | None
+    lid_open: bool | None
+    shipment_id: str | None
+    received_at: datetime
+
+
+# The shipment a reading belongs to: the one its logger was assigned to at that moment; where windows
+# overlap, the latest-departing shipment wins. Readings outside every shipment keep shipment_id NULL.
+# Rows are inserted in (logger, ts) order so two concurrent batches that overlap take their unique-index
+# locks in the same order and cannot deadlock.
+_INSERT_BATCH = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::real[], $4::smallint[], $5::boolean[],
+                         $6::timestamptz[]) WITH ORDINALITY
+        AS u(logger_id, ts, temp_c, battery_pct, lid_open, received_at, position)
+),
+known AS (
+    SELECT i.* FROM input i JOIN loggers l ON l.id = i.logger_id AND l.active
+),
+-- Readings of loggers the registry does not know (or has deactivated) are kept whole as dead letters,
+-- once per (logger, ts) like readings, so a redelivery does not double them.
+unknown AS (
+    SELECT i.* FROM input i WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.position = i.position)
+),
+unknown_stored AS (
+    INSERT INTO dead_letters (batch_id, bridge_id, origin, item_index, kind, reason, topic, payload, logger_id,
+                              reading_ts, received_at)
+    SELECT $7, $8, 'reading', u.position - 1, 'unknown_logger',
+           'unknown logger ' || u.logger_id || ': not registered, or deactivated, in the logger registry',
+           NULL,
+           convert_to(json_build_object(
+               'logger_id', u.logger_id,
+               'ts', to_char(u.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               'temp_c', u.temp_c, 'battery_pct', u.battery_pct, 'lid_open', u.lid_open,
+               'received_at', to_char(u.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+           )::text, 'UTF8'),
+           u.logger_id, u.ts, u.received_at
+    FROM unknown u
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+),
+inserted AS (
+    INSERT INTO readings (logger_id, ts, temp_c, battery_pct, lid_open, shipment_id, received_at)
+    SELECT k.logger_id, k.ts, k.temp_c, k.battery_pct, k.lid_open, s.id, k.received_at
+    FROM known k
+    LEFT JOIN LATERAL (
+        SELECT sh.id FROM shipments sh
+        WHERE sh.logger_id = k.logger_id
+          AND k.ts >= coalesce(sh.departed_at, sh.planned_departure)
+          AND k.ts < coalesce(sh.received_at, 'infinity')
+        ORDER BY coalesce(sh.departed_at, sh.planned_departure) DESC
+        LIMIT 1
+    ) s ON true
+    ORDER BY k.logger_id, k.ts
+    ON CONFLICT (logger_id, ts) DO NOTHING
+    RETURNING logger_id, ts, temp_c, shipment_id
+),
+per_logger AS (
+    SELECT shipment_id, logger_id, count(*) AS n, max(ts) AS last_ts,
+           (array_agg(temp_c ORDER BY ts DESC))[1] AS last_temp_c
+    FROM inserted
+    GROUP BY shipment_id, logger_id
+),
+-- Who may see each summary: a shipment's sender and receiver, else the logger's owner site.
+addressed AS (
+    SELECT p.*, sh.coi,
+           CASE WHEN p.shipment_id IS NOT NULL THEN ARRAY[sh.from_site, sh.to_site]
+                WHEN l.owner_site IS NOT NULL THEN ARRAY[l.owner_site]
+                ELSE '{}'::text[] END AS sites
+    FROM per_logger p
+    JOIN loggers l ON l.id = p.logger_id
+    LEFT JOIN shipments sh ON sh.id = p.shipment_id
+),
+announced AS (
+    INSERT INTO outbox (kind, sites, coi, payload)
+    SELECT 'readings', sites, coi,
+           jsonb_build_object(
+               'batch_id', $7::text,
+               'shipment_id', shipment_id,
+               'loggers', jsonb_agg(jsonb_build_object(
+                   'logger_id', logger_id, 'count', n, 'last_ts', last_ts, 'last_temp_c', last_temp_c)
+                   ORDER BY logger_id))
+    FROM addressed
+    GROUP BY shipment_id, coi, sites
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM known) AS known,
+       (SELECT coalesce(sum(n), 0) FROM per_logger) AS stored,
+       (SELECT count(*) FROM unknown) AS unknown,
+       (SELECT count(*) FROM unknown_stored) AS unknown_new,
+       (SELECT count(*) FROM announced) AS announced
+"""
+
+
+async def insert_batch(conn: Conn, columns: ReadingColumns, batch_id: str, bridge_id: str) -> BatchInsert:
+    row = await conn.fetchrow(
+        _INSERT_BATCH,
+        columns.logger_id,
+        columns.ts,
+        columns.temp_c,
+        columns.battery_pct,
+        columns.lid_open,
+        columns.received_at,
+        batch_id,
+        bridge_id,
+    )
+    assert row is not None
+    return BatchInsert(
+        known=int(row["known"]),
+        stored=int(row["stored"]),
+        unknown=int(row["unknown"]),
+        unknown_new=int(row["unknown_new"]),
+        announced=int(row["announced"]),
+    )
+
+
+# real -> numeric -> float8 reads 4.37 back as 4.37 rather than the float4's 4.369999885559082.
+_COLUMNS = "ts, temp_c::numeric::float8 AS temp_c, battery_pct, lid_open, shipment_id, received_at"
+
+
+async def between(
+    conn: Conn, logger_id: str, since: datetime, until: datetime, limit: int
+) -> list[ReadingRow]:
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM readings "  # noqa: S608 - constant column list
+        "WHERE logger_id = $1 AND ts >= $2 AND ts < $3 ORDER BY ts LIMIT $4",
+        logger_id,
+        since,
+        until,
+        limit,
+    )
+    return [ReadingRow(**r) for r in rows]
+
+
+async def latest(conn: Conn, logger_id: str) -> ReadingRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM readings WHERE logger_id = $1 ORDER BY ts DESC LIMIT 1",  # noqa: S608
+        logger_id,
+    )
+    return ReadingRow(**row) if row else None

@@ -1,0 +1,534 @@
+"""End-to-end telemetry ingest: publisher -> Mosquitto -> `celltrail bridge` -> `celltrail serve` ->
+PostgreSQL, every piece a real process on this machine.
+
+A paho publisher in its own process publishes QoS 1 telemetry for 60 s (5 s with ``--smoke``) as fast as
+the broker takes it, once with one reading per message and once with ten. Throughput is publish start to
+the moment ``count(*)`` of the readings table reaches what was published; loss is published minus
+stored; lag is ``stored_at - ts`` per reading (each reading's ts is its publish time). Beside them, the
+database alone: the same rows with COPY from one connection, and through the backend's own batch
+statement (500-row batches, one connection).
+
+``run(smoke)`` returns one dict per figure; ``python -m bench.ingest_e2e [--smoke]`` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from backend.db.migrate import migrate_url
+from backend.db.repo import readings as readings_repo
+from backend.embedded.postgres import EmbeddedPostgres
+from firmware_bridge import topics
+from firmware_bridge.settings import MqttEndpoint
+
+LOGGERS = 1000
+ADMIN_PASSWORD = "bench-admin-password"
+BRIDGE_PASSWORD = "bench-bridge-password"
+TARGETS = {1: ("msg/s", 6000), 10: ("readings/s", 25000)}
+DEFAULT_BATCH = 500
+LARGE_BATCH = 2000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(check: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {seconds:g} s")
+        time.sleep(0.1)
+
+
+# -- the servers -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def _postgres(folder: Path) -> Iterator[str]:
+    # Durable settings (fsync, synchronous_commit): a 200 from the backend means the rows are on disk.
+    cluster = EmbeddedPostgres(folder / "pgdata")
+    cluster.start()
+    try:
+        asyncio.run(_create_database(cluster.url))
+        url = cluster.database_url("bench")
+        asyncio.run(migrate_url(url))
+        yield url
+    finally:
+        cluster.stop("immediate")
+
+
+async def _create_database(server_url: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute('CREATE DATABASE "bench"')
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def _mosquitto(folder: Path) -> Iterator[MqttEndpoint]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = _free_port()
+    conf = folder / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
+        # A whole run may queue for the bridge; lift the per-client limits.
+        "max_queued_messages 0\nmax_inflight_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
+    )
+    process = subprocess.Popen(
+        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _wait(lambda: _accepts(port) or process.poll() is not None, 10, "mosquitto listening")
+        yield MqttEndpoint("127.0.0.1", port, False, None, None)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class _Celltrail:
+    """`celltrail serve` and `celltrail bridge` as the user runs them."""
+
+    def __init__(self, folder: Path, database_url: str, endpoint: MqttEndpoint) -> None:
+        self.folder = folder
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
+        self.env = {
+            **clean,
+            "CELLTRAIL_DATABASE_URL": database_url,
+            "CELLTRAIL_MQTT_URL": f"mqtt://{endpoint.host}:{endpoint.port}",
+            "CELLTRAIL_PORT": str(self.port),
+            "CELLTRAIL_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "CELLTRAIL_LOG_LEVEL": "WARNING",
+            "CELLTRAIL_BACKEND_URL": self.url,
+            "CELLTRAIL_BRIDGE_USERNAME": "bridge",
+            "CELLTRAIL_BRIDGE_PASSWORD": BRIDGE_PASSWORD,
+            "CELLTRAIL_BRIDGE_CLIENT_ID": f"bench-bridge-{os.getpid()}",
+            "CELLTRAIL_BRIDGE_BUFFER_DIR": str(folder / "bridge-buffer"),
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.folder / f"{args[0]}.log").open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes.append(process)
+        return process
+
+    def start_backend(self) -> None:
+        process = self._spawn("serve")
+        _wait(lambda: self._healthy() or process.poll() is not None, 60, "backend healthy")
+        if process.poll() is not None:
+            raise RuntimeError((self.folder / "serve.log").read_text()[-3000:])
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def create_bridge_account(self) -> None:
+        token = self._post("/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
+        account = {
+            "username": "bridge",
+            "full_name": "Bridge",
+            "password": BRIDGE_PASSWORD,
+            "roles": ["bridge"],
+            "sites": ["HQ"],
+        }
+        self._post("/api/v1/users", account, str(token))
+
+    def _post(self, path: str, body: object, token: str | None = None) -> dict[str, object]:
+        headers = {
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        }
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+    def start_bridge(self, endpoint: MqttEndpoint) -> None:
+        from firmware_bridge.mqtt import Subscriber
+
+        online = threading.Event()
+        client_id = self.env["CELLTRAIL_BRIDGE_CLIENT_ID"]
+
+        def on_status(topic: str, payload: bytes, retained: bool) -> None:
+            status = json.loads(payload) if payload else {}
+            if status.get("bridge_id") == client_id and status.get("online"):
+                online.set()
+
+        watcher = Subscriber(endpoint, f"bench-watch-{os.getpid()}", [topics.BRIDGE_STATUS], on_status)
+        watcher.start(10.0)
+        try:
+            self._spawn("bridge", "--log-level", "WARNING")
+            if not online.wait(30):
+                raise RuntimeError("bridge did not come online: " + (self.folder / "bridge.log").read_text())
+        finally:
+            watcher.stop()
+
+    def restart_bridge(self, endpoint: MqttEndpoint, batch_size: int) -> None:
+        bridge = self.processes.pop()
+        bridge.send_signal(signal.SIGTERM)
+        bridge.wait(30)
+        self.env["CELLTRAIL_BRIDGE_BATCH_SIZE"] = str(batch_size)
+        self.start_bridge(endpoint)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# -- the publisher process -------------------------------------------------------------------------
+
+
+def _publish_process(endpoint: MqttEndpoint, per_message: int, seconds: float, go: Any, results: Any) -> None:
+    """Publish as fast as the broker confirms, for `seconds`; each reading's ts is its publish time
+    (the ten readings of a message are 1 ms apart, the last one now)."""
+    from firmware_bridge.mqtt import Publisher
+
+    publisher = Publisher(endpoint, f"bench-pub-{per_message}-{os.getpid()}", max_outstanding=1000)
+    publisher.start(10.0)
+    topics_by_logger = [topics.telemetry_topic(f"LGR-{i + 1:04d}") for i in range(LOGGERS)]
+    go.wait(60)
+    started = time.time()
+    ends = time.monotonic() + seconds
+    messages = 0
+    while time.monotonic() < ends:
+        for _ in range(100):
+            n = messages % LOGGERS
+            now = time.time()
+            readings = ",".join(
+                f'{{"ts":"{_iso(now - (per_message - 1 - i) / 1000)}",'
+                f'"temp_c":{4 + (messages + i) % 40 / 10}}}'
+                for i in range(per_message)
+            )
+            payload = f'{{"logger_id":"LGR-{n + 1:04d}","readings":[{readings}],"battery_pct":80}}'
+            publisher.publish(topics_by_logger[n], payload.encode())
+            messages += 1
+    publisher.flush(120.0)
+    results.put((started, time.time(), messages))
+    publisher.stop()
+
+
+def _iso(unix: float) -> str:
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- measuring -------------------------------------------------------------------------------------
+
+
+async def _count(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM readings"))
+    finally:
+        await conn.close()
+
+
+async def _lag_and_reset(url: str) -> tuple[float, float]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - ts)) AS p50,
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM stored_at - ts)) AS p99
+               FROM readings"""
+        )
+        await conn.execute("TRUNCATE readings")
+        await conn.execute("DELETE FROM outbox WHERE kind = 'readings'")
+    finally:
+        await conn.close()
+    assert row is not None
+    return float(row["p50"]), float(row["p99"])
+
+
+def _end_to_end(url: str, endpoint: MqttEndpoint, per_message: int, seconds: float) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    publisher = ctx.Process(target=_publish_process, args=(endpoint, per_message, seconds, go, results))
+    publisher.start()
+    time.sleep(2.0)  # let the publisher connect before the clock starts
+    go.set()
+    started, published_until, messages = results.get(timeout=seconds + 180)
+    publisher.join(30)
+    expected = messages * per_message
+    stored = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        stored = asyncio.run(_count(url))
+        if stored >= expected:
+            break
+        time.sleep(0.25)
+    finished = time.time()
+    # A few extra polls: anything beyond `expected` would be a double.
+    time.sleep(1.0)
+    stored = asyncio.run(_count(url))
+    p50, p99 = asyncio.run(_lag_and_reset(url))
+    elapsed = finished - started
+    return {
+        "messages": messages,
+        "readings": expected,
+        "stored": stored,
+        "offered_msg_s": messages / (published_until - started),
+        "msg_s": messages / elapsed,
+        "readings_s": expected / elapsed,
+        "lost": expected - stored,
+        "p50": p50,
+        "p99": p99,
+    }
+
+
+def _rows(count: int) -> list[tuple[object, ...]]:
+    start = datetime.now(UTC) - timedelta(days=1)
+    received = datetime.now(UTC)
+    return [
+        (f"LGR-{n % LOGGERS + 1:04d}", start + timedelta(milliseconds=n), 4 + n % 40 / 10, 80, None, received)
+        for n in range(count)
+    ]
+
+
+async def _database_alone(url: str, count: int) -> tuple[float, float]:
+    """(COPY rows/s, backend batch statement rows/s) for `count` rows from one connection."""
+    rows = _rows(count)
+    conn = await asyncpg.connect(url)
+    try:
+        began = time.perf_counter()
+        await conn.copy_records_to_table(
+            "readings",
+            records=rows,
+            columns=["logger_id", "ts", "temp_c", "battery_pct", "lid_open", "received_at"],
+        )
+        copy_rate = count / (time.perf_counter() - began)
+        await conn.execute("TRUNCATE readings")
+        began = time.perf_counter()
+        for i in range(0, count, 500):
+            chunk = rows[i : i + 500]
+            columns = readings_repo.ReadingColumns(
+                logger_id=[str(r[0]) for r in chunk],
+                ts=[r[1] for r in chunk],  # type: ignore[misc]
+                temp_c=[r[2] for r in chunk],  # type: ignore[misc]
+                battery_pct=[r[3] for r in chunk],  # type: ignore[misc]
+                lid_open=[None for _ in chunk],
+                received_at=[r[5] for r in chunk],  # type: ignore[misc]
+            )
+            async with conn.transaction():
+                await readings_repo.insert_batch(conn, columns, f"bench-{i}", "bench")
+        batch_rate = count / (time.perf_counter() - began)
+        await conn.execute("TRUNCATE readings")
+        await conn.execute("DELETE FROM outbox WHERE kind = 'readings'")
+    finally:
+        await conn.close()
+    return copy_rate, batch_rate
+
+
+def _backend_alone(base_url: str, batches: int) -> float:
+    """Readings/s through `POST /api/v1/ingest/telemetry` from one client sending 500-reading batches one
+    after another, as one bridge does: the backend's and the database's share of the pipeline."""
+    import httpx
+
+    from firmware_bridge.ingest_contract import INGEST_PATH, IngestBatch, IngestReading, encode_batch
+
+    start = datetime.now(UTC) - timedelta(days=3)
+    bodies = []
+    for b in range(batches):
+        readings = [
+            IngestReading(
+                logger_id=f"LGR-{n % LOGGERS + 1:04d}",
+                ts=start + timedelta(milliseconds=n),
+                temp_c=4 + n % 40 / 10,
+                battery_pct=80,
+                received_at=start,
+            )
+            for n in range(b * 500, (b + 1) * 500)
+        ]
+        bodies.append(encode_batch(IngestBatch(batch_id=f"alone-{b}", bridge_id="bench", readings=readings)))
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        login = {"username": "bridge", "password": BRIDGE_PASSWORD}
+        token = client.post("/api/v1/auth/login", json=login).json()["token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/msgpack"}
+        began = time.perf_counter()
+        for body in bodies:
+            response = client.post(INGEST_PATH, content=body, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"ingest answered {response.status_code}: {response.text}")
+        return batches * 500 / (time.perf_counter() - began)
+
+
+async def _register_loggers(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO loggers (id, owner_site) SELECT 'LGR-' || lpad(g::text, 4, '0'), 'HQ' "
+            "FROM generate_series(1, $1::int) g",
+            LOGGERS,
+        )
+    finally:
+        await conn.close()
+
+
+def run(smoke: bool) -> list[dict[str, object]]:
+    seconds = 5.0 if smoke else 60.0
+    cores = os.cpu_count()
+    folder = Path(tempfile.mkdtemp(prefix="bench-ingest-e2e-"))
+    os.chmod(folder, 0o755)
+    figures: list[dict[str, object]] = []
+    try:
+        with _postgres(folder) as url, _mosquitto(folder) as endpoint:
+            stack = _Celltrail(folder, url, endpoint)
+            try:
+                stack.start_backend()
+                stack.create_bridge_account()
+                asyncio.run(_register_loggers(url))
+                stack.start_bridge(endpoint)
+                for per_message in (1, 10):
+                    result = _end_to_end(url, endpoint, per_message, seconds)
+                    figures += _figures(per_message, result, seconds, cores, DEFAULT_BATCH)
+                # One bridge sends one batch at a time, so bigger batches amortise each round trip.
+                stack.restart_bridge(endpoint, LARGE_BATCH)
+                result = _end_to_end(url, endpoint, 10, seconds)
+                figures += _figures(10, result, seconds, cores, LARGE_BATCH)
+                batches = 40 if smoke else 400
+                alone = _backend_alone(stack.url, batches)
+                asyncio.run(_lag_and_reset(url))
+                figures.append(
+                    {
+                        "figure": "backend alone, HTTP ingest (500/batch)",
+                        "unit": "readings/s",
+                        "value": round(alone),
+                        "conditions": f"{batches} msgpack batches one after another from one httpx client, "
+                        f"as one bridge sends them; load average {_load()}",
+                    }
+                )
+            finally:
+                stack.stop()
+            count = 20_000 if smoke else 200_000
+            copy_rate, batch_rate = asyncio.run(_database_alone(url, count))
+            conditions = f"{count} rows, one asyncpg connection, durable PostgreSQL, {cores} cores"
+            figures.append(
+                {
+                    "figure": "database alone, COPY",
+                    "unit": "readings/s",
+                    "value": round(copy_rate),
+                    "conditions": conditions,
+                }
+            )
+            figures.append(
+                {
+                    "figure": "database alone, ingest statement (500/batch)",
+                    "unit": "readings/s",
+                    "value": round(batch_rate),
+                    "conditions": conditions + "; unnest + shipment link + outbox",
+                }
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return figures
+
+
+def _figures(
+    per_message: int, r: dict[str, float], seconds: float, cores: int | None, batch: int
+) -> list[dict[str, object]]:
+    label = "single-reading msgs" if per_message == 1 else f"{per_message}-reading msgs"
+    if batch != DEFAULT_BATCH:
+        label += f", bridge batch {batch}"
+    unit, target = TARGETS[per_message]
+    conditions = (
+        f"publisher process (paho, QoS 1) -> Mosquitto -> celltrail bridge (batch {batch}/50 ms) -> "
+        f"celltrail serve (1 worker) -> PostgreSQL (durable), {seconds:g} s of publishing, "
+        f"{int(r['messages'])} messages offered at {r['offered_msg_s']:.0f} msg/s, {LOGGERS} loggers, "
+        f"{cores} cores shared by all (load average {_load()}); target >= {target} {unit}"
+    )
+    return [
+        {
+            "figure": f"end to end, {label}",
+            "unit": "msg/s",
+            "value": round(r["msg_s"]),
+            "conditions": conditions,
+        },
+        {
+            "figure": f"end to end, {label}",
+            "unit": "readings/s",
+            "value": round(r["readings_s"]),
+            "conditions": conditions,
+        },
+        {
+            "figure": f"end to end, {label}, lost",
+            "unit": "readings",
+            "value": int(r["lost"]),
+            "conditions": f"{int(r['readings'])} published and confirmed, {int(r['stored'])} stored",
+        },
+        {
+            "figure": f"end to end, {label}, lag p50",
+            "unit": "s",
+            "value": round(r["p50"], 3),
+            "conditions": "stored_at - ts per reading (ts = publish time)",
+        },
+        {
+            "figure": f"end to end, {label}, lag p99",
+            "unit": "s",
+            "value": round(r["p99"], 3),
+            "conditions": "stored_at - ts per reading (ts = publish time)",
+        },
+    ]
+
+
+def _load() -> str:
+    """The machine's 1-minute load average: other work on it shows in every figure here."""
+    return f"{os.getloadavg()[0]:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--smoke", action="store_true", help="5 s per shape: checks it runs, not how fast")
+    figures = run(parser.parse_args().smoke)
+    for f in figures:
+        print(f"{f['figure']:<52} {f['value']:>10} {f['unit']:<11} {f['conditions']}")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
