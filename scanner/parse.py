@@ -1,0 +1,144 @@
+"""Decoded text -> typed identifier, a rejected look-alike with its reason, or a foreign code.
+
+``backend.domain.identifiers.parse_identifier`` is the one authority on formats. On top of it:
+
+* GS1 data (a GS1 symbology identifier, or a parsed SSCC/GIAI/GLN) is cross-checked with ``biip``, an
+  independent GS1 parser; a disagreement rejects the scan rather than trusting either side.
+* A text that is not a Celltrail identifier at all (a product EAN, an ISBT 128 product code, a URL on a
+  box) is *foreign*: shown and ignored, not a STOP. A text that looks like one of ours but fails its own
+  rules (wrong check character, bad length, unknown unit kind) is *rejected*: that is a damaged or
+  counterfeit label and the operator must stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.domain.identifiers import (
+    Coi,
+    Din,
+    Giai,
+    Gln,
+    Identifier,
+    IdentifierError,
+    LoggerId,
+    ShipmentId,
+    Sscc,
+    UnitId,
+    parse_identifier,
+)
+from scanner.decode import Detection
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    detection: Detection
+    identifier: Identifier
+
+    @property
+    def key(self) -> str:
+        return identity_key(self.identifier)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    detection: Detection
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Foreign:
+    detection: Detection
+    reason: str
+
+
+Interpretation = Parsed | Rejected | Foreign
+
+
+def kind_of(identifier: Identifier) -> str:
+    match identifier:
+        case Coi():
+            return "coi"
+        case Din():
+            return "din"
+        case UnitId():
+            return "unit"
+        case Sscc():
+            return "sscc"
+        case Giai():
+            return "giai"
+        case Gln():
+            return "gln"
+        case ShipmentId():
+            return "shipment"
+        case LoggerId():
+            return "logger"
+
+
+def display_text(identifier: Identifier) -> str:
+    """What the operator reads on the label for this identifier."""
+    match identifier:
+        case Coi() | Din():
+            return identifier.eye_readable
+        case UnitId() | ShipmentId() | LoggerId():
+            return identifier.text
+        case Sscc() | Giai() | Gln():
+            return identifier.element_string
+
+
+def identity_key(identifier: Identifier) -> str:
+    """One key per thing, whichever symbol carried it: the Code 128 and the QR code of the same shipment,
+    or a DIN with and without check flags, are one key (``shipment:SHP-2026-000123``)."""
+    match identifier:
+        case Coi() | Din():
+            value = identifier.value
+        case UnitId() | ShipmentId() | LoggerId():
+            value = identifier.text
+        case Sscc() | Gln():
+            value = identifier.digits
+        case Giai():
+            value = identifier.value
+    return f"{kind_of(identifier)}:{value}"
+
+
+def _biip_problem(text: str, identifier: Identifier | None) -> str | None:
+    """biip's objection to GS1 ``text``, or None when it agrees with ``identifier``."""
+    import biip
+
+    result = biip.parse(text)
+    message = result.gs1_message
+    if message is None:
+        return f"GS1 data rejected by biip: {result.gs1_message_error or 'not a GS1 message'}"
+    for element in message.element_strings:
+        for error in (element.sscc_error, element.gln_error, element.gtin_error):
+            if error:
+                return f"GS1 data rejected by biip: {error}"
+    if isinstance(identifier, Sscc) and (result.sscc is None or result.sscc.value != identifier.digits):
+        return f"biip reads SSCC {getattr(result.sscc, 'value', None)!r}, parser {identifier.digits!r}"
+    return None
+
+
+def interpret(detection: Detection) -> Interpretation:
+    """What ``detection``'s text means for Celltrail."""
+    text = detection.text
+    try:
+        identifier = parse_identifier(text)
+    except IdentifierError as exc:
+        # parse_identifier uses the field "identifier" only when no Celltrail, ISBT 128 identifier or GS1
+        # key format matched at all; every other field names the rule a look-alike broke.
+        if exc.field == "identifier":
+            return Foreign(detection, exc.reason)
+        return Rejected(detection, exc.field, exc.reason)
+    if detection.gs1 or isinstance(identifier, Sscc | Giai | Gln):
+        problem = _biip_problem(text, identifier) if _is_raw_gs1(text) else None
+        if problem is not None:
+            return Rejected(detection, "gs1", problem)
+    return Parsed(detection, identifier)
+
+
+def _is_raw_gs1(text: str) -> bool:
+    """biip reads raw element strings (optionally after a symbology identifier); the bracketed form and
+    Celltrail QR payloads are checked by the domain parser alone."""
+    body = text[3:] if text.startswith("]") else text
+    return bool(body) and (body[0].isdigit() or body[0] == "\x1d")
