@@ -30,12 +30,14 @@ from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.live.hub import Hub
+from backend.services import monitoring
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
 from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger(__name__)
+POOL_CLOSE_SECONDS = 10.0
 
 ROUTE_HANDLERS: Sequence[Any] = (
     healthz,
@@ -70,7 +72,7 @@ def create_app(settings: Settings) -> Litestar:
         monitor.start()
         hub = Hub(database_url)
         hub.start()
-        housekeeping = asyncio.create_task(_housekeeping(pool, settings.housekeeping_seconds))
+        housekeeping = asyncio.create_task(_housekeeping(pool, settings))
         app.state.pool = pool
         app.state.broker = monitor
         app.state.hub = hub
@@ -80,9 +82,12 @@ def create_app(settings: Settings) -> Litestar:
             housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeping
-            await hub.stop()
-            await monitor.stop()
-            await pool.close()
+            for stop in (hub.stop(), monitor.stop()):
+                try:
+                    await asyncio.wait_for(stop, POOL_CLOSE_SECONDS)
+                except TimeoutError:
+                    log.warning("a background task did not stop in time")
+            await _close_pool(pool)
 
     def provide_pool(state: State) -> Pool:
         pool: Pool = state.pool
@@ -128,12 +133,26 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-async def _housekeeping(pool: Pool, every: float) -> None:
-    """Periodic checks that no request triggers: hand-overs nobody confirmed in time."""
+async def _close_pool(pool: Pool) -> None:
+    """Close gracefully, but never hang a shutdown on a connection that was not given back."""
+    try:
+        await asyncio.wait_for(pool.close(), POOL_CLOSE_SECONDS)
+    except TimeoutError:
+        log.warning(
+            "database connections still in use at shutdown; closing them",
+            extra={"seconds": POOL_CLOSE_SECONDS},
+        )
+        pool.terminate()
+
+
+async def _housekeeping(pool: Pool, settings: Settings) -> None:
+    """Periodic checks no request triggers: unconfirmed hand-overs, silent loggers, late shipments,
+    pending alert deliveries and reminders, and readings the ingest path could not evaluate."""
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(settings.housekeeping_seconds)
         try:
             await alert_overdue_handovers(pool)
+            await monitoring.run_periodic_checks(pool, settings)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.exception("housekeeping failed; will retry")
 

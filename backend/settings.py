@@ -40,6 +40,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     fin: Annotated[str, msgspec.Meta(pattern=r"^[A-NP-Z1-9][0-9]{4}$")] = "A9999"
     handover_confirm_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 30
     housekeeping_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    # Alerting: e-mail for critical alerts goes through this SMTP server (none: e-mail deliveries wait and
+    # are retried until one is configured). smtp_tls: starttls, tls (implicit, port 465) or none.
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "celltrail@localhost"
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+    # Failed deliveries are retried after base, 2x base, 4x base ... (at most an hour apart).
+    delivery_retry_base_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
+    delivery_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
+    # A critical alert nobody acknowledged is delivered again every this many minutes.
+    alert_reminder_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 15.0
+    # "No data" for this long is an alert; a logger silent for the maximum is taken as lost and its alert
+    # closes by itself (receipt of the shipment resolves it earlier).
+    logger_silent_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 15.0
+    logger_silent_max_hours: Annotated[float, msgspec.Meta(gt=0, le=24 * 365)] = 72.0
+    # A shipment not arrived this long after its planned arrival is late.
+    shipment_late_minutes: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 60)] = 30.0
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("labels_render", "decode", "ingest_broker", "ingest_e2e")
+BENCHMARKS = ("labels_render", "decode", "ingest_broker", "ingest_e2e", "alert_latency")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 

@@ -17,6 +17,7 @@ from backend.db.repo.dead_letters import DeadLetterRow
 from backend.db.repo.loggers import StatusColumns
 from backend.db.repo.readings import BatchInsert, ReadingColumns
 from backend.db.types import Pool
+from backend.services import excursions
 from firmware_bridge.ingest_contract import IngestBatch, IngestReading, LoggerStatus
 
 if TYPE_CHECKING:
@@ -114,6 +115,10 @@ async def ingest(pool: Pool, batch: IngestBatch) -> IngestOutcome:
                         if s.logger_id not in updated and not s.retained
                     ]
                 kinds = await dead_letters.insert_many(conn, batch.batch_id, batch.bridge_id, rows)
+    if inserted.stored:
+        # After the commit: the readings are safe whatever the rules do; a failed evaluation is retried by
+        # the periodic sweep (stored readings are marked for it by a trigger).
+        await excursions.evaluate_after_ingest(pool, set(), {r.logger_id for r in batch.readings})
     return IngestOutcome(
         stored=inserted.stored,
         duplicates=inserted.known - inserted.stored,

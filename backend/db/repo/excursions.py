@@ -1,0 +1,418 @@
+"""The excursion engine's tables: leg state, readings still to fold, and the alerts the engine and the
+periodic checks own (temperature, signals, logger silent, shipment late)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from backend.db.types import Conn
+
+
+class Leg(msgspec.Struct, frozen=True):
+    shipment_id: str
+    coi: str
+    from_site: str
+    to_site: str
+    logger_id: str | None
+    profile_code: str
+    profile_version: int
+    profile: Any
+    planned_arrival: datetime
+    received_at: datetime | None
+    through_ts: datetime | None
+    readings: int
+    state: bytes | None
+
+
+class LegReading(msgspec.Struct, frozen=True, array_like=True):
+    ts: datetime
+    temp_c: float
+    battery_pct: int | None
+    lid_open: bool | None
+
+
+class EngineAlert(msgspec.Struct, frozen=True):
+    id: int
+    kind: str
+    status: str
+    severity: str
+    started_at: datetime
+    ended_at: datetime | None
+    peak_value: float | None
+    minutes_beyond: float | None
+    sites: list[str]
+    withdrawn: bool
+
+
+class NewAlert(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    severity: str
+    status: str
+    title: str
+    detail: str
+    condition_key: str
+    sites: list[str]
+    coi: str | None
+    shipment_id: str | None
+    logger_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    fired_at: datetime
+    escalated_at: datetime | None = None
+    peak_value: float | None = None
+    minutes_beyond: float | None = None
+    rule: Any = None
+
+
+_LEGS = """
+SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id, s.profile_code, s.profile_version,
+       s.profile, s.planned_arrival, s.received_at, e.through_ts, e.readings, e.state
+FROM excursion_state e JOIN shipments s ON s.id = e.shipment_id
+WHERE e.shipment_id = ANY($1::text[])
+ORDER BY e.shipment_id
+FOR NO KEY UPDATE OF e
+"""
+
+
+async def lock_legs(conn: Conn, shipment_ids: list[str]) -> list[Leg]:
+    """The legs and their engine state, locked until the transaction ends: one evaluation per leg at a
+    time, across replicas. Locked in id order, so two evaluators of overlapping sets cannot deadlock."""
+    rows = await conn.fetch(_LEGS, shipment_ids)
+    if len(rows) < len(shipment_ids):
+        await conn.execute(
+            """INSERT INTO excursion_state (shipment_id) SELECT id FROM shipments WHERE id = ANY($1::text[])
+               ORDER BY id ON CONFLICT DO NOTHING""",
+            shipment_ids,
+        )
+        rows = await conn.fetch(_LEGS, shipment_ids)
+    return [Leg(**r) for r in rows]
+
+
+# One statement, so the marks taken and the readings read share one snapshot: a reading committed in
+# between cannot be read without its mark being taken too. `dirty_from` at or before `through_ts` means a
+# backlog landed in the past: then every reading of the leg comes back and the engine starts over.
+_TAKE = """
+WITH taken AS (DELETE FROM excursion_dirty WHERE shipment_id = ANY($1::text[]) RETURNING shipment_id, from_ts),
+lowest AS (SELECT shipment_id, min(from_ts) AS from_ts FROM taken GROUP BY shipment_id),
+legs AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS u(shipment_id, through_ts))
+SELECT l.shipment_id, lo.from_ts AS dirty_from, r.ts, r.temp_c, r.battery_pct, r.lid_open
+FROM legs l
+LEFT JOIN lowest lo ON lo.shipment_id = l.shipment_id
+LEFT JOIN LATERAL (
+    SELECT r.ts, r.temp_c::numeric::float8 AS temp_c, r.battery_pct, r.lid_open FROM readings r
+    WHERE r.shipment_id = l.shipment_id
+      AND (l.through_ts IS NULL OR r.ts > l.through_ts OR lo.from_ts <= l.through_ts)
+) r ON true
+ORDER BY l.shipment_id, r.ts
+"""
+
+
+async def take_readings(
+    conn: Conn, legs: list[tuple[str, datetime | None]]
+) -> dict[str, tuple[datetime | None, list[LegReading]]]:
+    """Per leg: the earliest unfolded mark, and the readings to fold (all of them after a backlog)."""
+    rows = await conn.fetch(_TAKE, [leg for leg, _ in legs], [through for _, through in legs])
+    taken: dict[str, tuple[datetime | None, list[LegReading]]] = {}
+    for r in rows:
+        entry = taken.setdefault(r["shipment_id"], (r["dirty_from"], []))
+        if r["ts"] is not None:
+            entry[1].append(LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"]))
+    return taken
+
+
+class SavedState(msgspec.Struct, frozen=True):
+    shipment_id: str
+    through_ts: datetime | None
+    readings: int
+    state: bytes
+    full: bool
+
+
+async def save_states(conn: Conn, saved: list[SavedState]) -> None:
+    await conn.execute(
+        """UPDATE excursion_state e
+              SET through_ts = u.through_ts, readings = u.readings, state = u.state, evaluated_at = now(),
+                  runs = e.runs + 1, full_runs = e.full_runs + u.is_full::int
+             FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::bytea[], $5::bool[])
+                  AS u(shipment_id, through_ts, readings, state, is_full)
+            WHERE e.shipment_id = u.shipment_id""",
+        [s.shipment_id for s in saved],
+        [s.through_ts for s in saved],
+        [s.readings for s in saved],
+        [s.state for s in saved],
+        [s.full for s in saved],
+    )
+
+
+async def dirty_shipments(conn: Conn, logger_ids: list[str] | None) -> list[str]:
+    """Legs with readings still to fold: of these loggers, or (None) of all."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT shipment_id FROM excursion_dirty
+           WHERE $1::text[] IS NULL OR logger_id = ANY($1) ORDER BY shipment_id""",
+        logger_ids,
+    )
+    return [r["shipment_id"] for r in rows]
+
+
+async def received_with_ongoing(conn: Conn, kinds: list[str]) -> list[str]:
+    """Received legs whose engine alerts are still open: their episodes end with the leg."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT a.shipment_id FROM alerts a JOIN shipments s ON s.id = a.shipment_id
+           WHERE a.kind = ANY($1) AND a.status IN ('open', 'acknowledged') AND s.received_at IS NOT NULL""",
+        kinds,
+    )
+    return [r["shipment_id"] for r in rows]
+
+
+async def engine_alerts(
+    conn: Conn, shipment_ids: list[str], kinds: list[str]
+) -> dict[str, list[EngineAlert]]:
+    rows = await conn.fetch(
+        """SELECT shipment_id, id, kind, status, severity, started_at, ended_at, peak_value, minutes_beyond,
+                  sites, withdrawn_at IS NOT NULL AS withdrawn
+           FROM alerts WHERE shipment_id = ANY($1::text[]) AND kind = ANY($2) ORDER BY started_at, id""",
+        shipment_ids,
+        kinds,
+    )
+    found: dict[str, list[EngineAlert]] = {}
+    for r in rows:
+        values = dict(r)
+        found.setdefault(values.pop("shipment_id"), []).append(EngineAlert(**values))
+    return found
+
+
+async def insert_alert(conn: Conn, alert: NewAlert) -> int | None:
+    """The new alert's id; None when its condition already has an open alert."""
+    value = await conn.fetchval(
+        """INSERT INTO alerts (kind, severity, status, title, detail, condition_key, sites, coi, shipment_id,
+                               logger_id, started_at, ended_at, fired_at, escalated_at, peak_value,
+                               minutes_beyond, rule)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+           ON CONFLICT (condition_key) WHERE status IN ('open', 'acknowledged') DO NOTHING
+           RETURNING id""",
+        alert.kind,
+        alert.severity,
+        alert.status,
+        alert.title,
+        alert.detail,
+        alert.condition_key,
+        alert.sites,
+        alert.coi,
+        alert.shipment_id,
+        alert.logger_id,
+        alert.started_at,
+        alert.ended_at,
+        alert.fired_at,
+        alert.escalated_at,
+        alert.peak_value,
+        alert.minutes_beyond,
+        alert.rule or {},
+    )
+    return int(value) if value is not None else None
+
+
+async def update_alert(
+    conn: Conn,
+    alert_id: int,
+    *,
+    severity: str,
+    detail: str,
+    started_at: datetime,
+    ended_at: datetime | None,
+    escalated_at: datetime | None,
+    peak_value: float | None,
+    minutes_beyond: float,
+    rule: Any,
+    resolve: bool,
+    reopen: bool,
+) -> None:
+    """`reopen`: an escalation asks for a new acknowledgement; `resolve`: the episode ended."""
+    await conn.execute(
+        """UPDATE alerts SET severity = $2, detail = $3, started_at = $4,
+                  ended_at = CASE WHEN $5::timestamptz IS NOT NULL THEN $5 ELSE ended_at END,
+                  escalated_at = coalesce($6, escalated_at), peak_value = $7, minutes_beyond = $8, rule = $9,
+                  status = CASE WHEN status = 'closed' THEN status
+                                WHEN $10 THEN 'resolved' WHEN $11 THEN 'open' ELSE status END
+           WHERE id = $1""",
+        alert_id,
+        severity,
+        detail,
+        started_at,
+        ended_at,
+        escalated_at,
+        peak_value,
+        minutes_beyond,
+        rule,
+        resolve,
+        reopen,
+    )
+
+
+WITHDRAWN = "withdrawn automatically: the complete readings do not show this excursion"
+
+
+async def withdraw(conn: Conn, alert_id: int) -> None:
+    await conn.execute(
+        """UPDATE alerts SET status = 'closed', withdrawn_at = now(), closed_at = now(), close_reason = $2,
+                  ended_at = coalesce(ended_at, now())
+           WHERE id = $1 AND withdrawn_at IS NULL""",
+        alert_id,
+        WITHDRAWN,
+    )
+
+
+async def resolve(conn: Conn, alert_id: int, ended_at: datetime) -> None:
+    await conn.execute(
+        """UPDATE alerts SET status = 'resolved', ended_at = $2
+           WHERE id = $1 AND status IN ('open', 'acknowledged')""",
+        alert_id,
+        ended_at,
+    )
+
+
+# -- logger silent and shipment late ------------------------------------------------------------------
+
+
+class Silence(msgspec.Struct, frozen=True):
+    shipment_id: str
+    coi: str
+    from_site: str
+    to_site: str
+    logger_id: str
+    last_data: datetime
+
+
+async def silent_legs(conn: Conn, since: datetime) -> list[Silence]:
+    """Legs under way whose logger's newest reading (or, with none, the departure) is older than `since`."""
+    rows = await conn.fetch(
+        """SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id,
+                  greatest(s.departed_at, (SELECT r.ts FROM readings r WHERE r.logger_id = s.logger_id
+                                           ORDER BY r.ts DESC LIMIT 1)) AS last_data
+           FROM shipments s
+           WHERE s.logger_id IS NOT NULL AND s.departed_at IS NOT NULL AND s.received_at IS NULL
+             AND s.status NOT IN ('cancelled', 'received', 'quarantined')""",
+    )
+    return [Silence(**r) for r in rows if r["last_data"] < since]
+
+
+class OpenAlert(msgspec.Struct, frozen=True):
+    id: int
+    shipment_id: str | None
+    logger_id: str | None
+    started_at: datetime
+    sites: list[str]
+    coi: str | None
+    # The leg's newest reading, its receipt and planned arrival, arrival: what may end the alert.
+    last_data: datetime | None
+    received_at: datetime | None
+    arrived_at: datetime | None
+    shipment_status: str | None
+
+
+async def open_of_kind(conn: Conn, kind: str, logger_ids: list[str] | None = None) -> list[OpenAlert]:
+    rows = await conn.fetch(
+        """SELECT a.id, a.shipment_id, a.logger_id, a.started_at, a.sites, a.coi,
+                  (SELECT r.ts FROM readings r WHERE r.logger_id = a.logger_id
+                   ORDER BY r.ts DESC LIMIT 1) AS last_data,
+                  s.received_at, s.arrived_at, s.status AS shipment_status
+           FROM alerts a LEFT JOIN shipments s ON s.id = a.shipment_id
+           WHERE a.kind = $1 AND a.status IN ('open', 'acknowledged')
+             AND ($2::text[] IS NULL OR a.logger_id = ANY($2))""",
+        kind,
+        logger_ids,
+    )
+    return [OpenAlert(**r) for r in rows]
+
+
+async def close_automatically(conn: Conn, alert_id: int, reason: str) -> None:
+    await conn.execute(
+        """UPDATE alerts SET status = 'closed', closed_at = now(), close_reason = $2,
+                  ended_at = coalesce(ended_at, now())
+           WHERE id = $1 AND status IN ('open', 'acknowledged')""",
+        alert_id,
+        reason,
+    )
+
+
+class Lateness(msgspec.Struct, frozen=True):
+    shipment_id: str
+    coi: str
+    from_site: str
+    to_site: str
+    logger_id: str | None
+    planned_arrival: datetime
+
+
+async def late_legs(conn: Conn, before: datetime) -> list[Lateness]:
+    rows = await conn.fetch(
+        """SELECT id AS shipment_id, coi, from_site, to_site, logger_id, planned_arrival FROM shipments
+           WHERE planned_arrival < $1 AND arrived_at IS NULL AND received_at IS NULL
+             AND status NOT IN ('cancelled', 'arrived', 'received', 'quarantined')""",
+        before,
+    )
+    return [Lateness(**r) for r in rows]
+
+
+# -- temperature profiles and summaries ---------------------------------------------------------------
+
+
+class ProfileRow(msgspec.Struct, frozen=True):
+    code: str
+    version: int
+    name: str
+    definition: Any
+    created_at: datetime
+
+
+async def profiles(conn: Conn, all_versions: bool) -> list[ProfileRow]:
+    rows = await conn.fetch(
+        """SELECT code, version, name, definition, created_at FROM temperature_profiles p
+           WHERE $1 OR version = (SELECT max(version) FROM temperature_profiles q WHERE q.code = p.code)
+           ORDER BY code, version""",
+        all_versions,
+    )
+    return [ProfileRow(**r) for r in rows]
+
+
+async def profile(conn: Conn, code: str, version: int | None) -> ProfileRow | None:
+    row = await conn.fetchrow(
+        """SELECT code, version, name, definition, created_at FROM temperature_profiles
+           WHERE code = $1 AND ($2::int IS NULL OR version = $2) ORDER BY version DESC LIMIT 1""",
+        code,
+        version,
+    )
+    return ProfileRow(**row) if row else None
+
+
+async def profile_versions(conn: Conn, code: str) -> list[int]:
+    rows = await conn.fetch("SELECT version FROM temperature_profiles WHERE code = $1 ORDER BY version", code)
+    return [r["version"] for r in rows]
+
+
+async def insert_profile_version(conn: Conn, code: str, name: str, definition: Any) -> ProfileRow:
+    """The next version of `code` (1 for a new code). The advisory lock keeps two concurrent creators from
+    choosing the same number."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('temperature_profiles:' || $1))", code)
+    row = await conn.fetchrow(
+        """INSERT INTO temperature_profiles (code, version, name, definition)
+           SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM temperature_profiles WHERE code = $1
+           RETURNING code, version, name, definition, created_at""",
+        code,
+        name,
+        definition,
+    )
+    assert row is not None
+    return ProfileRow(**row)
+
+
+async def leg_series(conn: Conn, shipment_id: str) -> list[LegReading]:
+    rows = await conn.fetch(
+        """SELECT ts, temp_c::numeric::float8 AS temp_c, battery_pct, lid_open FROM readings
+           WHERE shipment_id = $1 ORDER BY ts""",
+        shipment_id,
+    )
+    return [LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"]) for r in rows]

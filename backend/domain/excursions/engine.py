@@ -1,0 +1,234 @@
+"""The excursion rules engine: a fold over one shipment leg's readings in time order. Pure.
+
+Each reading stands for the time until the next one (the last for none yet), so time beyond a limit is
+what the samples show, to one sample interval. Feeding readings in chunks gives the same state as
+feeding them at once: that is what lets the service carry a leg's state from batch to batch, and
+recompute from the first reading whenever a backlog lands before what it already folded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from backend.domain.excursions import signals
+from backend.domain.excursions.profiles import SEVERITY_RANK, Rule, RuleSet
+from backend.domain.excursions.state import (
+    TEMPERATURE_HIGH,
+    TEMPERATURE_LOW,
+    Band,
+    EngineState,
+    Episode,
+    Reading,
+    Track,
+    fire,
+)
+
+_SIDES = {"high": TEMPERATURE_HIGH, "low": TEMPERATURE_LOW}
+
+
+def beyond(limit: str, threshold: float, temp_c: float) -> bool:
+    return temp_c > threshold if limit.endswith("high") else temp_c < threshold
+
+
+def back_inside(limit: str, threshold: float, temp_c: float, hysteresis: float) -> bool:
+    return temp_c <= threshold - hysteresis if limit.endswith("high") else temp_c >= threshold + hysteresis
+
+
+def _side_of(limit: str) -> str:
+    return "high" if limit.endswith("high") else "low"
+
+
+def _day(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).date().isoformat()
+
+
+class Engine:
+    """Wraps one leg's state. `planned_arrival` (unix seconds) feeds the predictive rule."""
+
+    def __init__(self, rules: RuleSet, planned_arrival: float | None, state: EngineState | None = None):
+        self.rules = rules
+        self.planned_arrival = planned_arrival
+        self.state = state if state is not None else EngineState()
+        for name in rules.limits:
+            self.state.bands.setdefault(name, Band())
+        # The band that opens and ends a side's episode: its warning limit, else its critical one.
+        self._primary = {
+            side: name
+            for side in ("high", "low")
+            for name in (side, f"critical_{side}")
+            if name in rules.limits and (name == side or side not in rules.limits)
+        }
+        for side in self._primary:
+            self.state.tracks.setdefault(_SIDES[side], Track())
+        self._by_side: dict[str, list[Rule]] = {side: [] for side in self._primary}
+        # Most severe first: when several rules hold at one reading the alert opens at that severity.
+        for rule in sorted(rules.rules, key=lambda r: -SEVERITY_RANK[r.severity]):
+            for side in ("high", "low") if rule.limit == "range" else (_side_of(rule.limit),):
+                if side in self._by_side:
+                    self._by_side[side].append(rule)
+
+    # -- feeding -----------------------------------------------------------------------------------
+
+    def feed(self, readings: Iterable[Reading]) -> None:
+        """Readings in ascending time; one at or before the last folded is ignored (the service
+        recomputes from scratch when a backlog lands in the past)."""
+        for reading in readings:
+            last = self.state.last
+            if self.state.closed or (last is not None and reading.t <= last.t):
+                continue
+            self._step(reading)
+
+    def _step(self, r: Reading) -> None:
+        s = self.state
+        if s.last is not None:
+            self._account(s.last, r.t)
+            for side in self._primary:
+                self._evaluate(side, r.t, interval=True)
+        else:
+            s.first_t = r.t
+        self._apply(r)
+        signals.step(self, r)
+        s.last = r
+        s.readings += 1
+
+    def _account(self, prev: Reading, t: float) -> None:
+        """The interval [prev.t, t) carries prev's temperature."""
+        dt = t - prev.t
+        for name, band in self.state.bands.items():
+            if beyond(name, self.rules.limits[name], prev.temp_c):
+                band.total_s += dt
+                if band.active:
+                    band.episode_s += dt
+                self._add_daily(name, prev.t, t)
+
+    def _add_daily(self, name: str, start: float, end: float) -> None:
+        while start < end:
+            day = _day(start)
+            midnight = (math.floor(start / 86400) + 1) * 86400.0
+            upto = min(end, midnight)
+            per_day = self.state.daily.setdefault(day, {})
+            per_day[name] = per_day.get(name, 0.0) + (upto - start)
+            start = upto
+
+    def _apply(self, r: Reading) -> None:
+        hysteresis = self.rules.definition.hysteresis_c
+        for name, band in self.state.bands.items():
+            threshold = self.rules.limits[name]
+            if beyond(name, threshold, r.temp_c):
+                if not band.active:
+                    band.active, band.start, band.episode_s = True, r.t, 0.0
+                if band.run_start is None:
+                    band.run_start = r.t
+            else:
+                band.run_start = None
+                if band.active and back_inside(name, threshold, r.temp_c, hysteresis):
+                    band.active = False
+        for side, primary in self._primary.items():
+            band = self.state.bands[primary]
+            track = self.state.tracks[_SIDES[side]]
+            if band.active and not track.active:
+                self.state.tracks[_SIDES[side]] = track = Track(active=True, start=band.start, peak=r.temp_c)
+            if track.active:
+                track.peak = _peak(side, track.peak, r.temp_c)
+                self._evaluate(side, r.t, interval=False)
+                if not band.active:
+                    self.finish_track(_SIDES[side], r.t)
+
+    # -- rules -------------------------------------------------------------------------------------
+
+    def _evaluate(self, side: str, t: float, interval: bool) -> None:
+        """`interval`: the time up to `t` was just counted, the reading at `t` not yet applied; instant
+        rules look at readings only, so they wait for the reading itself."""
+        track = self.state.tracks[_SIDES[side]]
+        if not track.active:
+            return
+        for rule in self._by_side[side]:
+            if rule.id in track.fired or (interval and rule.kind == "instant"):
+                continue
+            if self._holds(rule, t):
+                fire(track, rule.id, rule.severity, t)
+
+    def _holds(self, rule: Rule, t: float) -> bool:
+        bands = self.state.bands
+        if rule.limit == "range":
+            total = sum(bands[name].total_s for name in ("low", "high") if name in bands)
+            return total >= rule.delay_s
+        band = bands[rule.limit]
+        if rule.kind == "instant":
+            return band.run_start is not None and t - band.run_start >= rule.delay_s
+        if rule.kind == "consecutive":
+            return band.active and t - band.start >= rule.delay_s
+        return band.total_s >= rule.delay_s
+
+    # -- episodes ----------------------------------------------------------------------------------
+
+    def finish_track(self, kind: str, end: float) -> None:
+        track = self.state.tracks[kind]
+        if track.active and track.severity is not None:
+            self.state.finished.append(self.episode(kind, track, end))
+        self.state.tracks[kind] = Track()
+
+    def episode(self, kind: str, track: Track, end: float | None) -> Episode:
+        assert track.severity is not None
+        assert track.fired_at is not None
+        minutes = 0.0
+        side = {TEMPERATURE_HIGH: "high", TEMPERATURE_LOW: "low"}.get(kind)
+        if side is not None:
+            minutes = self.state.bands[self._primary[side]].episode_s / 60
+        elif end is not None:
+            minutes = (end - track.start) / 60
+        elif self.state.last is not None:
+            minutes = (self.state.last.t - track.start) / 60
+        return Episode(
+            kind=kind,
+            start=track.start,
+            end=end,
+            severity=track.severity,
+            fired_at=track.fired_at,
+            escalated_at=track.escalated_at,
+            peak=track.peak,
+            minutes_beyond=minutes,
+            rules=tuple(track.fired),
+            note=track.note,
+        )
+
+    def close(self, at: float) -> None:
+        """The leg is over (the shipment was received): every episode in progress ends at `at`, so a
+        logger that is lost cannot leave an alert that never ends."""
+        if self.state.closed:
+            return
+        end = max(at, self.state.last.t) if self.state.last is not None else at
+        for kind, track in list(self.state.tracks.items()):
+            if track.active:
+                self.finish_track(kind, end)
+        self.state.closed = True
+
+    def drain(self) -> list[Episode]:
+        """Episodes that ended since the last drain, then those in progress that fired, oldest first."""
+        out = self.state.finished
+        self.state.finished = []
+        ongoing = [
+            self.episode(kind, track, None)
+            for kind, track in self.state.tracks.items()
+            if track.active and track.severity is not None
+        ]
+        return sorted(out, key=lambda e: e.start) + sorted(ongoing, key=lambda e: e.start)
+
+    # -- summaries ---------------------------------------------------------------------------------
+
+    def minutes_beyond(self) -> dict[str, float]:
+        return {name: band.total_s / 60 for name, band in self.state.bands.items()}
+
+    def daily_minutes(self) -> dict[str, dict[str, float]]:
+        return {
+            day: {name: seconds / 60 for name, seconds in limits.items()}
+            for day, limits in sorted(self.state.daily.items())
+        }
+
+
+def _peak(side: str, peak: float | None, temp_c: float) -> float:
+    if peak is None:
+        return temp_c
+    return max(peak, temp_c) if side == "high" else min(peak, temp_c)

@@ -1,0 +1,173 @@
+"""Temperature profile definitions and the alarm rules they stand for. Pure.
+
+A definition is what `temperature_profiles.definition` and each shipment's snapshot hold. The shorthand
+fields of the seeded profiles (`cumulative_minutes`, `consecutive_minutes`, critical limits) expand into
+explicit rules; a definition may instead list its `rules` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from backend.domain.errors import InvalidInput
+
+RuleKind = Literal["instant", "consecutive", "cumulative"]
+# `range` counts time beyond either warning limit together (cumulative rules only): "30 min outside 2-8 °C".
+LimitName = Literal["low", "high", "critical_low", "critical_high", "range"]
+Severity = Literal["info", "warning", "critical"]
+
+SEVERITY_RANK: Final = {"info": 0, "warning": 1, "critical": 2}
+Minutes = Annotated[int, msgspec.Meta(ge=0, le=60 * 24 * 60)]
+Celsius = Annotated[float, msgspec.Meta(ge=-273.15, le=200.0)]
+
+
+class RuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """instant: the current reading is beyond the limit and has been for `delay_minutes` (first to current
+    reading). consecutive: one uninterrupted excursion (hysteresis included) has lasted `delay_minutes`,
+    each reading standing for the time until the next. cumulative: the time beyond the limit over the whole
+    leg, interrupted or not, has reached `delay_minutes`; it never resets."""
+
+    kind: RuleKind
+    limit: LimitName
+    delay_minutes: Minutes = 0
+    severity: Severity = "warning"
+
+
+class ProfileDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    low_c: Celsius | None = None
+    high_c: Celsius | None = None
+    critical_low_c: Celsius | None = None
+    critical_high_c: Celsius | None = None
+    cumulative_minutes: Minutes | None = None
+    consecutive_minutes: Minutes | None = None
+    # Default: at once, except where a critical limit coincides with its warning limit (the cryogenic
+    # profile): then the critical rule is the consecutive one ("critical when above for 5 min").
+    critical_delay_minutes: Minutes | None = None
+    # An excursion ends only once the temperature is back inside the limit by this margin: no flapping.
+    hysteresis_c: Annotated[float, msgspec.Meta(ge=0, le=20)] = 0.5
+    rate_c_per_minute: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    rate_window_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 10
+    # Dry shippers: warn when the warming trend predicts crossing the high limit before planned arrival.
+    predictive: bool = False
+    predict_window_minutes: Annotated[int, msgspec.Meta(ge=5, le=24 * 60)] = 60
+    mkt_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 365)] | None = None
+    battery_low_pct: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20
+    lid_open_minutes: Minutes = 0
+    rules: list[RuleSpec] | None = None
+
+
+class Rule(msgspec.Struct, frozen=True):
+    id: str
+    kind: RuleKind
+    limit: LimitName
+    threshold_c: float | None
+    delay_s: float
+    severity: Severity
+
+    def describe(self) -> str:
+        if self.limit == "range":
+            where = "outside the range"
+        else:
+            side = "above" if self.limit.endswith("high") else "below"
+            where = f"{side} {self.threshold_c:g} °C"
+        minutes = f"{self.delay_s / 60:g} min"
+        if self.kind == "instant":
+            return f"{self.severity}: {where}" + (f" for {minutes}" if self.delay_s else " at once")
+        return f"{self.severity}: {where} for {minutes} {self.kind}"
+
+
+class RuleSet(msgspec.Struct, frozen=True):
+    definition: ProfileDefinition
+    limits: dict[str, float]
+    rules: list[Rule]
+
+    def snapshot(self, rule_ids: list[str]) -> dict[str, Any]:
+        """What goes into an alert's `rule` column: the rules that fired and the profile they came from."""
+        return {
+            "fired": [msgspec.to_builtins(r) for r in self.rules if r.id in rule_ids],
+            "definition": msgspec.to_builtins(self.definition),
+        }
+
+
+def parse_definition(raw: Any) -> ProfileDefinition:
+    try:
+        definition = msgspec.convert(raw, ProfileDefinition)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(
+            f"invalid profile definition: {exc}", field_errors={"definition": str(exc)}
+        ) from None
+    problems = _problems(definition)
+    if problems:
+        raise InvalidInput("; ".join(problems), field_errors={"definition": problems[0]})
+    return definition
+
+
+def _problems(d: ProfileDefinition) -> list[str]:
+    found = []
+    if d.low_c is not None and d.high_c is not None and d.low_c >= d.high_c:
+        found.append("low_c must be below high_c")
+    if d.critical_high_c is not None and d.high_c is not None and d.critical_high_c < d.high_c:
+        found.append("critical_high_c must not be below high_c")
+    if d.critical_low_c is not None and d.low_c is not None and d.critical_low_c > d.low_c:
+        found.append("critical_low_c must not be above low_c")
+    if all(v is None for v in (d.low_c, d.high_c, d.critical_low_c, d.critical_high_c)):
+        found.append("a profile needs at least one temperature limit")
+    for rule in d.rules or []:
+        if rule.limit == "range" and rule.kind != "cumulative":
+            found.append("only cumulative rules may use the limit 'range'")
+        elif rule.limit == "range" and d.low_c is None and d.high_c is None:
+            found.append("a 'range' rule needs low_c or high_c")
+        elif rule.limit != "range" and getattr(d, f"{rule.limit}_c") is None:
+            found.append(f"a rule uses the limit {rule.limit} but {rule.limit}_c is not set")
+    return found
+
+
+def _limits(d: ProfileDefinition) -> dict[str, float]:
+    named = {
+        "low": d.low_c,
+        "high": d.high_c,
+        "critical_low": d.critical_low_c,
+        "critical_high": d.critical_high_c,
+    }
+    return {name: value for name, value in named.items() if value is not None}
+
+
+def _shorthand(d: ProfileDefinition, limits: dict[str, float]) -> list[RuleSpec]:
+    specs: list[RuleSpec] = []
+    warning_sides: list[LimitName] = [side for side in ("low", "high") if side in limits]
+    if warning_sides and d.cumulative_minutes is not None:
+        specs.append(RuleSpec("cumulative", "range", d.cumulative_minutes))
+    if d.consecutive_minutes is not None:
+        specs += [RuleSpec("consecutive", side, d.consecutive_minutes) for side in warning_sides]
+    if warning_sides and d.cumulative_minutes is None and d.consecutive_minutes is None:
+        specs += [RuleSpec("instant", side) for side in warning_sides]
+    for side in ("low", "high"):
+        critical = f"critical_{side}"
+        if critical not in limits:
+            continue
+        delay = d.critical_delay_minutes
+        if delay is None:
+            coincides = limits.get(side) == limits[critical]
+            delay = d.consecutive_minutes if coincides and d.consecutive_minutes else 0
+        kind = "instant" if delay == 0 else "consecutive"
+        specs.append(RuleSpec(kind, critical, delay, "critical"))  # type: ignore[arg-type]
+    return specs
+
+
+def rules_for(definition: ProfileDefinition) -> RuleSet:
+    limits = _limits(definition)
+    specs = definition.rules if definition.rules is not None else _shorthand(definition, limits)
+    rules = [
+        Rule(
+            id=f"{spec.kind}:{spec.limit}:{spec.delay_minutes}",
+            kind=spec.kind,
+            limit=spec.limit,
+            threshold_c=None if spec.limit == "range" else limits[spec.limit],
+            delay_s=spec.delay_minutes * 60.0,
+            severity=spec.severity,
+        )
+        for spec in specs
+    ]
+    return RuleSet(definition=definition, limits=limits, rules=rules)

@@ -1,0 +1,105 @@
+"""What to do with the alerts table so it says what the engine found. Pure.
+
+An alert stands for one episode. It is found again by its start, else (the open one of its kind) by
+overlap, since a backlog may move an episode's start earlier; a resolved one by overlap too. An alert a
+coordinator closed stays closed for its episode: matching it by start keeps the engine from reopening it.
+An alert raised on partial data that the complete readings do not bear out is withdrawn, never deleted:
+it was announced, and the record keeps what was said.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from backend.domain.excursions.profiles import SEVERITY_RANK
+from backend.domain.excursions.state import Episode
+
+ONGOING = ("open", "acknowledged")
+
+
+class ExistingAlert(msgspec.Struct, frozen=True):
+    id: int
+    kind: str
+    status: str
+    severity: str
+    started_at: float
+    ended_at: float | None
+    peak_value: float | None
+    minutes_beyond: float | None
+    withdrawn: bool = False
+
+
+class Open(msgspec.Struct, frozen=True, tag=True):
+    episode: Episode
+
+
+class Update(msgspec.Struct, frozen=True, tag=True):
+    alert_id: int
+    episode: Episode
+    escalate: bool
+    resolve: bool
+
+
+class Retire(msgspec.Struct, frozen=True, tag=True):
+    """An alert the readings no longer bear out (a backlog filled the gap that made it): withdraw it."""
+
+    alert_id: int
+
+
+Action = Open | Update | Retire
+
+
+def _overlaps(alert: ExistingAlert, episode: Episode) -> bool:
+    alert_end = math.inf if alert.ended_at is None else alert.ended_at
+    episode_end = math.inf if episode.end is None else episode.end
+    return alert.started_at <= episode_end and episode.start <= alert_end
+
+
+def _match(episode: Episode, candidates: list[ExistingAlert]) -> ExistingAlert | None:
+    same_kind = [a for a in candidates if a.kind == episode.kind and not a.withdrawn]
+    for alert in same_kind:
+        if alert.started_at == episode.start:
+            return alert
+    for alert in same_kind:
+        if alert.status in ONGOING and _overlaps(alert, episode):
+            return alert
+    for alert in same_kind:
+        if alert.status == "resolved" and alert.ended_at is not None and _overlaps(alert, episode):
+            return alert
+    return None
+
+
+def _changed(alert: ExistingAlert, episode: Episode) -> bool:
+    return (
+        alert.started_at != episode.start
+        or alert.peak_value != episode.peak
+        or alert.minutes_beyond is None
+        or abs(alert.minutes_beyond - episode.minutes_beyond) > 1e-9
+        or (episode.end is not None and alert.ended_at != episode.end)
+    )
+
+
+def plan(episodes: list[Episode], existing: list[ExistingAlert], full: bool) -> list[Action]:
+    """Updates and resolutions first, then new alerts: an episode that ended frees its condition key for
+    the next one of the same kind. With `full` (the whole leg was recomputed), an alert the engine raised
+    that no episode accounts for any more is withdrawn."""
+    left = list(existing)
+    updates: list[Action] = []
+    opens: list[Action] = []
+    for episode in sorted(episodes, key=lambda e: e.start):
+        alert = _match(episode, left)
+        if alert is None:
+            opens.append(Open(episode))
+            continue
+        left.remove(alert)
+        if alert.status == "closed":
+            continue
+        escalate = SEVERITY_RANK[episode.severity] > SEVERITY_RANK[alert.severity]
+        resolve = episode.end is not None and alert.status in ONGOING
+        if escalate or resolve or _changed(alert, episode):
+            updates.append(Update(alert.id, episode, escalate, resolve))
+    if full:
+        updates += [Retire(a.id) for a in left if not a.withdrawn and a.status in (*ONGOING, "resolved")]
+    return updates + opens
