@@ -85,8 +85,10 @@ async def world_with_loggers(client: Any, database_url: str) -> World:
     await sql(database_url, "UPDATE sites SET gln = $1 WHERE code = 'CTA'", CTA_GLN)
     await sql(
         database_url,
-        """INSERT INTO loggers (id, owner_site) VALUES ('LGR-T1', 'CRX'), ('LGR-T2', 'CTA'),
-                  ('LGR-T3', NULL)""",
+        # Calibrated for a year: an uncalibrated logger would (rightly) raise an alert of its own.
+        """INSERT INTO loggers (id, owner_site, calibration_due)
+           VALUES ('LGR-T1', 'CRX', current_date + 365), ('LGR-T2', 'CTA', current_date + 365),
+                  ('LGR-T3', NULL, current_date + 365)""",
     )
     return world
 
