@@ -20,16 +20,10 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,33 +31,16 @@ from typing import Any
 import asyncpg
 import httpx
 
-from backend.db.migrate import migrate_url
 from backend.domain.excursions import Engine, Reading, parse_definition, rules_for
-from backend.embedded.postgres import EmbeddedPostgres
+from bench.stack import ADMIN_PASSWORD, Celltrail, mosquitto, postgres
 from firmware_bridge import topics
 from firmware_bridge.settings import MqttEndpoint
 
-REPO = Path(__file__).resolve().parent.parent
 BACKGROUND_LOGGERS = 100
 READINGS_PER_LOGGER_S = 10
 PROBE_LOGGERS = 10
-ADMIN_PASSWORD = "bench-admin-password"
 PASSWORD = "bench-user-password"
 TARGET_P99_MS = 1000.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(check: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen within {seconds:g} s")
-        time.sleep(0.1)
 
 
 def _iso(unix: float) -> str:
@@ -72,131 +49,6 @@ def _iso(unix: float) -> str:
 
 def _message(logger_id: str, unix: float, temp_c: float) -> bytes:
     return json.dumps({"logger_id": logger_id, "readings": [{"ts": _iso(unix), "temp_c": temp_c}]}).encode()
-
-
-# -- servers -----------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _postgres(folder: Path) -> Iterator[str]:
-    cluster = EmbeddedPostgres(folder / "pgdata")
-    cluster.start()
-    try:
-        asyncio.run(_execute(cluster.url, 'CREATE DATABASE "bench"'))
-        url = cluster.database_url("bench")
-        asyncio.run(migrate_url(url))
-        yield url
-    finally:
-        cluster.stop("immediate")
-
-
-async def _execute(url: str, sql: str, *args: object) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(sql, *args)
-    finally:
-        await conn.close()
-
-
-@contextmanager
-def _mosquitto(folder: Path) -> Iterator[MqttEndpoint]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        "max_queued_messages 0\nmax_inflight_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
-    )
-    process = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait(lambda: _accepts(port) or process.poll() is not None, 10, "mosquitto listening")
-        yield MqttEndpoint("127.0.0.1", port, False, None, None)
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class _Celltrail:
-    """`celltrail serve` and `celltrail bridge`, as the user runs them."""
-
-    def __init__(self, folder: Path, database_url: str, endpoint: MqttEndpoint) -> None:
-        self.folder = folder
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
-        self.env = {
-            **clean,
-            "CELLTRAIL_DATABASE_URL": database_url,
-            "CELLTRAIL_MQTT_URL": f"mqtt://{endpoint.host}:{endpoint.port}",
-            "CELLTRAIL_PORT": str(self.port),
-            "CELLTRAIL_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "CELLTRAIL_LOG_LEVEL": "WARNING",
-            "CELLTRAIL_BACKEND_URL": self.url,
-            "CELLTRAIL_BRIDGE_USERNAME": "bridge",
-            "CELLTRAIL_BRIDGE_PASSWORD": PASSWORD,
-            "CELLTRAIL_BRIDGE_CLIENT_ID": f"bench-alert-bridge-{os.getpid()}",
-            "CELLTRAIL_BRIDGE_BUFFER_DIR": str(folder / "bridge-buffer"),
-        }
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.folder / f"{args[0]}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", *args],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.processes.append(process)
-        return process
-
-    def healthy(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def start_bridge(self, endpoint: MqttEndpoint) -> None:
-        from firmware_bridge.mqtt import Subscriber
-
-        online = threading.Event()
-        client_id = self.env["CELLTRAIL_BRIDGE_CLIENT_ID"]
-
-        def on_status(topic: str, payload: bytes, retained: bool) -> None:
-            status = json.loads(payload) if payload else {}
-            if status.get("bridge_id") == client_id and status.get("online"):
-                online.set()
-
-        watcher = Subscriber(endpoint, f"bench-alert-watch-{os.getpid()}", [topics.BRIDGE_STATUS], on_status)
-        watcher.start(10.0)
-        try:
-            self.spawn("bridge", "--log-level", "WARNING")
-            if not online.wait(30):
-                raise RuntimeError("bridge did not come online: " + (self.folder / "bridge.log").read_text())
-        finally:
-            watcher.stop()
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 # -- the world: accounts, loggers, shipments --------------------------------------------------------
@@ -422,13 +274,12 @@ def run(smoke: bool) -> list[dict[str, object]]:
         f"(durable) on {os.cpu_count()} cores; {seconds:g} s"
     )
     try:
-        with _postgres(folder) as url, _mosquitto(folder) as endpoint:
-            celltrail = _Celltrail(folder, url, endpoint)
+        with postgres(folder) as url, mosquitto(folder) as endpoint:
+            celltrail = Celltrail(
+                folder, url, endpoint, bridge_password=PASSWORD, client_id=f"bench-alert-bridge-{os.getpid()}"
+            )
             try:
-                backend = celltrail.spawn("serve")
-                _wait(lambda: celltrail.healthy() or backend.poll() is not None, 60, "backend healthy")
-                if backend.poll() is not None:
-                    raise RuntimeError((folder / "serve.log").read_text()[-3000:])
+                celltrail.start_backend()
                 token = asyncio.run(_seed(url, celltrail.url))
                 celltrail.start_bridge(endpoint)
                 ctx = mp.get_context("spawn")

@@ -19,208 +19,36 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from backend.db.migrate import migrate_url
 from backend.db.repo import readings as readings_repo
-from backend.embedded.postgres import EmbeddedPostgres
+from bench.stack import ADMIN_PASSWORD, Celltrail, mosquitto, postgres
 from firmware_bridge import topics
 from firmware_bridge.settings import MqttEndpoint
 
 LOGGERS = 1000
-ADMIN_PASSWORD = "bench-admin-password"
 BRIDGE_PASSWORD = "bench-bridge-password"
 TARGETS = {1: ("msg/s", 6000), 10: ("readings/s", 25000)}
 DEFAULT_BATCH = 500
 LARGE_BATCH = 2000
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(check: Any, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen within {seconds:g} s")
-        time.sleep(0.1)
-
-
-# -- the servers -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def _postgres(folder: Path) -> Iterator[str]:
-    # Durable settings (fsync, synchronous_commit): a 200 from the backend means the rows are on disk.
-    cluster = EmbeddedPostgres(folder / "pgdata")
-    cluster.start()
-    try:
-        asyncio.run(_create_database(cluster.url))
-        url = cluster.database_url("bench")
-        asyncio.run(migrate_url(url))
-        yield url
-    finally:
-        cluster.stop("immediate")
-
-
-async def _create_database(server_url: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute('CREATE DATABASE "bench"')
-    finally:
-        await conn.close()
-
-
-@contextmanager
-def _mosquitto(folder: Path) -> Iterator[MqttEndpoint]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = _free_port()
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        # A whole run may queue for the bridge; lift the per-client limits.
-        "max_queued_messages 0\nmax_inflight_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
-    )
-    process = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait(lambda: _accepts(port) or process.poll() is not None, 10, "mosquitto listening")
-        yield MqttEndpoint("127.0.0.1", port, False, None, None)
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class _Celltrail:
-    """`celltrail serve` and `celltrail bridge` as the user runs them."""
-
-    def __init__(self, folder: Path, database_url: str, endpoint: MqttEndpoint) -> None:
-        self.folder = folder
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
-        self.env = {
-            **clean,
-            "CELLTRAIL_DATABASE_URL": database_url,
-            "CELLTRAIL_MQTT_URL": f"mqtt://{endpoint.host}:{endpoint.port}",
-            "CELLTRAIL_PORT": str(self.port),
-            "CELLTRAIL_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "CELLTRAIL_LOG_LEVEL": "WARNING",
-            "CELLTRAIL_BACKEND_URL": self.url,
-            "CELLTRAIL_BRIDGE_USERNAME": "bridge",
-            "CELLTRAIL_BRIDGE_PASSWORD": BRIDGE_PASSWORD,
-            "CELLTRAIL_BRIDGE_CLIENT_ID": f"bench-bridge-{os.getpid()}",
-            "CELLTRAIL_BRIDGE_BUFFER_DIR": str(folder / "bridge-buffer"),
-        }
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.folder / f"{args[0]}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
-        self.processes.append(process)
-        return process
-
-    def start_backend(self) -> None:
-        process = self._spawn("serve")
-        _wait(lambda: self._healthy() or process.poll() is not None, 60, "backend healthy")
-        if process.poll() is not None:
-            raise RuntimeError((self.folder / "serve.log").read_text()[-3000:])
-
-    def _healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    def create_bridge_account(self) -> None:
-        token = self._post("/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
-        account = {
-            "username": "bridge",
-            "full_name": "Bridge",
-            "password": BRIDGE_PASSWORD,
-            "roles": ["bridge"],
-            "sites": ["HQ"],
-        }
-        self._post("/api/v1/users", account, str(token))
-
-    def _post(self, path: str, body: object, token: str | None = None) -> dict[str, object]:
-        headers = {
-            "Content-Type": "application/json",
-            **({"Authorization": f"Bearer {token}"} if token else {}),
-        }
-        request = urllib.request.Request(
-            f"{self.url}{path}", data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            answer: dict[str, object] = json.loads(response.read())
-        return answer
-
-    def start_bridge(self, endpoint: MqttEndpoint) -> None:
-        from firmware_bridge.mqtt import Subscriber
-
-        online = threading.Event()
-        client_id = self.env["CELLTRAIL_BRIDGE_CLIENT_ID"]
-
-        def on_status(topic: str, payload: bytes, retained: bool) -> None:
-            status = json.loads(payload) if payload else {}
-            if status.get("bridge_id") == client_id and status.get("online"):
-                online.set()
-
-        watcher = Subscriber(endpoint, f"bench-watch-{os.getpid()}", [topics.BRIDGE_STATUS], on_status)
-        watcher.start(10.0)
-        try:
-            self._spawn("bridge", "--log-level", "WARNING")
-            if not online.wait(30):
-                raise RuntimeError("bridge did not come online: " + (self.folder / "bridge.log").read_text())
-        finally:
-            watcher.stop()
-
-    def restart_bridge(self, endpoint: MqttEndpoint, batch_size: int) -> None:
-        bridge = self.processes.pop()
-        bridge.send_signal(signal.SIGTERM)
-        bridge.wait(30)
-        self.env["CELLTRAIL_BRIDGE_BATCH_SIZE"] = str(batch_size)
-        self.start_bridge(endpoint)
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+def _create_bridge_account(stack: Celltrail) -> None:
+    token = stack.post("/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD})["token"]
+    account = {
+        "username": "bridge",
+        "full_name": "Bridge",
+        "password": BRIDGE_PASSWORD,
+        "roles": ["bridge"],
+        "sites": ["HQ"],
+    }
+    stack.post("/api/v1/users", account, str(token))
 
 
 # -- the publisher process -------------------------------------------------------------------------
@@ -417,11 +245,17 @@ def run(smoke: bool) -> list[dict[str, object]]:
     os.chmod(folder, 0o755)
     figures: list[dict[str, object]] = []
     try:
-        with _postgres(folder) as url, _mosquitto(folder) as endpoint:
-            stack = _Celltrail(folder, url, endpoint)
+        with postgres(folder) as url, mosquitto(folder) as endpoint:
+            stack = Celltrail(
+                folder,
+                url,
+                endpoint,
+                bridge_password=BRIDGE_PASSWORD,
+                client_id=f"bench-bridge-{os.getpid()}",
+            )
             try:
                 stack.start_backend()
-                stack.create_bridge_account()
+                _create_bridge_account(stack)
                 asyncio.run(_register_loggers(url))
                 stack.start_bridge(endpoint)
                 for per_message in (1, 10):
