@@ -1,0 +1,165 @@
+"""`celltrail backup` and `celltrail restore`: a PostgreSQL custom-format dump of the whole database, and
+its restore into an empty one followed by a verification of every custody chain.
+
+The tools are pg_dump and pg_restore from the same installation the embedded server comes from (the
+`pgserver` wheel, PostgreSQL 16): a fresh machine needs no client packages, and pg_dump is never older
+than the server it dumps, which pg_dump refuses.
+
+Why restore does not trip the append-only triggers: a custom-format dump creates tables, loads their rows
+with COPY and only then creates triggers, indexes and constraints (the post-data section), so the
+`refuse_change` and `readings_mark_dirty` triggers do not exist while rows are loaded. `--clean` drops
+tables (DROP is not UPDATE, DELETE or TRUNCATE, so those triggers do not fire either). The chain hashes
+cover only row contents, so a restored chain verifies exactly as the original did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from backend.db.pool import create_pool
+from backend.db.repo import catalog
+from backend.embedded.postgres import EmbeddedPostgresError, find_bin_dir
+from backend.services import ledger
+
+
+class BackupError(RuntimeError):
+    """A backup or restore that cannot be done; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    path: Path
+    size: int
+    tables: int
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    cases: int
+    verified: int
+    broken: list[str]
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    tables: int
+    chains: ChainReport
+
+
+def default_file_name(now: datetime | None = None) -> str:
+    return f"celltrail-{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%SZ')}.dump"
+
+
+def _tool(name: str) -> Path:
+    try:
+        path = find_bin_dir() / name
+    except EmbeddedPostgresError as exc:
+        raise BackupError(str(exc)) from exc
+    if not path.exists():
+        raise BackupError(f"{name} not found next to the PostgreSQL binaries in {path.parent}")
+    return path
+
+
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its password, and an environment carrying it: a password on the command line
+    would be visible to every user in the process list."""
+    parts = urlsplit(url)
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    if parts.password is None:
+        return url, env
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    env["PGPASSWORD"] = parts.password
+    return urlunsplit(parts._replace(netloc=netloc)), env
+
+
+def _run(args: list[str], env: dict[str, str], what: str) -> str:
+    result = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    if result.returncode != 0:
+        raise BackupError(f"{what} failed: {(result.stderr or result.stdout).strip()}")
+    return result.stdout
+
+
+def _table_count(dump: Path) -> int:
+    """Reads the dump's table of contents: proves the file is a complete, readable custom-format dump."""
+    listing = _run([str(_tool("pg_restore")), "--list", str(dump)], dict(os.environ), "reading the dump")
+    return sum(1 for line in listing.splitlines() if " TABLE DATA " in line)
+
+
+def backup(url: str, out: Path) -> BackupReport:
+    """Dump the database at `url` into `out` (written under a temporary name, then renamed, so a file
+    with the final name is always a complete dump)."""
+    target, env = _libpq(url)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    _run(
+        [str(_tool("pg_dump")), "--format=custom", "--compress=6", f"--file={partial}", f"--dbname={target}"],
+        env,
+        "pg_dump",
+    )
+    tables = _table_count(partial)
+    partial.chmod(0o600)  # it holds password hashes and pseudonymous patient references
+    partial.replace(out)
+    return BackupReport(out, out.stat().st_size, tables)
+
+
+async def _existing_relations(url: str) -> list[str]:
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await catalog.user_relations(conn)
+    finally:
+        await pool.close()
+
+
+async def verify_chains(url: str) -> ChainReport:
+    """Recompute every case's hash chain, as `GET /api/v1/cases/{coi}/verify` does."""
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            cois = await catalog.case_cois(conn)
+            broken = [coi for coi in cois if not (await ledger.verify(conn, coi)).ok]
+    finally:
+        await pool.close()
+    return ChainReport(len(cois), len(cois) - len(broken), broken)
+
+
+def restore(url: str, dump: Path, *, clean: bool = False) -> RestoreReport:
+    """Restore `dump` into the database at `url`, in one transaction (all or nothing), then verify
+    every custody chain. Refuses a database that already holds tables unless `clean` (which drops
+    them first)."""
+    if not dump.is_file():
+        raise BackupError(f"no backup file at {dump}")
+    tables = _table_count(dump)
+    existing = asyncio.run(_existing_relations(url))
+    if existing and not clean:
+        shown = ", ".join(existing[:5]) + (", ..." if len(existing) > 5 else "")
+        raise BackupError(
+            f"the target database is not empty ({len(existing)} tables and sequences: {shown}); restore "
+            "into an empty database, or pass --clean to drop its contents and replace them with the backup"
+        )
+    target, env = _libpq(url)
+    args = [
+        str(_tool("pg_restore")),
+        f"--dbname={target}",
+        # Owners and grants of the source server may not exist here (embedded `postgres` vs a managed
+        # server's application role): everything belongs to the user who restores.
+        "--no-owner",
+        "--no-privileges",
+        "--exit-on-error",
+        "--single-transaction",
+    ]
+    if clean:
+        args += ["--clean", "--if-exists"]
+    _run([*args, str(dump)], env, "pg_restore")
+    return RestoreReport(tables, asyncio.run(verify_chains(url)))
