@@ -61,6 +61,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     logger_silent_max_hours: Annotated[float, msgspec.Meta(gt=0, le=24 * 365)] = 72.0
     # A shipment not arrived this long after its planned arrival is late.
     shipment_late_minutes: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 60)] = 30.0
+    # Sign-in throttling: after this many failures for one username within the lockout window, that
+    # username is locked for the window (429, even with the right password); one client address is
+    # locked after login_max_failures_per_client failures across all usernames (password spraying).
+    login_max_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    login_lockout_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 15
+    login_max_failures_per_client: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 20
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:

@@ -33,11 +33,23 @@ class AuthController(Controller):
 
     @post("/login", opt=PUBLIC, status_code=HTTP_200_OK, operation_id="login", security=[])
     async def login(
-        self, data: JSONBody[LoginRequest], pool: NamedDependency[Pool], settings: NamedDependency[Settings]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[LoginRequest],
+        pool: NamedDependency[Pool],
+        settings: NamedDependency[Settings],
     ) -> LoginResponse:
-        """Exchange a username and password for a bearer token."""
+        """Exchange a username and password for a bearer token. Repeated failures lock the username (and
+        a client address) for a while: 429 with Retry-After."""
         issued = await auth.login(
-            pool, data.username, data.password, timedelta(minutes=settings.token_ttl_minutes)
+            pool,
+            data.username,
+            data.password,
+            timedelta(minutes=settings.token_ttl_minutes),
+            # The peer address: behind a reverse proxy this is the proxy's, and forwarded-for headers
+            # are not trusted (a client could forge them to dodge the per-address limit).
+            client=request.client.host if request.client else "unknown",
+            limits=auth.LoginLimits.of(settings),
         )
         return LoginResponse(token=issued.token, expires_at=issued.expires_at, user=me_of(issued.principal))
 

@@ -17,6 +17,7 @@ from litestar.status_codes import (
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
     HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -48,6 +49,7 @@ _DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.InvalidInput: HTTP_422_UNPROCESSABLE_ENTITY,
     domain.AuthenticationFailed: HTTP_401_UNAUTHORIZED,
     domain.PermissionDenied: HTTP_403_FORBIDDEN,
+    domain.TooManyAttempts: HTTP_429_TOO_MANY_REQUESTS,
 }
 
 _SLUGS = {
@@ -89,6 +91,8 @@ def _domain_error(request: Request[Any, Any, Any], exc: domain.DomainError) -> R
     status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
     fields = [FieldError(k, v) for k, v in exc.field_errors.items()]
     headers = {"WWW-Authenticate": 'Bearer realm="celltrail"'} if status == HTTP_401_UNAUTHORIZED else None
+    if isinstance(exc, domain.TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
     return problem_response(request, status, exc.title, exc.detail, fields, headers)
 
 

@@ -47,6 +47,15 @@ class PasswordChange(Command):
     reason: Reason = "password change"
 
 
+class Unlock(Command):
+    reason: Reason = "unlocked by an administrator"
+
+
+class UnlockResult(msgspec.Struct, kw_only=True):
+    username: str
+    lockouts_lifted: int
+
+
 class UserCreate(Command):
     username: Username
     full_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

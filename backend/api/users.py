@@ -5,14 +5,14 @@ from __future__ import annotations
 from litestar import Controller, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from backend.api.schemas import PasswordChange, UserCreate, UserRead, UserUpdate
+from backend.api.schemas import PasswordChange, Unlock, UnlockResult, UserCreate, UserRead, UserUpdate
 from backend.db.repo.users import UserRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.domain.errors import NotFound
-from backend.services import accounts
+from backend.services import accounts, auth
 
 
 def user_read(user: UserRow) -> UserRead:
@@ -98,3 +98,20 @@ class UsersController(Controller):
             new=data.new_password,
             reason=data.reason,
         )
+
+    @post(
+        "/{username:str}/unlock",
+        opt=policy(Role.ADMIN),
+        status_code=HTTP_200_OK,
+        operation_id="unlockUser",
+    )
+    async def unlock(
+        self,
+        username: FromPath[str],
+        data: JSONBody[Unlock],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> UnlockResult:
+        """Lift a sign-in lockout and clear the failed attempts of a user (audited)."""
+        lifted = await auth.unlock(pool, principal, username, data.reason)
+        return UnlockResult(username=username.strip().lower(), lockouts_lifted=lifted)

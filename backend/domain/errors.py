@@ -30,3 +30,14 @@ class AuthenticationFailed(DomainError):
 
 class PermissionDenied(DomainError):
     title = "Not allowed"
+
+
+class TooManyAttempts(DomainError):
+    """Sign-in refused without checking the password: too many recent failures for this username or
+    client address. `retry_after_seconds` is when the lockout ends (answered as Retry-After)."""
+
+    title = "Too many attempts"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = retry_after_seconds
