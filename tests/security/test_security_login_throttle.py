@@ -76,7 +76,7 @@ async def test_failures_lock_the_username_even_for_the_right_password(client, da
     lockouts = [e for e in audit.json() if e["action"] == "lockout"]
     assert len(lockouts) == 1
     assert lockouts[0]["new_value"]["failures"] == MAX_FAILURES
-    assert "testclient" == lockouts[0]["new_value"]["client"]
+    assert lockouts[0]["new_value"]["client"] == "testclient"
 
 
 async def test_the_lock_ends_when_the_window_passes(client, database_url):
