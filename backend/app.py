@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from backend.api import routes_alerting, routes_custody, routes_reports, routes_telemetry
 from backend.api.audit import AuditController
 from backend.api.auth import AuthController
+from backend.api.decode import decode_frame, identify
 from backend.api.errors import EXCEPTION_HANDLERS
 from backend.api.health import healthz
 from backend.api.security import authorize, provide_principal
@@ -35,6 +36,9 @@ from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
 from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
+from backend.web import routes as web_routes
+from backend.web import template_config
+from backend.web.headers import security_headers
 
 log = logging.getLogger(__name__)
 POOL_CLOSE_SECONDS = 10.0
@@ -49,6 +53,8 @@ ROUTE_HANDLERS: Sequence[Any] = (
     *routes_telemetry.ROUTES,
     *routes_reports.ROUTES,
     *routes_alerting.ROUTES,
+    decode_frame,
+    identify,
 )
 
 
@@ -105,7 +111,9 @@ def create_app(settings: Settings) -> Litestar:
         return settings
 
     return Litestar(
-        route_handlers=list(ROUTE_HANDLERS),
+        route_handlers=[*ROUTE_HANDLERS, *web_routes()],
+        template_config=template_config(),
+        middleware=[security_headers],
         lifespan=[lifespan],
         guards=[authorize],
         dependencies={

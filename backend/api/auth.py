@@ -11,7 +11,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
 from backend.api.schemas import LoginRequest, LoginResponse, Me, PasswordChange
-from backend.api.security import bearer_token
+from backend.api.security import request_token
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, PUBLIC, Principal, Role, policy
 from backend.services import accounts, auth
@@ -56,7 +56,7 @@ class AuthController(Controller):
     @post("/logout", opt=policy(*Role), status_code=HTTP_204_NO_CONTENT, operation_id="logout")
     async def logout(self, request: Request[Any, Any, Any], pool: NamedDependency[Pool]) -> None:
         """Revoke the token used for this request."""
-        await auth.logout(pool, bearer_token(request))
+        await auth.logout(pool, request_token(request)[0])
 
     @get("/me", opt=policy(*Role), operation_id="me")
     async def me(self, principal: NamedDependency[Principal]) -> Me:

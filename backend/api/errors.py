@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.response import Redirect, Template
 from litestar.status_codes import (
+    HTTP_303_SEE_OTHER,
     HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
     HTTP_403_FORBIDDEN,
@@ -68,6 +71,32 @@ _SLUGS = {
 }
 
 
+def _is_page(request: Request[Any, Any, Any] | None) -> bool:
+    if request is None:
+        return False
+    try:
+        return bool(request.route_handler.opt.get("page"))
+    except (AttributeError, KeyError):
+        return False
+
+
+def _page_error(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[Any]:
+    """A person in a browser gets a page, not JSON: sign-in when the session is missing or over."""
+    if status == HTTP_401_UNAUTHORIZED:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        expired = "expired=true&" if request.cookies.get("celltrail_session") else ""
+        return Redirect(f"/login?{expired}next={quote(target, safe='/')}", status_code=HTTP_303_SEE_OTHER)
+    principal = request.scope.get("user")
+    if principal is None:
+        return Template(
+            "error_anonymous.html", context={"problem_title": title, "detail": detail}, status_code=status
+        )
+    from backend.web.context import page_context  # the pages import this module: import late
+
+    context = page_context(request, principal, title, problem_title=title, detail=detail)
+    return Template("error.html", context=context, status_code=status)
+
+
 def problem_response(
     request: Request[Any, Any, Any] | None,
     status: int,
@@ -75,7 +104,9 @@ def problem_response(
     detail: str,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response[Problem]:
+) -> Response[Any]:
+    if request is not None and _is_page(request):
+        return _page_error(request, status, title, detail)
     body = Problem(
         type=f"urn:celltrail:problem:{_SLUGS.get(status, str(status))}",
         title=title,
@@ -87,7 +118,7 @@ def problem_response(
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _domain_error(request: Request[Any, Any, Any], exc: domain.DomainError) -> Response[Problem]:
+def _domain_error(request: Request[Any, Any, Any], exc: domain.DomainError) -> Response[Any]:
     status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
     fields = [FieldError(k, v) for k, v in exc.field_errors.items()]
     headers = {"WWW-Authenticate": 'Bearer realm="celltrail"'} if status == HTTP_401_UNAUTHORIZED else None
@@ -96,7 +127,7 @@ def _domain_error(request: Request[Any, Any, Any], exc: domain.DomainError) -> R
     return problem_response(request, status, exc.title, exc.detail, fields, headers)
 
 
-def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     fields: list[FieldError] = []
     extra = exc.extra if isinstance(exc.extra, list) else []
     for item in extra:
@@ -110,7 +141,7 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
     return problem_response(request, HTTP_400_BAD_REQUEST, "Invalid request", detail, fields)
 
 
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     title = {
         401: "Authentication required",
         403: "Not allowed",
@@ -123,7 +154,7 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return problem_response(request, exc.status_code, title, detail, headers=exc.headers)
 
 
-def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.error("database unavailable", extra={"error": type(exc).__name__, "path": request.url.path})
     return problem_response(
         request,
@@ -134,7 +165,7 @@ def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
     reference = uuid.uuid4().hex[:12]

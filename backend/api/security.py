@@ -1,8 +1,15 @@
 """Authentication and authorisation for every route: one app-level guard reads the route's declared
-policy, so a route without one is refused rather than accidentally open."""
+policy, so a route without one is refused rather than accidentally open.
+
+Two ways to present the same opaque token: the API's `Authorization: Bearer` header, and the web pages'
+HttpOnly session cookie. A browser sends cookies with any request, including one forged by another site,
+so a request authenticated by the cookie must also prove it came from our own page before it may change
+anything (CSRF): it carries a token derived from the session that only our pages can read."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 from litestar import Request
@@ -14,6 +21,14 @@ from backend.domain.errors import AuthenticationFailed, PermissionDenied
 from backend.services import auth
 
 OPENAPI_PREFIX = "/schema"
+SESSION_COOKIE = "celltrail_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token(session_token: str) -> str:
+    """Bound to the session: useless to anyone who cannot already read the (HttpOnly) session cookie."""
+    return hashlib.sha256(b"celltrail-csrf\x00" + session_token.encode()).hexdigest()
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -26,10 +41,33 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return token.strip()
 
 
+def request_token(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, bool]:
+    """The caller's token and whether it came from the session cookie."""
+    if connection.headers.get("authorization"):
+        return bearer_token(connection), False
+    cookie = connection.cookies.get(SESSION_COOKIE, "").strip()
+    if cookie:
+        return cookie, True
+    return bearer_token(connection), False  # raises the "sign in first" problem
+
+
+def _check_csrf(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> None:
+    if connection.scope.get("method", "GET") in SAFE_METHODS:
+        return
+    sent = connection.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):
+        raise PermissionDenied(
+            "this change did not come from a Celltrail page (missing or wrong CSRF token); reload the page"
+        )
+
+
 async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     if handler.opt.get("public"):
         return
-    principal = await auth.authenticate(connection.app.state.pool, bearer_token(connection))
+    token, via_cookie = request_token(connection)
+    principal = await auth.authenticate(connection.app.state.pool, token)
+    if via_cookie:
+        _check_csrf(connection, token)
     connection.scope["user"] = principal
     declared = handler.opt.get("policy")
     if declared is None:

@@ -76,7 +76,7 @@ def temperature_chart(leg: TemperatureLeg, width: float = 480, height: float = 1
             )
         )
     points: list[float] = []
-    for ts, temp in _thin(leg.readings):
+    for ts, temp in thin_series(leg.readings):
         points += [plot.x(ts), plot.y(temp)]
     if len(points) == 2:
         points += points
@@ -92,7 +92,8 @@ def _number(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
-def _thin(series: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+def thin_series(series: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+    """At most MAX_POINTS points: per-bucket minima and maxima, so peaks survive thinning."""
     if len(series) <= MAX_POINTS:
         return series
     size = math.ceil(len(series) / (MAX_POINTS // 2))

@@ -1,0 +1,202 @@
+"""The pages people work in. Thin: each handler gathers what its page shows from the services and
+renders a template; every change a page makes goes through the same JSON API as any other client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from backend.api.reports import RECORD_READERS
+from backend.db.repo import alerts as alert_repo
+from backend.db.types import Pool
+from backend.domain.access import Principal, Role, policy
+from backend.reports.record import case_record
+from backend.services import board, shipments
+from backend.services.visibility import site_filter
+from backend.web.chart import temperature_svg
+from backend.web.context import home_of, page_context
+from backend.web.session import PAGE
+
+BOARD_READERS: Final = (Role.COORDINATOR, Role.QA, Role.MANUFACTURING, Role.ADMIN)
+ALERT_READERS: Final = (Role.COORDINATOR, Role.PHARMACIST, Role.QA, Role.MANUFACTURING, Role.ADMIN)
+RECEIVERS: Final = (Role.PHARMACIST, Role.MANUFACTURING, Role.COORDINATOR)
+PEOPLE: Final = tuple(r for r in Role if r is not Role.BRIDGE)
+
+
+def page(*roles: Role) -> dict[str, Any]:
+    return {**policy(*roles), **PAGE}
+
+
+@get("/", opt=page(*PEOPLE), include_in_schema=False)
+async def home(principal: NamedDependency[Principal]) -> Redirect:
+    return Redirect(home_of(principal))
+
+
+def _filters(site: str | None, status: str | None, severity: str | None, q: str | None) -> board.Filters:
+    return board.Filters(site=site or None, status=status or None, severity=severity or None, q=q or None)
+
+
+@get("/board", opt=page(*BOARD_READERS), include_in_schema=False)
+async def board_page(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+    site: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    severity: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
+) -> Template:
+    filters = _filters(site, status, severity, q)
+    now = datetime.now(UTC)
+    lines = await board.active_lines(pool, principal, filters, now)
+    return Template(
+        "board.html",
+        context=page_context(
+            request,
+            principal,
+            "Live board",
+            lines=lines,
+            filters=filters,
+            now=now,
+            statuses=board.STATUSES,
+            severities=board.SEVERITIES,
+        ),
+    )
+
+
+@get("/board/rows", opt=page(*BOARD_READERS), include_in_schema=False)
+async def board_rows(
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+    site: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    severity: FromQuery[str | None] = None,
+    q: FromQuery[str | None] = None,
+) -> Template:
+    """The board's table body alone: the live script swaps it in when something changes."""
+    now = datetime.now(UTC)
+    lines = await board.active_lines(pool, principal, _filters(site, status, severity, q), now)
+    return Template("board_rows.html", context={"lines": lines, "now": now})
+
+
+@get("/shipments/{shipment_id:str}", opt=page(*RECORD_READERS), include_in_schema=False)
+async def shipment_page(
+    request: Request[Any, Any, Any],
+    shipment_id: FromPath[str],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+) -> Template:
+    shipment = await shipments.get_shipment(pool, principal, shipment_id)
+    record = await case_record(pool, principal, shipment.coi)
+    leg = next(leg for leg in record.legs if leg.shipment_id == shipment.id)
+    events = [e for e in record.events if e.shipment_id == shipment.id]
+    alerts = [a for a in record.alerts if a.shipment_id == shipment.id]
+    return Template(
+        "shipment.html",
+        context=page_context(
+            request,
+            principal,
+            f"Shipment {shipment.id}",
+            shipment=shipment,
+            record=record,
+            leg=leg,
+            events=events,
+            alerts=alerts,
+            chart=temperature_svg(leg, events),
+            can_print=principal.has_any(frozenset(RECORD_READERS)),
+        ),
+    )
+
+
+@get("/cases/{coi:str}", opt=page(*RECORD_READERS), include_in_schema=False)
+async def case_page(
+    request: Request[Any, Any, Any],
+    coi: FromPath[str],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+) -> Template:
+    record = await case_record(pool, principal, coi)
+    charts = {
+        leg.shipment_id: temperature_svg(leg, [e for e in record.events if e.shipment_id == leg.shipment_id])
+        for leg in record.legs
+    }
+    return Template(
+        "case.html",
+        context=page_context(request, principal, f"Case {record.eye_readable}", record=record, charts=charts),
+    )
+
+
+@get("/alerts", opt=page(*ALERT_READERS), include_in_schema=False)
+async def alerts_page(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+) -> Template:
+    sites = site_filter(principal)
+    async with pool.acquire() as conn:
+        current = await alert_repo.list_for(conn, sites, ["open", "acknowledged"], None, None, 500)
+        history = await alert_repo.list_for(conn, sites, ["resolved", "closed"], None, None, 100)
+    return Template(
+        "alerts.html",
+        context=page_context(
+            request,
+            principal,
+            "Alerts",
+            current=current,
+            history=history,
+            can_close=principal.has_any(frozenset({Role.COORDINATOR, Role.QA})),
+        ),
+    )
+
+
+@get("/receipt", opt=page(*RECEIVERS), include_in_schema=False)
+async def receipt_list(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+) -> Template:
+    """Deliveries coming to the reader's sites."""
+    incoming = [
+        s
+        for s in await shipments.list_shipments(pool, principal, True, 200)
+        if principal.at_site(s.to_site) or Role.ADMIN in principal.roles
+    ]
+    return Template(
+        "receipt_list.html", context=page_context(request, principal, "Receipt desk", incoming=incoming)
+    )
+
+
+@get("/receipt/{shipment_id:str}", opt=page(*RECEIVERS), include_in_schema=False)
+async def receipt_desk(
+    request: Request[Any, Any, Any],
+    shipment_id: FromPath[str],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+) -> Template:
+    view = await shipments.receipt_view(pool, principal, shipment_id)
+    return Template(
+        "receipt.html",
+        context=page_context(
+            request,
+            principal,
+            f"Receive {shipment_id}",
+            view=view,
+            shipment=view.shipment,
+            can_decide=principal.has_any(frozenset({Role.PHARMACIST, Role.MANUFACTURING})),
+        ),
+    )
+
+
+@get("/courier", opt=page(Role.COURIER), include_in_schema=False)
+async def courier_page(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
+    return Template("courier.html", context=page_context(request, principal, "Courier"))
+
+
+@get("/bedside", opt=page(Role.PHARMACIST), include_in_schema=False)
+async def bedside_page(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
+    return Template("bedside.html", context=page_context(request, principal, "Bedside verification"))
