@@ -294,17 +294,19 @@ def telemetry(logger: str, readings: list[tuple[datetime, float]]) -> bytes:
 
 
 def stream(
-    fleet_: Fleet, per_logger: int, per_message: int, spike_at: float = 0.7
+    fleet_: Fleet, per_logger: int, per_message: int, *, spike_at: float | None = 0.7, first: int = 0
 ) -> tuple[list[tuple[str, bytes]], Expected]:
-    """Interleaved messages of every logger, one reading every 2 s from the planned departure, in range
-    (4-6 °C) except three readings at SPIKE_C at `spike_at` of the way: one critical excursion each."""
+    """Interleaved messages of every logger, one reading every 2 s from the planned departure (reading
+    numbers `first`..), in range (4-6 °C) except three readings at SPIKE_C at `spike_at` of the way: one
+    critical excursion per shipment."""
     messages: list[tuple[str, bytes]] = []
     expected: Expected = {}
-    spike = int(per_logger * spike_at)
-    for first in range(0, per_logger, per_message):
+    spike = first + int(per_logger * spike_at) if spike_at is not None else -10
+    end = first + per_logger
+    for start in range(first, end, per_message):
         for logger in fleet_.loggers:
             chunk = []
-            for i in range(first, min(first + per_message, per_logger)):
+            for i in range(start, min(start + per_message, end)):
                 ts = fleet_.departure + timedelta(seconds=2 * (i + 1))
                 temp = SPIKE_C if spike <= i < spike + 3 else round(4 + (i % 21) / 10, 2)
                 chunk.append((ts, temp))
