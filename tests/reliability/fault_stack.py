@@ -209,12 +209,12 @@ def system(folder: Path, database_url: str, broker: MqttEndpoint) -> Iterator[Sy
         client.close()
 
 
-def fleet(system_: System, count: int) -> Fleet:
+def fleet(system_: System, count: int, hours_ago: float = 1.0) -> Fleet:
     """`count` loggers, each on a packed shipment (apheresis bag, USZ-APH to CTA, fresh profile) that
-    planned to leave an hour ago, so readings of the last hour belong to it."""
+    planned to leave `hours_ago`, so readings since then belong to it."""
     world = system_.world
     tag = uuid.uuid4().hex[:4].upper()
-    departure = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
+    departure = (datetime.now(UTC) - timedelta(hours=hours_ago)).replace(microsecond=0)
     expiry = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     loggers, ships, cases = [], {}, {}
     for n in range(count):
