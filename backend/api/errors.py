@@ -165,6 +165,30 @@ def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[
     )
 
 
+def _out_of_range(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # Litestar and msgspec check a request's types, not the database's ranges: an integer id beyond
+    # bigint, or a date beyond what timestamptz holds, passes validation and is refused by asyncpg or
+    # PostgreSQL (SQLSTATE class 22). That is bad input, not a fault of ours; the transaction rolled back.
+    log.warning("value out of range", extra={"error": str(exc)[:200], "path": request.url.path})
+    return problem_response(
+        request,
+        HTTP_422_UNPROCESSABLE_ENTITY,
+        "Invalid input",
+        "a value in the request is outside what Celltrail can store (too large, too small or malformed); "
+        "nothing was changed",
+    )
+
+
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
+    # msgspec decodes JSON recursively; a body of some thousands of nested arrays exhausts the stack and
+    # raises RecursionError instead of a decode error. That is bad input; any other recursion is ours.
+    if "deserializing" not in str(exc):
+        return _unexpected(request, exc)
+    return problem_response(
+        request, HTTP_400_BAD_REQUEST, "Invalid request", "the JSON body is nested too deeply to read"
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
@@ -186,5 +210,7 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.exceptions.ConnectionDoesNotExistError: _database_down,
     asyncpg.exceptions.CannotConnectNowError: _database_down,
     ConnectionRefusedError: _database_down,
+    asyncpg.exceptions.DataError: _out_of_range,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }
