@@ -13,7 +13,9 @@
   const result = document.getElementById("scan-result");
   const net = document.getElementById("net");
   const camera = new Celltrail.Camera(video);
-  const recent = new Map();
+  // (action, shipment) pairs recorded in this session: a label left in view is one scan, not one a second.
+  const recorded = new Set();
+  let pendingPhotos = 0;
   let flushing = false;
 
   // ---------------------------------------------------------------- the queue (IndexedDB)
@@ -87,6 +89,7 @@
       }
       codes = [shipments[0].text];
       item.codes = codes;
+      recorded.add(`${item.action}:${shipments[0].key}`);
       await put(item);
     }
     const answer = await Celltrail.api("POST", "/api/v1/scans", {
@@ -150,7 +153,9 @@
       }
       list.append(li);
     }
-    document.getElementById("queue-count").textContent = String(items.filter((i) => i.state === "waiting").length);
+    const waiting = items.filter((i) => i.state === "waiting");
+    pendingPhotos = waiting.filter((i) => !i.codes).length;
+    document.getElementById("queue-count").textContent = String(waiting.length);
   }
 
   function setOnline(online) {
@@ -180,15 +185,21 @@
     camera.loop(
       (codes) => {
         setOnline(true);
+        // Photos taken offline go first: they may be this very label, and must not be recorded twice.
+        if (pendingPhotos > 0) return flush();
+        if (current().action === "handover" && !current().handover_to) {
+          say("Enter who you hand over to first.", "bad");
+          return;
+        }
         for (const code of codes) {
           if (code.kind !== "shipment" && code.kind !== "sscc") {
             if (code.problem) say(`✖ ${code.problem}`, "bad");
             else say(`That is a ${code.kind || "foreign"} label; scan the shipment label.`, "info");
             continue;
           }
-          const last = recent.get(code.key || code.text) || 0;
-          if (Date.now() - last < 10000) continue;
-          recent.set(code.key || code.text, Date.now());
+          const seen = `${current().action}:${code.key || code.text}`;
+          if (recorded.has(seen)) continue;
+          recorded.add(seen);
           enqueue([code.text], null);
           break; // one label per frame: a shipment label's Code 128 and QR are the same shipment
         }

@@ -18,10 +18,11 @@
     result.className = `scan-result ${kind}`;
   }
 
-  // Scanners type fast and end with Enter; keep the focus in the field whatever else was clicked.
+  // Scanners type fast and end with Enter into whatever has the focus: keep it in the scan field, so a
+  // scan never lands in a checkbox or presses a button. Only the fields a person types in keep it.
   function keepFocus() {
     const active = document.activeElement;
-    if (active && active !== input && active.closest("#decision")) return;
+    if (active && active !== input && active.matches("input[type=password], textarea, select")) return;
     input.focus();
   }
   document.addEventListener("click", () => setTimeout(keepFocus, 0));
