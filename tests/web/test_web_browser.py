@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
@@ -147,7 +146,7 @@ async def test_coordinator_sees_an_excursion_arrive_live_and_acknowledges_it(
     await ingest(api, bridge, "LGR-WEB1", [5.0, 5.2])
 
     browser = await launch(chromium)
-    context, page = await signed_in(browser, server, "coord")
+    _context, page = await signed_in(browser, server, "coord")
     await expect(page).to_have_url(f"{server}/board")
     row = page.locator(f'tr[data-shipment="{ship}"]')
     await expect(row).to_contain_text("in transit")
@@ -195,7 +194,7 @@ async def test_pharmacist_receives_a_shipment_with_a_wedge_scanner_and_signs(ser
     await world.scan_ok("courier2", "pickup", "CTA", ship)
 
     browser = await launch(chromium)
-    context, page = await signed_in(browser, server, "pharm")
+    _context, page = await signed_in(browser, server, "pharm")
     await expect(page).to_have_url(f"{server}/receipt")
     await page.get_by_role("link", name=ship).click()
     scan = page.locator("#scan-input")
@@ -263,7 +262,8 @@ async def test_courier_hands_over_by_camera_online_and_offline(server, api, worl
             const open = indexedDB.open("celltrail-courier-courier1", 1);
             open.onsuccess = () => {
                 const all = open.result.transaction("scans").objectStore("scans").getAll();
-                all.onsuccess = () => resolve(all.result.map((s) => [s.idempotency_key, s.action, !!s.frame]));
+                all.onsuccess = () =>
+                    resolve(all.result.map((s) => [s.idempotency_key, s.action, !!s.frame]));
             };
         })"""
     )
@@ -315,7 +315,7 @@ async def test_bedside_shows_stop_for_another_patients_bag_and_match_then_two_si
     other_wristband = (await world.ok("pharm", "GET", f"/api/v1/cases/{other}"))["barcode"]
 
     browser = await launch(chromium)
-    context, page = await signed_in(browser, server, "pharm", phone=True)
+    _context, page = await signed_in(browser, server, "pharm", phone=True)
     await page.goto("/bedside")
     await no_horizontal_overflow(page)
     await page.screenshot(path=shots / "bedside-phone.png", full_page=True)
