@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint venv lock bench bench-smoke clean system-packages
+.PHONY: run test lint venv lock bench bench-smoke soak clean system-packages
 
 run: $(STAMP)
 	-./scripts/ensure-system-packages
@@ -41,6 +41,11 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench --smoke
+
+# 10 minutes under steady load, failing on memory growth or latency drift (not part of `make test`);
+# CELLTRAIL_SOAK_SECONDS=60 for a short run.
+soak: $(STAMP) system-packages
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
