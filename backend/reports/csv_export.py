@@ -82,8 +82,11 @@ def _cell(value: Any) -> str:
 
 
 def _text(value: str | None) -> str:
+    # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): prefix a quote.
+    # Tab and carriage return are on the list too (OWASP): some spreadsheets skip them and then read
+    # the formula behind them.
     text = value or ""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _rows_or_narrow(rows: list[Any]) -> list[Any]:
