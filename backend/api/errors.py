@@ -169,7 +169,8 @@ def _out_of_range(request: Request[Any, Any, Any], exc: Exception) -> Response[P
     # Litestar and msgspec check a request's types, not the database's ranges: an integer id beyond
     # bigint, or a date beyond what timestamptz holds, passes validation and is refused by asyncpg or
     # PostgreSQL (SQLSTATE class 22). That is bad input, not a fault of ours; the transaction rolled back.
-    log.warning("value out of range", extra={"error": str(exc)[:200], "path": request.url.path})
+    # Not the message: it quotes the offending value, and request values stay out of the logs.
+    log.warning("value out of range", extra={"error": type(exc).__name__, "path": request.url.path})
     return problem_response(
         request,
         HTTP_422_UNPROCESSABLE_ENTITY,
