@@ -533,3 +533,11 @@ def feed(pub: Publisher, messages: list[tuple[str, bytes]], resume: threading.Ev
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def check_counts(counts: dict[str, Any], sent: int) -> None:
+    """The verdict on a telemetry scenario's counts: all stored once, alerts once, chains verified."""
+    assert counts["stored"] == counts["sent"] == sent
+    for zero in ("duplicates", "missing", "unexpected", "wrong_value", "alerts_lost", "alerts_duplicated"):
+        assert counts[zero] == 0, (zero, counts)
+    assert counts["chains_verified"] == counts["chains"]
