@@ -516,6 +516,22 @@ def healthy(system_: System, canary_logger: str, seconds: float = 60) -> dict[st
             await conn.close()
 
     wait(lambda: asyncio.run(arrived()), seconds, "a fresh reading to arrive after recovery")
+
+    async def listening() -> bool:
+        # The backend's live hub holds one LISTEN connection; after a database restart it must have
+        # reconnected, or live pages would only catch up on their 15 s keep-alive poll.
+        conn = await asyncpg.connect(system_.postgres_url)
+        try:
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%')"
+                )
+            )
+        finally:
+            await conn.close()
+
+    wait(lambda: asyncio.run(listening()), seconds, "the live hub listening again")
     return {"healthy": 1}
 
 
