@@ -79,7 +79,8 @@ async def login_submit(
         return Template(
             "login.html",
             context={"next": target, "notice": None, "error": failed.detail, "username": data.username},
-            status_code=401,
+            # The form again with the reason, as a page: a 401 would ask for HTTP authentication.
+            status_code=200,
         )
     max_age = max(int((issued.expires_at - datetime.now(UTC)).total_seconds()), 1)
     secure = _secure(request)
@@ -109,7 +110,7 @@ async def login_submit(
     )
 
 
-@post("/logout", opt={**policy(*Role), **PAGE}, include_in_schema=False, status_code=HTTP_204_NO_CONTENT)
+@post("/logout", opt=policy(*Role), include_in_schema=False, status_code=HTTP_204_NO_CONTENT)
 async def logout(request: Request[Any, Any, Any], pool: NamedDependency[Pool]) -> Response[None]:
     await auth.logout(pool, request_token(request)[0])
     response: Response[None] = Response(None, status_code=HTTP_204_NO_CONTENT)

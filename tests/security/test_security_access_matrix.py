@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Litestar
 
 from backend.domain.access import Policy, Role
-from tests.integration.helpers import admin, assert_problem, make_site, make_user
+from tests.integration.helpers import admin, assert_problem, login, make_site, make_user
 from tests.integration.journey import build_world, starting_material_at_manufacturing
 
 # Routes anyone may call without signing in. Adding one is a security decision: it must be listed here.
@@ -24,6 +24,9 @@ PUBLIC_ROUTES = {
     # The web pages' sign-in form.
     ("GET", "/login"),
     ("POST", "/login"),
+    # The pages' scripts and styles: the same files for everyone, no data in them.
+    ("GET", "/static/{file_path:path}"),
+    ("HEAD", "/static/{file_path:path}"),
 }
 # A live Server-Sent Events stream never ends by itself: its admitted callers are tested in tests/e2e.
 STREAMING = {("GET", "/api/v1/stream")}
@@ -39,6 +42,7 @@ SAMPLE_PARAMS = {
     "kind": "bag",
     "filename": "label.png",
     "code": "fresh",
+    "file_path": "app.css",
 }
 GUARD_DENIALS = ("this action needs one of the roles", "declares no access policy")
 OWN_SITE, OTHER_SITE = "USZ", "CTA"
@@ -58,6 +62,11 @@ class Route:
     @property
     def public(self) -> bool:
         return bool(self.opt.get("public"))
+
+    @property
+    def page(self) -> bool:
+        """A web page: it answers a person in a browser with HTML (sign-in redirect, error page)."""
+        return bool(self.opt.get("page"))
 
     @property
     def params(self) -> list[str]:
@@ -105,9 +114,19 @@ async def people(client: Any, root: dict[str, str]) -> dict[Role, dict[str, str]
     return headers
 
 
+async def signed_in_again(client: Any) -> dict[Role, dict[str, str]]:
+    headers = {Role.ADMIN: await admin(client)}
+    for role in Role:
+        if role is not Role.ADMIN:
+            headers[role] = await login(client, f"matrix-{role.value}", "correct horse battery")
+    return headers
+
+
 async def call(client: Any, route: Route, headers: dict[str, str] | None, values: dict[str, str]) -> Any:
     body = None if route.method in ("GET", "DELETE") else {}
-    return await client.request(route.method, route.url(values), headers=headers or {}, json=body)
+    return await client.request(
+        route.method, route.url(values), headers=headers or {}, json=body, follow_redirects=False
+    )
 
 
 def guard_denied(response: Any) -> bool:
@@ -123,7 +142,7 @@ async def test_every_route_answers_every_role_as_its_policy_declares(app, client
     values |= {"unit_id": "CHA999926000001-APH-01", "site": OWN_SITE, "site_code": OWN_SITE}
     checked = 0
     # Sign-out last: it revokes the token the later calls would use.
-    routes = sorted(route_table(app), key=lambda r: r.path == "/api/v1/auth/logout")
+    routes = sorted(route_table(app), key=lambda r: (r.path == "/logout", r.path == "/api/v1/auth/logout"))
     for route in routes:
         key = (route.method, route.path)
         if route.public:
@@ -131,16 +150,26 @@ async def test_every_route_answers_every_role_as_its_policy_declares(app, client
             assert response.status_code not in (401, 403), (key, response.text)
             continue
         anonymous = await call(client, route, None, values)
-        assert anonymous.status_code == 401, (key, anonymous.text)
+        if route.page:
+            assert anonymous.status_code == 303, (key, anonymous.text)
+            assert anonymous.headers["location"].startswith("/login?next="), key
+        else:
+            assert anonymous.status_code == 401, (key, anonymous.text)
         rule = route.policy
         assert rule is not None
+        if route.path == "/logout":
+            # The API's sign-out, checked just before, revoked every token: sign everyone in again.
+            headers = await signed_in_again(client)
         for role, who in headers.items():
             allowed = role in rule.roles
             if allowed and key in STREAMING:
                 continue
             response = await call(client, route, who, values)
             checked += 1
-            if not allowed:
+            if not allowed and route.page:
+                assert response.status_code == 403, (key, role, response.text)
+                assert "needs one of the roles" in response.text, (key, role)
+            elif not allowed:
                 body = assert_problem(response, 403, "needs one of the roles")
                 assert role.value in body["detail"], (key, role)
             else:
@@ -197,7 +226,10 @@ async def test_records_of_another_site_answer_404_to_every_role(app, client):
             seen = await call(client, route, world.headers[insider], values)
             assert seen.status_code not in (401, 404), (route.path, role, seen.text)
             hidden = await call(client, route, outsider, values)
-            assert_problem(hidden, 404)
+            if route.page:
+                assert hidden.status_code == 404, (route.path, role, hidden.text)
+            else:
+                assert_problem(hidden, 404)
             checked += 1
     # Administrators are bound to no particular site and see every record.
     for route in reads:
