@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from backend.db.repo import loggers as loggers_repo
@@ -67,7 +68,7 @@ async def _register_demo_loggers(pool: Pool, count: int) -> None:
             continue  # another process seeding at the same moment registered it first
 
 
-async def seed(pool: Pool, loggers: int = DEMO_LOGGERS) -> None:
+async def seed(pool: Pool, loggers: int = DEMO_LOGGERS, fin: str = "A9999") -> None:
     """Idempotent: a second `make run` finds everything in place and changes nothing. `loggers` is the
     size of the simulated fleet (`celltrail up --demo --loggers N`)."""
     async with pool.acquire() as conn:
@@ -86,4 +87,130 @@ async def seed(pool: Pool, loggers: int = DEMO_LOGGERS) -> None:
                     site_codes=site_codes,
                 )
     await _register_demo_loggers(pool, loggers)
+    await _journeys(pool, loggers, fin)
     log.info("demo data in place")
+
+
+def _fleet_models(count: int) -> dict[str, str]:
+    """Which container each simulated logger plays (`celltrail simulate` is seeded, so this is stable):
+    a demo shipment gets a logger whose box matches its temperature profile."""
+    from firmware_bridge import thermal
+    from firmware_bridge.simulator import Fleet
+
+    names = {id(thermal.FRESH_BOX): "fresh", id(thermal.LN2_SHIPPER): "cryo", id(thermal.ROOM_BOX): "crt"}
+    fleet = Fleet(count, 5.0, 0.0)
+    return {lg.logger_id: names.get(id(lg.model), "") for lg in fleet.loggers}
+
+
+async def _journeys(pool: Pool, loggers: int, fin: str) -> None:
+    """Three cases in flight so the pages have something to show: fresh apheresis material on its way to
+    manufacturing, a second box packed and waiting for the courier, and a cryopreserved product on its
+    way back to the hospital pharmacy. Each box carries a simulated logger playing the right container."""
+    from backend.domain.custody import Action
+    from backend.services import auth, cases, scans, shipments
+    from backend.services.scans import ScanCommand
+
+    people = {}
+    async with pool.acquire() as conn:
+        for username, *_ in DEMO_USERS:
+            user = await users_repo.by_username(conn, username)
+            assert user is not None
+            people[username] = auth.principal_of(user)
+    if await cases.list_cases(pool, people["coordinator"], 1):
+        return  # a second `make run`: the journeys are already there (and may have moved on)
+    models = _fleet_models(loggers)
+    spare = {kind: [lg for lg, m in models.items() if m == kind] for kind in ("fresh", "cryo")}
+    now = datetime.now(UTC)
+
+    async def scan(who: str, action: Action, site: str, *codes: str) -> None:
+        command = ScanCommand(idempotency_key=uuid.uuid4().hex, action=action, site=site, codes=list(codes))
+        answer = await scans.record_scan(pool, people[who], command, 30)
+        if answer.status >= 300:
+            raise RuntimeError(f"demo {action} refused: {answer.body.get('detail')}")
+
+    async def collected(patient: str) -> tuple[str, str]:
+        case = await cases.create_case(
+            pool,
+            people["coordinator"],
+            treatment_site="USZ",
+            therapy="CAR-T (autologous), demo",
+            patient_ref=patient,
+            birth_year=1968,
+            fin=fin,
+        )
+        unit = await cases.create_unit(
+            pool,
+            people["nurse"],
+            case.coi,
+            kind="APH",
+            product="Apheresis (leukapheresis)",
+            din=None,
+            expires_at=now + timedelta(hours=48),
+            site="USZ-APH",
+        )
+        await scan("nurse", Action.LABEL, "USZ-APH", unit.id)
+        return case.coi, unit.id
+
+    async def ship(
+        who: str, coi: str, units: list[str], route: tuple[str, str], profile: str, hours: int, number: int
+    ) -> str:
+        logger = spare[profile].pop(0) if spare.get(profile) else None
+        row = await shipments.create_shipment(
+            pool,
+            people[who],
+            coi=coi,
+            from_site=route[0],
+            to_site=route[1],
+            container_id=f"DEMO-{profile.upper()}-{number}",
+            logger_id=logger,
+            profile=profile,
+            planned_departure=now - timedelta(minutes=30),
+            planned_arrival=now + timedelta(hours=hours),
+            unit_ids=units,
+            seals=[f"SEAL-{number:04d}"],
+            waybill=f"WB-DEMO-{number}",
+        )
+        return row.id
+
+    # 1. Fresh material in transit to manufacturing.
+    coi, aph = await collected("DEMO-001")
+    first = await ship("coordinator", coi, [aph], ("USZ-APH", "CTA"), "fresh", 4, 1)
+    await scan("nurse", Action.PACK, "USZ-APH", first, aph)
+    await scan("courier", Action.PICKUP, "USZ-APH", first)
+    # 2. Packed, waiting for the courier (the courier page picks it up).
+    coi, aph = await collected("DEMO-002")
+    second = await ship("coordinator", coi, [aph], ("USZ-APH", "CTA"), "fresh", 5, 2)
+    await scan("nurse", Action.PACK, "USZ-APH", second, aph)
+    # 3. Manufactured, released and on its way back cryopreserved (the receipt desk receives it).
+    coi, aph = await collected("DEMO-003")
+    inbound = await ship("coordinator", coi, [aph], ("USZ-APH", "CTA"), "crt", 4, 3)
+    await scan("nurse", Action.PACK, "USZ-APH", inbound, aph)
+    await scan("courier", Action.PICKUP, "USZ-APH", inbound)
+    await scan("manufacturing", Action.RECEIVE, "CTA", inbound)
+    await scan("manufacturing", Action.RECEIVE, "CTA", inbound, aph)
+    checklist = {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True}
+    await shipments.decide_receipt(
+        pool,
+        people["manufacturing"],
+        inbound,
+        accept=True,
+        checklist=checklist,
+        comment=None,
+        password=DEMO_PASSWORD,
+    )
+    product = await cases.create_unit(
+        pool,
+        people["manufacturing"],
+        coi,
+        kind="PRC",
+        product="Autologous CAR-T cells, cryopreserved",
+        din=None,
+        expires_at=now + timedelta(days=180),
+        site="CTA",
+    )
+    await scan("manufacturing", Action.LABEL, "CTA", product.id)
+    await cases.release_unit(pool, people["qa"], product.id, password=DEMO_PASSWORD)
+    outbound = await ship("manufacturing", coi, [product.id], ("CTA", "USZ"), "cryo", 6, 4)
+    await scan("manufacturing", Action.PACK, "CTA", outbound, product.id)
+    await scan("courier", Action.PICKUP, "CTA", outbound)
+    log.info("demo journeys in place", extra={"shipments": [first, second, outbound]})

@@ -139,7 +139,12 @@ def _bridge_password(data_dir: Path) -> str:
 
 
 async def _prepare(
-    database_url: str, admin_password: str | None, bridge_password: str, demo: bool, loggers: int
+    database_url: str,
+    admin_password: str | None,
+    bridge_password: str,
+    demo: bool,
+    loggers: int,
+    fin: str = "A9999",
 ) -> None:
     from backend.demo import seed
     from backend.services import accounts
@@ -150,7 +155,7 @@ async def _prepare(
         await accounts.ensure_first_admin(pool, admin_password)
         await accounts.ensure_service_account(pool, BRIDGE_USERNAME, bridge_password)
         if demo:
-            await seed(pool, loggers)
+            await seed(pool, loggers, fin)
     finally:
         await pool.close()
 
@@ -177,7 +182,7 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         mqtt_url = start_broker(settings, stack)
         admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)
         bridge_password = _bridge_password(settings.data_path)
-        asyncio.run(_prepare(database_url, admin_password, bridge_password, demo, loggers))
+        asyncio.run(_prepare(database_url, admin_password, bridge_password, demo, loggers, settings.fin))
         env.update(
             CELLTRAIL_DATABASE_URL=database_url,
             CELLTRAIL_MQTT_URL=mqtt_url,
