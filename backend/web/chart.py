@@ -110,16 +110,24 @@ def temperature_svg(leg: TemperatureLeg, events: list[EventLine]) -> str:
                 f'<text class="limit-label" x="{right - 4}" y="{y - 4:.1f}" text-anchor="end">'
                 f"{label} {_number(limit)} °C</text>"
             )
-    for event in events:
+    # Event names on three staggered rows, and only where they do not run into the previous name on
+    # the same row: a burst of scans at one moment stays readable (every line keeps its tooltip).
+    last_label_end = [-1e9, -1e9, -1e9]
+    for index, event in enumerate(events):
         x = s.x(event.server_time)
         what = (
             f"{event.action} ({event.outcome}) by {event.actor} at {event.site}, "
             f"{event.server_time:%d %b %H:%M}"
         )
+        row = index % 3
+        label = ""
+        if x >= last_label_end[row]:
+            name = escape(event.action.replace("_", " "))
+            label = f'<text x="{x + 3:.1f}" y="{top + 12 + 13 * row}">{name}</text>'
+            last_label_end[row] = x + 7 * len(event.action) + 8
         parts.append(
             f'<g class="event event-{escape(event.outcome)}"><title>{escape(what)}</title>'
-            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}"/>'
-            f'<text x="{x + 3:.1f}" y="{top + 12}">{escape(event.action)}</text></g>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{bottom}"/>{label}</g>'
         )
     points = " ".join(f"{s.x(ts):.1f},{s.y(temp):.1f}" for ts, temp in thin_series(leg.readings))
     parts.append(f'<polyline class="series" points="{points}"/>')
