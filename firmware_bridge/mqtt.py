@@ -53,6 +53,8 @@ class AckToken(NamedTuple):
 
 
 MessageHandler = Callable[[str, bytes, bool, AckToken], None]
+# (topic, payload, retained, packet id, qos)
+FastHandler = Callable[[str, bytes, bool, int, int], None]
 
 
 class _BridgeStatus(msgspec.Struct):
@@ -90,6 +92,86 @@ def _configure_security(client: paho.Client, endpoint: MqttEndpoint, ca_file: st
         client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
     if endpoint.username is not None:
         client.username_pw_set(endpoint.username, endpoint.password)
+
+
+class _BufferedClient(paho.Client):
+    """paho reads every packet with several small ``recv`` calls (the command byte, each length byte, the
+    body) and handles one packet per ``select``: about five system calls per message, which at thousands
+    of messages a second was the largest single cost of the bridge's network thread (py-spy). This client
+    reads up to 64 KiB at once and serves paho's small reads from that buffer, and ``loop_read`` goes on
+    handling packets while the buffer holds bytes, so one ``select`` and one ``recv`` carry many messages.
+
+    Incoming PUBLISH packets without MQTT 5 properties (what a broker forwards from loggers) take a
+    short path to ``on_publish_fast(topic, payload, retained, mid, qos)``: paho's own builds a
+    Properties object (some 40 attribute operations) and an MQTTMessage per message, another sixth of the
+    thread's time. Anything else (properties present, QoS 2, a malformed packet) goes through paho.
+
+    It overrides paho's private ``_sock_recv``, ``_sock_close`` and ``_handle_publish``; paho is pinned
+    exactly in constraints.txt and tests/unit/bridge/test_bridge_mqtt_client.py checks the behaviour we
+    rely on. The buffer belongs to one socket: closing it (also before every reconnect) drops what is
+    left, as the broker redelivers unacknowledged messages on the next connection anyway."""
+
+    READ_SIZE: Final = 65536
+
+    def __init__(self, *args: Any, on_publish_fast: FastHandler | None = None, **kwargs: Any) -> None:
+        self._rbuf = bytearray()
+        self._on_publish_fast = on_publish_fast
+        super().__init__(*args, **kwargs)
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        handler = self._on_publish_fast
+        command: int = self._in_packet["command"]
+        packet: bytes | bytearray = self._in_packet["packet"]
+        qos = (command & 0x06) >> 1
+        if handler is None or qos == 2:
+            return super()._handle_publish()
+        try:
+            pos = 2 + ((packet[0] << 8) | packet[1])
+            topic = packet[2:pos].decode()
+            mid = 0
+            if qos:
+                mid = (packet[pos] << 8) | packet[pos + 1]
+                pos += 2
+            if self._protocol == MQTTProtocolVersion.MQTTv5:
+                if packet[pos] != 0:
+                    return super()._handle_publish()  # properties to decode (e.g. a topic alias)
+                pos += 1
+        except (IndexError, UnicodeDecodeError):
+            return super()._handle_publish()  # paho reports the malformed packet its own way
+        if not topic:
+            return super()._handle_publish()
+        with self._in_callback_mutex:
+            try:
+                handler(topic, bytes(packet[pos:]), bool(command & 0x01), mid, qos)
+            except Exception as err:
+                self._easy_log(paho.MQTT_LOG_ERR, "Caught exception in on_message: %s", err)
+                if not self.suppress_exceptions:
+                    raise
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        if not self._rbuf:
+            data = super()._sock_recv(max(bufsize, self.READ_SIZE))
+            if len(data) <= bufsize:
+                return data  # includes b"" (the broker closed the connection)
+            self._rbuf += data
+        chunk = bytes(self._rbuf[:bufsize])
+        del self._rbuf[:bufsize]
+        return chunk
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        # Without this, packets already in our buffer would wait for the next select(), which does not
+        # see them (the socket has nothing new to read) and could sleep until the keepalive.
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rbuf and self._sock is not None:
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def _sock_close(self) -> None:
+        self._rbuf.clear()
+        super()._sock_close()
 
 
 class BridgeConnection:
@@ -166,13 +248,14 @@ class BridgeConnection:
 
     def _build(self) -> paho.Client:
         settings = self._settings
-        client = paho.Client(
+        client = _BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             # 3.1.1's persistent session; MQTT 5 uses clean_start and the session expiry instead.
             clean_session=None if self._v5 else False,
             protocol=MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311,
             manual_ack=True,
+            on_publish_fast=self._on_publish_fast,
         )
         client.enable_logger(_paho_logger())
         client.on_socket_open = _nodelay
@@ -296,15 +379,20 @@ class BridgeConnection:
         threading.Thread(target=swap, name="bridge-mqtt-fallback", daemon=True).start()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._on_publish_fast(
+            message.topic, bytes(message.payload), bool(message.retain), message.mid, message.qos
+        )
+
+    def _on_publish_fast(self, topic: str, payload: bytes, retained: bool, mid: int, qos: int) -> None:
         if self._paused:
             return
-        token = AckToken(self._generation, message.mid, message.qos)
+        token = AckToken(self._generation, mid, qos)
         try:
-            self._handler(message.topic, bytes(message.payload), bool(message.retain), token)
+            self._handler(topic, payload, retained, token)
         except Exception:
             # The handler decodes defensively; if it still fails, the message stays unacknowledged and
             # comes back on the next connection rather than taking the network thread down.
-            log.exception("handling a message on %r failed", message.topic)
+            log.exception("handling a message on %r failed", topic)
 
 
 class Publisher:
