@@ -20,7 +20,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_303_SEE_OTHER
 from backend.api.security import SESSION_COOKIE, request_token
 from backend.db.types import Pool
 from backend.domain.access import PUBLIC, Role, policy
-from backend.domain.errors import AuthenticationFailed, PermissionDenied
+from backend.domain.errors import AuthenticationFailed, PermissionDenied, TooManyAttempts
 from backend.services import auth
 from backend.settings import Settings
 
@@ -73,14 +73,25 @@ async def login_submit(
         raise PermissionDenied("sign in from Celltrail's own sign-in page")
     try:
         issued = await auth.login(
-            pool, data.username, data.password, timedelta(minutes=settings.token_ttl_minutes)
+            pool,
+            data.username,
+            data.password,
+            timedelta(minutes=settings.token_ttl_minutes),
+            # The same limits as the API's sign-in: one count per username and per client address.
+            client=request.client.host if request.client else "unknown",
+            limits=auth.LoginLimits.of(settings),
         )
-    except AuthenticationFailed as failed:
+    except (AuthenticationFailed, TooManyAttempts) as failed:
+        locked = isinstance(failed, TooManyAttempts)
+        headers = (
+            {"Retry-After": str(failed.retry_after_seconds)} if isinstance(failed, TooManyAttempts) else None
+        )
         return Template(
             "login.html",
             context={"next": target, "notice": None, "error": failed.detail, "username": data.username},
             # The form again with the reason, as a page: a 401 would ask for HTTP authentication.
-            status_code=200,
+            status_code=429 if locked else 200,
+            headers=headers,
         )
     max_age = max(int((issued.expires_at - datetime.now(UTC)).total_seconds()), 1)
     secure = _secure(request)

@@ -278,3 +278,17 @@ async def test_typed_codes_are_identified_with_their_case(client, world):
     assert shipment["coi"] is None
     assert foreign["kind"] is None
     assert foreign["problem"]
+
+
+async def test_the_sign_in_form_shares_the_lockout_and_says_when_to_try_again(client, world):
+    client.cookies.clear()
+    for _ in range(5):
+        failed = await client.post("/login", data={"username": "coord", "password": "nope", "next": "/"})
+        assert failed.status_code == 200
+    locked = await client.post("/login", data={"username": "coord", "password": PASSWORD, "next": "/"})
+    assert locked.status_code == 429
+    assert int(locked.headers["retry-after"]) > 0
+    assert SESSION_COOKIE not in locked.cookies
+    assert "too many failed sign-ins; try again in" in locked.text
+    api = await client.post("/api/v1/auth/login", json={"username": "coord", "password": PASSWORD})
+    assert_problem(api, 429)
