@@ -66,8 +66,10 @@ def _labels() -> dict[str, Label]:
 
 def _png_gray(label: Label, dpi: int = 300) -> Image:
     data = np.frombuffer(render_label(label, "png", dpi=dpi), np.uint8)
-    image: Image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
-    return image
+    image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise RuntimeError("the rendered PNG did not decode")
+    return np.asarray(image, np.uint8)
 
 
 def _desk(rng: np.random.Generator, width: int, height: int) -> npt.NDArray[np.float32]:
@@ -104,7 +106,8 @@ def damage(
     out = cv2.warpAffine(small, matrix, (width, height), borderValue=128.0, flags=cv2.INTER_LINEAR)
     if blur > 0:
         out = cv2.GaussianBlur(out, (0, 0), blur)
-    out += rng.normal(0, noise, out.shape).astype(np.float32) if noise else 0
+    if noise:
+        out += np.asarray(rng.normal(0, noise, out.shape), np.float32)
     return np.asarray(out.clip(0, 255), np.uint8)
 
 
@@ -169,7 +172,7 @@ def _rate_figures(smoke: bool, labels: dict[str, Image]) -> list[dict[str, objec
     rng = np.random.default_rng(11)
     scales = (0.75, 1.5) if smoke else (0.75, 1.0, 1.5)  # 203 dpi: 1.5, 2 and 3 px per Code 128 module
     angles = (0, 25) if smoke else (0, 8, 25, 90)
-    damages = ((0.0, 0.0), (1.0, 12.0))
+    damages: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 12.0))
     if not smoke:
         damages += ((1.0, 0.0), (0.0, 20.0), (1.8, 8.0))
     readers: dict[str, Callable[[Image], set[str]]] = {

@@ -1,8 +1,8 @@
 """Telemetry ingest benchmark: the broker's ceiling, and what the bridge makes of it.
 
-* Broker alone: a paho publisher and a paho subscriber in two separate processes, QoS 1 both ways,
-  TCP_NODELAY, a private Mosquitto with ``set_tcp_nodelay true``; messages shaped exactly like real
-  telemetry, with one reading and with ten.
+* Broker alone: a bare-socket publisher and subscriber (bench/mqtt_raw.py) in two separate processes,
+  QoS 1 both ways, TCP_NODELAY, a private Mosquitto with ``set_tcp_nodelay true``; messages shaped
+  exactly like real telemetry, with one reading and with ten.
 * Bridge: the same publisher process -> Mosquitto -> the bridge in this process (MQTT 5, persistent
   session, manual acks, pure decode, micro-batching, msgpack encoding) -> an in-process sink in place of
   the backend, which counts the readings it is handed. The gap to the broker-alone figure is the
@@ -120,43 +120,41 @@ def _payloads(count: int, per_message: int) -> list[tuple[str, bytes]]:
 
 
 def _publish_process(endpoint: MqttEndpoint, count: int, per_message: int, go: Any, done: Any) -> None:
-    from firmware_bridge.mqtt import Publisher
+    from bench.mqtt_raw import RawPublisher
 
-    messages = _payloads(count, per_message)
-    publisher = Publisher(endpoint, f"bench-pub-{per_message}-{time.monotonic_ns()}", max_outstanding=1000)
-    publisher.start(10.0)
+    messages = [(topic.encode(), payload) for topic, payload in _payloads(count, per_message)]
+    publisher = RawPublisher(endpoint.host, endpoint.port, f"bench-pub-{per_message}-{time.monotonic_ns()}")
     go.wait(30)
-    for topic, payload in messages:
-        publisher.publish(topic, payload)
+    for start in range(0, len(messages), 100):
+        publisher.publish_many(messages[start : start + 100])
     publisher.flush(120.0)
-    publisher.stop()
+    publisher.close()
     done.set()
 
 
 def _subscribe_process(endpoint: MqttEndpoint, count: int, ready: Any, results: Any) -> None:
-    from firmware_bridge.mqtt import Subscriber
+    from bench.mqtt_raw import RawSubscriber
 
     seen = 0
     first = last = 0.0
     finished = threading.Event()
 
-    def on_message(topic: str, payload: bytes, retained: bool) -> None:
+    def on_messages(received: int, size: int) -> None:
         nonlocal seen, first, last
-        seen += 1
         now = time.perf_counter()
-        if seen == 1:
+        if not seen:
             first = now
+        seen += received
         last = now
         if seen >= count:
             finished.set()
 
-    subscriber = Subscriber(
-        endpoint, f"bench-sub-{time.monotonic_ns()}", [topics.TELEMETRY_FILTER], on_message
+    subscriber = RawSubscriber(
+        endpoint.host, endpoint.port, f"bench-sub-{time.monotonic_ns()}", topics.TELEMETRY_FILTER, on_messages
     )
-    subscriber.start(10.0)
     ready.set()
     finished.wait(300)
-    subscriber.stop()
+    subscriber.close()
     results.put((seen, last - first))
 
 
@@ -174,7 +172,7 @@ def _broker_alone(endpoint: MqttEndpoint, count: int, per_message: int) -> float
     subscriber.join(60)
     if seen < count:
         raise RuntimeError(f"subscriber saw {seen} of {count} messages")
-    return count / seconds
+    return float(count / seconds)
 
 
 class _Sink:
@@ -248,13 +246,13 @@ def run(smoke: bool) -> list[dict[str, object]]:
                     "figure": f"broker alone, {label}",
                     "unit": "msg/s",
                     "value": round(alone),
-                    "conditions": conditions + "; paho publisher and subscriber in separate processes",
+                    "conditions": conditions + "; bare-socket publisher and subscriber in separate processes",
                 }
             )
             messages, readings = _through_bridge(endpoint, count, per_message)
             bridge_conditions = (
                 conditions
-                + "; publisher process -> bridge (decode, batch 500/50 ms, msgpack) -> in-process sink"
+                + "; publisher process -> bridge (decode, batch 2000/50 ms, msgpack) -> in-process sink"
             )
             figures.append(
                 {

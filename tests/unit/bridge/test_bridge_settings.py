@@ -17,7 +17,7 @@ def test_defaults():
     settings = load_settings(env={})
     assert settings.mqtt_url == "mqtt://127.0.0.1:1883"
     assert settings.backend_url == "http://127.0.0.1:8000"
-    assert (settings.batch_size, settings.batch_ms, settings.metrics_port) == (500, 50, 0)
+    assert (settings.batch_size, settings.batch_ms, settings.metrics_port) == (2000, 50, 0)
     assert settings.shared_group == ""
     assert settings.client_id.startswith("celltrail-bridge-")
     assert settings.mqtt_endpoint() == ("127.0.0.1", 1883, False, None, None)
@@ -59,7 +59,7 @@ def test_tls_default_port_and_credentials_in_the_url():
 
 
 def test_empty_variables_count_as_unset():
-    assert load_settings(env={"CELLTRAIL_BRIDGE_BATCH_SIZE": ""}).batch_size == 500
+    assert load_settings(env={"CELLTRAIL_BRIDGE_BATCH_SIZE": ""}).batch_size == 2000
 
 
 def test_overrides_win():

@@ -1,0 +1,187 @@
+"""Custody scan API: `POST /api/v1/scans` per second and latency, beside a bare Litestar route.
+
+Every piece is a real process on this machine: a durable embedded PostgreSQL, `celltrail serve` (one
+worker, as shipped), the bare app of bench/bare_app.py with the same uvicorn settings, and the load
+generator of bench/http_load.py in its own process. The scans are real, accepted custody events: a
+pharmacist re-stores bags already in storage (`store` is allowed again on a stored bag), so each request
+authenticates (token look-up and user: two queries), locks the case's chain head, appends a hash-chained
+event and answers 201.
+
+* spread: the scans go round-robin over ``CASES`` cases (one bag each), as many couriers and
+  pharmacists at many sites would send them;
+* hot chain: every scan on one bag of one case, so all of them queue for that case's chain-head lock.
+
+Each at fixed request rates (open loop, latency counted from each request's due time) and at saturation
+(closed loop, ``CONNECTIONS`` clients). Targets: >= 1,000 scans/s spread, p99 <= 50 ms at 500 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from backend.embedded.ports import free_port, port_open
+from bench.http_load import LoadResult, ScanLoad, run_load
+from bench.stack import ADMIN_PASSWORD, REPO, Celltrail, mosquitto, postgres, wait
+
+CASES = 200
+CONNECTIONS = 32
+PASSWORD = "bench-user-password"
+SITE = "USZ-APH"
+TARGET_PER_S = 1000
+TARGET_P99_MS = 50.0
+
+
+async def _seed(url: str, base_url: str) -> tuple[str, list[str]]:
+    """Sites, a coordinator and a pharmacist (API), CASES cases with one bag each (API), the bags put in
+    storage (SQL: the custody journey up to storage is not what is measured). Returns the pharmacist's
+    token and the bag ids."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as api:
+        login = await api.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        root = {"Authorization": f"Bearer {login.json()['token']}"}
+        for code, kind in (("USZ", "hospital"), (SITE, "apheresis")):
+            site = {"code": code, "name": code, "kind": kind, "time_zone": "UTC"}
+            (await api.post("/api/v1/sites", headers=root, json=site)).raise_for_status()
+        tokens = {}
+        for username, role in (("coord", "coordinator"), ("nurse", "pharmacist")):
+            user = {
+                "username": username,
+                "full_name": username.title(),
+                "password": PASSWORD,
+                "roles": [role],
+                "sites": ["USZ", SITE],
+            }
+            (await api.post("/api/v1/users", headers=root, json=user)).raise_for_status()
+            answer = await api.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+            tokens[username] = {"Authorization": f"Bearer {answer.json()['token']}"}
+        units = []
+        for _ in range(CASES):
+            case = await api.post(
+                "/api/v1/cases",
+                headers=tokens["coord"],
+                json={"treatment_site": "USZ", "therapy": "CAR-T (autologous)"},
+            )
+            case.raise_for_status()
+            coi = case.json()["coi"]
+            unit = await api.post(
+                f"/api/v1/cases/{coi}/units",
+                headers=tokens["nurse"],
+                json={"kind": "APH", "product": "Apheresis", "site": SITE},
+            )
+            unit.raise_for_status()
+            units.append(str(unit.json()["id"]))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "UPDATE units SET status = 'stored', storage_location = 'LN2-1' WHERE id = ANY($1::text[])", units
+        )
+    finally:
+        await conn.close()
+    return tokens["nurse"]["Authorization"].split(" ", 1)[1], units
+
+
+class _BareApp:
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        log = (folder / "bare_app.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait(
+            lambda: port_open("127.0.0.1", self.port, 0.2) or self.process.poll() is not None,
+            30,
+            "bare app listening",
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+
+
+def _figures(label: str, rate: float | None, r: LoadResult, conditions: str) -> list[dict[str, object]]:
+    shape = f"{rate:g} req/s offered" if rate is not None else f"saturation, {CONNECTIONS} connections"
+    detail = (
+        f"{conditions}; {shape}; {r.sent} requests in {r.seconds:.1f} s, {r.errors} not 2xx "
+        f"({r.statuses}); load average {os.getloadavg()[0]:.1f}"
+    )
+    return [
+        {"figure": f"{label}, {shape}", "unit": "req/s", "value": round(r.per_s), "conditions": detail},
+        {"figure": f"{label}, {shape}, p50", "unit": "ms", "value": round(r.p50_ms, 1), "conditions": detail},
+        {"figure": f"{label}, {shape}, p99", "unit": "ms", "value": round(r.p99_ms, 1), "conditions": detail},
+    ]
+
+
+def run(smoke: bool) -> list[dict[str, object]]:
+    seconds = 2.0 if smoke else 15.0
+    rates: tuple[float | None, ...] = (100.0, 500.0, None)
+    folder = Path(tempfile.mkdtemp(prefix="bench-scan-api-"))
+    os.chmod(folder, 0o755)
+    figures: list[dict[str, object]] = []
+    cores = os.cpu_count()
+    try:
+        with postgres(folder) as url, mosquitto(folder) as endpoint:
+            stack = Celltrail(folder, url, endpoint, bridge_password="unused", client_id="unused")
+            bare = None
+            try:
+                stack.start_backend()
+                token, units = asyncio.run(_seed(url, stack.url))
+                bare = _BareApp(folder)
+                real = {
+                    "spread": ScanLoad(
+                        "127.0.0.1", stack.port, "/api/v1/scans", token, SITE, "store", units, "LN2-2"
+                    ),
+                    "hot chain": ScanLoad(
+                        "127.0.0.1", stack.port, "/api/v1/scans", token, SITE, "store", units[:1], "LN2-2"
+                    ),
+                }
+                ceiling = ScanLoad(
+                    "127.0.0.1", bare.port, "/api/v1/scans", None, SITE, "store", units, "LN2-2"
+                )
+                base = (
+                    "load generator process (raw asyncio HTTP/1.1, keep-alive) -> uvicorn (uvloop, httptools,"
+                    f" 1 worker); {cores} cores shared by PostgreSQL, server and load generator"
+                )
+                for rate in rates:
+                    result = run_load(ceiling, rate, seconds, CONNECTIONS)
+                    figures += _figures("bare Litestar route (ceiling)", rate, result, base + "; no database")
+                    for shape, load in real.items():
+                        result = run_load(load, rate, seconds, CONNECTIONS)
+                        conditions = (
+                            f"{base} -> durable PostgreSQL; accepted 'store' scans, "
+                            + (f"round-robin over {CASES} cases" if shape == "spread" else "all on one case")
+                            + f"; target >= {TARGET_PER_S}/s spread, p99 <= {TARGET_P99_MS:g} ms at 500 req/s"
+                        )
+                        figures += _figures(f"custody scans, {shape}", rate, result, conditions)
+            finally:
+                if bare is not None:
+                    bare.stop()
+                stack.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--smoke", action="store_true", help="2 s per level: checks it runs, not how fast")
+    figures = run(parser.parse_args().smoke)
+    for f in figures:
+        print(f"{f['figure']:<70} {f['value']:>8} {f['unit']}")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
