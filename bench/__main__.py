@@ -12,8 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("labels_render", "decode", "ingest_broker", "ingest_e2e", "alert_latency")
+BENCHMARKS = ("labels_render", "decode", "ingest_broker", "ingest_e2e", "alert_latency", "scan_api", "memory")
 RESULTS = Path(__file__).resolve().parent / "results.json"
+# A smoke run's figures mean nothing; they must not overwrite the real ones.
+SMOKE_RESULTS = RESULTS.with_name("results-smoke.json")
 
 
 def _commit() -> str:
@@ -44,8 +46,9 @@ def main() -> int:
         shown = f"{value:,.1f}" if isinstance(value, float) else str(value)
         print(f"{figure['figure']!s:{width}}  {shown:>12}  {figure['unit']}")
     machine = {"python": platform.python_version(), "cpus": __import__("os").cpu_count(), "smoke": args.smoke}
-    RESULTS.write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
-    print(f"wrote {RESULTS}", file=sys.stderr)
+    target = SMOKE_RESULTS if args.smoke else RESULTS
+    target.write_text(json.dumps({"machine": machine, "figures": figures}, indent=2) + "\n")
+    print(f"wrote {target}", file=sys.stderr)
     return 0
 
 

@@ -42,7 +42,7 @@ TARGET_PER_S = 1000
 TARGET_P99_MS = 50.0
 
 
-async def _seed(url: str, base_url: str) -> tuple[str, list[str]]:
+async def _seed(url: str, base_url: str, cases: int) -> tuple[str, list[str]]:
     """Sites, a coordinator and a pharmacist (API), CASES cases with one bag each (API), the bags put in
     storage (SQL: the custody journey up to storage is not what is measured). Returns the pharmacist's
     token and the bag ids."""
@@ -65,7 +65,7 @@ async def _seed(url: str, base_url: str) -> tuple[str, list[str]]:
             answer = await api.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
             tokens[username] = {"Authorization": f"Bearer {answer.json()['token']}"}
         units = []
-        for _ in range(CASES):
+        for _ in range(cases):
             case = await api.post(
                 "/api/v1/cases",
                 headers=tokens["coord"],
@@ -125,7 +125,8 @@ def _figures(label: str, rate: float | None, r: LoadResult, conditions: str) -> 
 
 
 def run(smoke: bool) -> list[dict[str, object]]:
-    seconds = 2.0 if smoke else 15.0
+    seconds = 1.0 if smoke else 15.0
+    cases = 10 if smoke else CASES
     rates: tuple[float | None, ...] = (100.0, 500.0, None)
     folder = Path(tempfile.mkdtemp(prefix="bench-scan-api-"))
     os.chmod(folder, 0o755)
@@ -137,7 +138,7 @@ def run(smoke: bool) -> list[dict[str, object]]:
             bare = None
             try:
                 stack.start_backend()
-                token, units = asyncio.run(_seed(url, stack.url))
+                token, units = asyncio.run(_seed(url, stack.url, cases))
                 bare = _BareApp(folder)
                 real = {
                     "spread": ScanLoad(
@@ -161,7 +162,7 @@ def run(smoke: bool) -> list[dict[str, object]]:
                         result = run_load(load, rate, seconds, CONNECTIONS)
                         conditions = (
                             f"{base} -> durable PostgreSQL; accepted 'store' scans, "
-                            + (f"round-robin over {CASES} cases" if shape == "spread" else "all on one case")
+                            + (f"round-robin over {cases} cases" if shape == "spread" else "all on one case")
                             + f"; target >= {TARGET_PER_S}/s spread, p99 <= {TARGET_P99_MS:g} ms at 500 req/s"
                         )
                         figures += _figures(f"custody scans, {shape}", rate, result, conditions)
@@ -176,7 +177,7 @@ def run(smoke: bool) -> list[dict[str, object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--smoke", action="store_true", help="2 s per level: checks it runs, not how fast")
+    parser.add_argument("--smoke", action="store_true", help="1 s per level: checks it runs, not how fast")
     figures = run(parser.parse_args().smoke)
     for f in figures:
         print(f"{f['figure']:<70} {f['value']:>8} {f['unit']}")
