@@ -48,9 +48,13 @@ async def test_openapi_needs_a_token_and_lists_every_route_with_schemas(client, 
     for route in app.routes:
         if route.path.startswith("/schema"):
             continue
-        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}:
-            path = re.sub(r":\w+}", "}", route.path)
-            assert (path, method) in documented, (path, method)
+        for handler in getattr(route, "route_handlers", []):
+            # The web pages, their sign-in form and static files are for browsers, not API clients.
+            if handler.opt.get("page") or not handler.resolve_include_in_schema():
+                continue
+            for method in set(handler.http_methods) - {"HEAD", "OPTIONS"}:
+                path = re.sub(r":\w+}", "}", route.path)
+                assert (path, method) in documented, (path, method)
     login = spec["paths"]["/api/v1/auth/login"]["post"]
     assert "LoginRequest" in str(login["requestBody"])
     assert "LoginResponse" in str(login["responses"]["200"])
@@ -70,11 +74,12 @@ def test_every_route_declares_an_access_policy(app):
     assert missing == []
 
 
-def test_public_routes_are_exactly_login_and_health(app):
+def test_public_routes_are_exactly_sign_in_health_and_page_assets(app):
     public = {
         route.path
         for route in app.routes
         for handler in getattr(route, "route_handlers", [])
         if handler.opt.get("public")
     }
-    assert public == {"/healthz", "/api/v1/auth/login"}
+    # The web pages' sign-in form and their scripts and styles are the only additions.
+    assert public == {"/healthz", "/api/v1/auth/login", "/login", "/static/{file_path:path}"}
