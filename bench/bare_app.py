@@ -57,7 +57,22 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    if args.workers > 1:
+        # As `celltrail serve --workers N`: uvicorn's supervisor needs the app as an import string.
+        uvicorn.run(
+            "bench.bare_app:app",
+            host="127.0.0.1",
+            port=args.port,
+            log_config=None,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            workers=args.workers,
+        )
+        return
     # The same settings as `celltrail serve` (backend/cli.py cmd_serve).
     config = uvicorn.Config(
         app,

@@ -32,6 +32,7 @@ import httpx
 
 from backend.embedded.ports import free_port, port_open
 from bench.http_load import LoadResult, ScanLoad, run_load
+from bench.scan_service import run_direct
 from bench.stack import ADMIN_PASSWORD, REPO, Celltrail, mosquitto, postgres, wait
 
 CASES = 200
@@ -91,11 +92,11 @@ async def _seed(url: str, base_url: str, cases: int) -> tuple[str, list[str]]:
 
 
 class _BareApp:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, workers: int) -> None:
         self.port = free_port()
         log = (folder / "bare_app.log").open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port)],
+            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port), "--workers", str(workers)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -124,7 +125,7 @@ def _figures(label: str, rate: float | None, r: LoadResult, conditions: str) -> 
     ]
 
 
-def run(smoke: bool) -> list[dict[str, object]]:
+def run(smoke: bool, workers: int = 1) -> list[dict[str, object]]:
     seconds = 1.0 if smoke else 15.0
     cases = 10 if smoke else CASES
     rates: tuple[float | None, ...] = (100.0, 500.0, None)
@@ -132,14 +133,16 @@ def run(smoke: bool) -> list[dict[str, object]]:
     os.chmod(folder, 0o755)
     figures: list[dict[str, object]] = []
     cores = os.cpu_count()
+    served = f"{workers} worker" + ("s" if workers > 1 else "")
+    tag = "" if workers == 1 else f" ({served})"
     try:
         with postgres(folder) as url, mosquitto(folder) as endpoint:
             stack = Celltrail(folder, url, endpoint, bridge_password="unused", client_id="unused")
             bare = None
             try:
-                stack.start_backend()
+                stack.start_backend("--workers", str(workers))
                 token, units = asyncio.run(_seed(url, stack.url, cases))
-                bare = _BareApp(folder)
+                bare = _BareApp(folder, workers)
                 real = {
                     "spread": ScanLoad(
                         "127.0.0.1", stack.port, "/api/v1/scans", token, SITE, "store", units, "LN2-2"
@@ -153,19 +156,30 @@ def run(smoke: bool) -> list[dict[str, object]]:
                 )
                 base = (
                     "load generator process (raw asyncio HTTP/1.1, keep-alive) -> uvicorn (uvloop, httptools,"
-                    f" 1 worker); {cores} cores shared by PostgreSQL, server and load generator"
+                    f" {served}); {cores} cores shared by PostgreSQL, server and load generator"
                 )
+                target = f"target >= {TARGET_PER_S}/s spread, p99 <= {TARGET_P99_MS:g} ms at 500 req/s"
                 for rate in rates:
                     result = run_load(ceiling, rate, seconds, CONNECTIONS)
-                    figures += _figures("bare Litestar route (ceiling)", rate, result, base + "; no database")
+                    figures += _figures(
+                        f"bare Litestar route (ceiling){tag}", rate, result, base + "; no database"
+                    )
                     for shape, load in real.items():
                         result = run_load(load, rate, seconds, CONNECTIONS)
                         conditions = (
                             f"{base} -> durable PostgreSQL; accepted 'store' scans, "
                             + (f"round-robin over {cases} cases" if shape == "spread" else "all on one case")
-                            + f"; target >= {TARGET_PER_S}/s spread, p99 <= {TARGET_P99_MS:g} ms at 500 req/s"
+                            + f"; {target}"
                         )
-                        figures += _figures(f"custody scans, {shape}", rate, result, conditions)
+                        figures += _figures(f"custody scans, {shape}{tag}", rate, result, conditions)
+                if workers == 1:
+                    result = run_direct(url, token, SITE, units, seconds, CONNECTIONS)
+                    conditions = (
+                        f"one process calling authenticate + record_scan from {CONNECTIONS} tasks on a pool"
+                        f" of 10 (the server's default), no HTTP -> durable PostgreSQL; round-robin over"
+                        f" {cases} cases; {cores} cores shared"
+                    )
+                    figures += _figures("scan service alone, no HTTP (ceiling)", None, result, conditions)
             finally:
                 if bare is not None:
                     bare.stop()
@@ -178,7 +192,9 @@ def run(smoke: bool) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--smoke", action="store_true", help="1 s per level: checks it runs, not how fast")
-    figures = run(parser.parse_args().smoke)
+    parser.add_argument("--workers", type=int, default=1, help="backend and bare-route worker processes")
+    args = parser.parse_args()
+    figures = run(args.smoke, args.workers)
     for f in figures:
         print(f"{f['figure']:<70} {f['value']:>8} {f['unit']}")
     print(json.dumps(figures, indent=2))

@@ -127,8 +127,8 @@ class Celltrail:
         except OSError:
             return False
 
-    def start_backend(self) -> None:
-        process = self.spawn("serve")
+    def start_backend(self, *options: str) -> None:
+        process = self.spawn("serve", *options)
         wait(lambda: self.healthy() or process.poll() is not None, 60, "backend healthy")
         if process.poll() is not None:
             raise RuntimeError((self.folder / "serve.log").read_text()[-3000:])

@@ -24,6 +24,12 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """Nothing to undo: pool connections never LISTEN, SET or take session-level advisory locks (the live
+    hub listens on a connection of its own), and asyncpg still rolls back an open transaction itself.
+    asyncpg's default reset would cost one more round trip on every release."""
+
+
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -33,6 +39,7 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
         # Statements are few and hot; a generous cache avoids re-parsing them per request.
         statement_cache_size=256,
         command_timeout=60,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool

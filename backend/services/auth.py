@@ -171,19 +171,15 @@ async def unlock(pool: Pool, actor: Principal, username: str, reason: str) -> in
 async def authenticate(pool: Pool, token: str) -> Principal:
     async with pool.acquire() as conn:
         state = await tokens.lookup(conn, token_digest(token))
-        if state is None:
-            raise AuthenticationFailed("the token is not valid; sign in again")
-        if state.revoked:
-            raise AuthenticationFailed(
-                "the token was revoked (signed out or password changed); sign in again"
-            )
-        if state.expired:
-            raise AuthenticationFailed("the token has expired; sign in again")
-        if not state.active_user:
-            raise AuthenticationFailed("this account is deactivated; ask an administrator")
-        user = await users.by_id(conn, state.user_id)
-    assert user is not None
-    return principal_of(user)
+    if state is None:
+        raise AuthenticationFailed("the token is not valid; sign in again")
+    if state.revoked:
+        raise AuthenticationFailed("the token was revoked (signed out or password changed); sign in again")
+    if state.expired:
+        raise AuthenticationFailed("the token has expired; sign in again")
+    if not state.user.active:
+        raise AuthenticationFailed("this account is deactivated; ask an administrator")
+    return principal_of(state.user)
 
 
 async def logout(pool: Pool, token: str) -> None:

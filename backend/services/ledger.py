@@ -23,6 +23,22 @@ class Appended(msgspec.Struct, frozen=True):
     server_time: datetime
 
 
+class LockedChain:
+    """A case's chain head, locked for the rest of the transaction. Appends through it skip re-reading
+    the head (one round trip fewer per scan) and keep it current, so several appends stay in order."""
+
+    def __init__(self, coi: str, length: int, head: bytes | None) -> None:
+        self.coi = coi
+        self.length = length
+        self.head = head
+
+
+async def lock_chain(conn: Conn, coi: str) -> LockedChain | None:
+    """Must run inside a transaction: every state change of this case is serialised behind this lock."""
+    head = await cases.lock_chain(conn, coi)
+    return None if head is None else LockedChain(coi, *head)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -47,12 +63,15 @@ async def append(
     corrects: int | None = None,
     signatures: list[SignatureRecord] | None = None,
     server_time: datetime | None = None,
+    chain: LockedChain | None = None,
 ) -> Appended:
-    """Must run inside a transaction. Locks the chain head, so concurrent appends queue up here."""
-    head = await cases.lock_chain(conn, coi)
-    if head is None:
+    """Must run inside a transaction. Locks the chain head (unless the caller holds it as `chain`), so
+    concurrent appends queue up here."""
+    if chain is None or chain.coi != coi:
+        chain = await lock_chain(conn, coi)
+    if chain is None:
         raise NotFound(f"no case with COI {coi}")
-    length, previous = head
+    length, previous = chain.length, chain.head
     record = EventRecord(
         coi=coi,
         seq=length + 1,
@@ -76,7 +95,7 @@ async def append(
     )
     digest = event_hash(previous, record)
     event_id = await events.insert_event(conn, record, previous, digest)
-    await cases.advance_chain(conn, coi, record.seq, digest)
+    chain.length, chain.head = record.seq, digest
     return Appended(event_id, record.seq, digest.hex(), record.server_time)
 
 

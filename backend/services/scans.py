@@ -16,7 +16,7 @@ from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.domain.custody import ACTION_ROLES, INFUSION_SIGNER_ROLES, Action, Change, Refusal, decide
-from backend.domain.errors import Conflict, NotFound, PermissionDenied
+from backend.domain.errors import Conflict, DomainError, NotFound, PermissionDenied
 from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
 from backend.services import ledger, signing
 
@@ -100,10 +100,10 @@ def _refusal_body(refusal: Refusal, event_id: int | None, coi: str | None) -> An
 
 
 async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handover_minutes: int) -> Answer:
+    # A resent scan is found by its idempotency key when the answer is remembered, inside the transaction
+    # (the key is unique), not by a look-up before it: that would cost every first send a round trip.
+    # A resend's own attempt is then rolled back whole, whatever it decided or raised.
     async with pool.acquire() as conn:
-        remembered = await events.remembered_answer(conn, command.idempotency_key)
-        if remembered is not None:
-            return _replay(actor, remembered)
         for _attempt in range(3):
             try:
                 async with conn.transaction():
@@ -112,13 +112,21 @@ async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handov
                         conn, command.idempotency_key, actor.user_id, answer.status, answer.body
                     ):
                         raise _Duplicate
+                if answer.status >= 400:
+                    # Logged once committed: a resend's rolled-back refusal is not a refusal.
+                    refusal = answer.body.get("refusal")
+                    log.warning(
+                        "scan refused",
+                        extra={"refusal": refusal, "coi": answer.body.get("coi"), "site": command.site},
+                    )
                 return answer
-            except _Duplicate:
-                remembered = await events.remembered_answer(conn, command.idempotency_key)
-                assert remembered is not None
-                return _replay(actor, remembered)
             except asyncpg.SerializationError:  # pragma: no cover - retried by design
                 continue
+            except (_Duplicate, DomainError):
+                remembered = await events.remembered_answer(conn, command.idempotency_key)
+                if remembered is None:
+                    raise
+                return _replay(actor, remembered)
     raise Conflict("the scan could not be recorded because of concurrent changes; send it again")
 
 
@@ -176,12 +184,14 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
             conn, actor, command, Refusal("unknown_item", f"unknown item: {detail}", status=422)
         )
 
-    # Lock the case's chain first: every state change of this case is serialised behind it.
-    await cases.lock_chain(conn, coi)
+    # Lock the case's chain: every state change of this case is serialised behind it. The units were
+    # read FOR UPDATE above, so they cannot have changed since; the shipment is read again under lock.
+    chain = await ledger.lock_chain(conn, coi)
+    if chain is None:
+        raise NotFound(f"no case with COI {coi}")
     if shipment is not None:
         shipment = await shipments.get(conn, shipment.id, lock=True)
-    units, _ = await _resolve_units(conn, scanned)
-    context = _Context(conn, actor, command, coi, shipment, units)
+    context = _Context(conn, actor, command, chain, shipment, units)
     try:
         if scanned.bad or unknown_units:
             raise Refusal(
@@ -254,14 +264,15 @@ class _Context:
         conn: Conn,
         actor: Principal,
         command: ScanCommand,
-        coi: str,
+        chain: ledger.LockedChain,
         shipment: ShipmentRow | None,
         units: list[UnitRow],
     ) -> None:
         self.conn = conn
         self.actor = actor
         self.command = command
-        self.coi = coi
+        self.chain = chain
+        self.coi = chain.coi
         self.shipment = shipment
         self.units = units
 
@@ -281,6 +292,7 @@ class _Context:
             "codes": self.command.codes,
             "device_time": self.command.device_time,
             "gps": self.command.gps,
+            "chain": self.chain,
         }
 
     async def accept(
@@ -364,12 +376,11 @@ class _Context:
         self, change: Change, appended: ledger.Appended, receiver_id: int | None, handover_minutes: int
     ) -> None:
         conn, command, actor = self.conn, self.command, self.actor
+        location = command.storage_location if command.action is Action.STORE else None
         for status in set(change.unit_status.values()):
             await cases.set_unit_status(
-                conn, [u for u, s in change.unit_status.items() if s == status], status
+                conn, [u for u, s in change.unit_status.items() if s == status], status, location
             )
-        if command.action is Action.STORE and command.storage_location:
-            await cases.set_storage(conn, list(change.unit_status), command.storage_location)
         if self.shipment is None:
             return
         if change.shipment_status:
@@ -440,9 +451,6 @@ class _Context:
                 "refusal": refusal.code,
                 "shipment_id": self.shipment.id if self.shipment else None,
             },
-        )
-        log.warning(
-            "scan refused", extra={"refusal": refusal.code, "coi": self.coi, "site": self.command.site}
         )
         return _refusal_body(refusal, appended.event_id, self.coi)
 

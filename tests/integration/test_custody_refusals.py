@@ -118,17 +118,25 @@ async def test_repeated_idempotency_key_returns_the_first_answer(client, databas
     )
     assert {r.status_code for r in both} == {201}
     assert len({r.json()["event_id"] for r in both}) == 1
+    # A resend after the pickup committed would be refused if judged afresh (already picked up); it gets
+    # the first answer, and its own refused attempt leaves no event and no alert behind.
+    late = await world.scan("courier1", "pickup", "USZ-APH", ship, key="same-key-123")
+    assert late.status_code == 201
+    assert late.json() == both[0].json()
     conn = await asyncpg.connect(database_url)
     try:
         counts = dict(
             await conn.fetch(
-                "SELECT action, count(*) FROM custody_events WHERE coi = $1 GROUP BY action", coi
+                "SELECT action || ':' || outcome, count(*) FROM custody_events WHERE coi = $1 GROUP BY 1",
+                coi,
             )
         )
+        alerts = await conn.fetchval("SELECT count(*) FROM alerts WHERE coi = $1", coi)
     finally:
         await conn.close()
-    assert counts["pack"] == 1
-    assert counts["pickup"] == 1
+    assert counts["pack:accepted"] == counts["pickup:accepted"] == 1
+    assert not [k for k in counts if k.endswith(":refused")], counts
+    assert alerts == 0
     # Someone else cannot reuse the key.
     stolen = await world.scan("courier2", "pickup", "USZ-APH", ship, key="same-key-123")
     assert stolen.status_code == 409

@@ -116,12 +116,6 @@ async def lock_chain(conn: Conn, coi: str) -> tuple[int, bytes | None] | None:
     return (row["chain_length"], row["chain_head"]) if row else None
 
 
-async def advance_chain(conn: Conn, coi: str, length: int, head: bytes) -> None:
-    await conn.execute(
-        "UPDATE cases SET chain_length = $2, chain_head = $3 WHERE coi = $1", coi, length, head
-    )
-
-
 async def count_units(conn: Conn, coi: str, kind: str) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM units WHERE coi = $1 AND kind = $2", coi, kind))
 
@@ -165,25 +159,24 @@ async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[U
     return [UnitRow(**r) for r in rows]
 
 
-async def set_unit_status(conn: Conn, unit_ids: list[str], status: str) -> None:
+async def set_unit_status(
+    conn: Conn, unit_ids: list[str], status: str, storage_location: str | None = None
+) -> None:
+    """`storage_location`, when given, is set in the same statement (a store scan: one round trip)."""
     await conn.execute(
         """UPDATE units SET status = $2,
-                            thawed_at = CASE WHEN $2 = 'thawed' THEN now() ELSE thawed_at END
+                            thawed_at = CASE WHEN $2 = 'thawed' THEN now() ELSE thawed_at END,
+                            storage_location = COALESCE($3, storage_location)
            WHERE id = ANY($1::text[])""",
         unit_ids,
         status,
+        storage_location,
     )
 
 
 async def move_units(conn: Conn, unit_ids: list[str], site: str | None, holder_id: int | None) -> None:
     await conn.execute(
         "UPDATE units SET site = $2, holder_id = $3 WHERE id = ANY($1::text[])", unit_ids, site, holder_id
-    )
-
-
-async def set_storage(conn: Conn, unit_ids: list[str], location: str) -> None:
-    await conn.execute(
-        "UPDATE units SET storage_location = $2 WHERE id = ANY($1::text[])", unit_ids, location
     )
 
 

@@ -21,12 +21,19 @@ class StoredEvent(msgspec.Struct, frozen=True):
 
 
 async def insert_event(conn: Conn, record: EventRecord, prev_hash: bytes | None, digest: bytes) -> int:
+    """Append the event and make it the case's chain head, in one statement (one round trip fewer on
+    every scan). The caller holds the case's chain lock."""
     event_id = await conn.fetchval(
-        """INSERT INTO custody_events (coi, seq, action, outcome, refusal, detail, shipment_id, unit_ids,
-               actor_id, actor_name, site, counterpart_id, codes, device_time, server_time, gps, data, corrects,
-               prev_hash, hash)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-           RETURNING id""",
+        """WITH event AS (
+               INSERT INTO custody_events (coi, seq, action, outcome, refusal, detail, shipment_id,
+                   unit_ids, actor_id, actor_name, site, counterpart_id, codes, device_time, server_time,
+                   gps, data, corrects, prev_hash, hash)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                       $19, $20)
+               RETURNING id, coi, seq, hash)
+           UPDATE cases SET chain_length = event.seq, chain_head = event.hash
+           FROM event WHERE cases.coi = event.coi
+           RETURNING event.id""",
         record.coi,
         record.seq,
         record.action,

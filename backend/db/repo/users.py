@@ -22,14 +22,15 @@ class UserRow(msgspec.Struct, frozen=True):
     password_changed_at: datetime
 
 
-_SELECT = """
+# The columns of a UserRow from `users u`; callers add their own FROM (token look-up joins it).
+SELECT = """
 SELECT u.id, u.username, u.full_name, u.password_hash, u.active, u.password_changed_at,
        COALESCE((SELECT array_agg(role ORDER BY role) FROM user_roles r WHERE r.user_id = u.id),
                 '{}') AS roles,
        COALESCE((SELECT array_agg(site_code ORDER BY site_code) FROM user_sites s WHERE s.user_id = u.id),
                 '{}') AS sites
-FROM users u
 """
+_SELECT = SELECT + " FROM users u\n"  # noqa: S608 - constant fragments only
 
 
 def _row(record: object) -> UserRow:
