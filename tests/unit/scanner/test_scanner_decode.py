@@ -8,7 +8,17 @@ import pytest
 import zxingcpp
 from scanner_media import Placement, compose, crop, label_image, shipment, wristband
 
-from scanner.decode import Detection, View, decode, merge, read_zbar, read_zxing, to_gray, view_of
+from scanner.decode import (
+    ZBAR_SCAN_DENSITY,
+    Detection,
+    View,
+    decode,
+    merge,
+    read_zbar,
+    read_zxing,
+    to_gray,
+    view_of,
+)
 from scanner.geometry import Rect
 from scanner.parse import Parsed, interpret
 from scanner.pipeline import Frame, FrameProcessor
@@ -51,6 +61,21 @@ def test_pyzbar_reads_a_thin_code_128_zxing_cpp_misses() -> None:
     assert by_text["&/CHG123426A1B2C3"].decoder == "zbar"
     assert by_text["CT1:COI:CHG123426A1B2C3"].decoder == "zxing"
     assert _texts(decode(frame, zbar=False)) == {"CT1:COI:CHG123426A1B2C3"}
+
+
+@pytest.mark.parametrize("angle", [0, 5, 90, 180])
+def test_pyzbar_on_every_third_line_reads_what_a_full_scan_reads(angle: int) -> None:
+    from pyzbar import pyzbar
+
+    band = label_image(wristband())
+    part = crop(band, (0, 0, 880, band.shape[0]), 0)
+    frame = compose((1000, 1000), [Placement(part, 500, 500, scale=0.8, angle=angle)], blur=0.6)
+    gray = to_gray(frame)
+    full = {bytes(r.data).decode() for r in pyzbar.decode(gray, symbols=[pyzbar.ZBarSymbol.CODE128])}
+
+    assert ZBAR_SCAN_DENSITY > 1
+    assert "&/CHG123426A1B2C3" in full
+    assert _texts(read_zbar(View(gray))) == full
 
 
 def test_a_text_read_by_both_decoders_is_reported_once_as_zxing_read_it() -> None:
