@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Response, post
@@ -59,32 +59,21 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    if args.workers > 1:
-        # As `celltrail serve --workers N`: uvicorn's supervisor needs the app as an import string.
-        uvicorn.run(
-            "bench.bare_app:app",
-            host="127.0.0.1",
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            lifespan="on",
-            workers=args.workers,
-        )
-        return
     # The same settings as `celltrail serve` (backend/cli.py cmd_serve).
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_config=None,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-    )
-    uvicorn.Server(config).run()
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": args.port,
+        "log_config": None,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+    }
+    if args.workers > 1:
+        # uvicorn's worker supervisor needs the app as an import string.
+        uvicorn.run("bench.bare_app:app", workers=args.workers, **settings)
+        return
+    uvicorn.Server(uvicorn.Config(app, **settings)).run()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import asyncio
 import multiprocessing as mp
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 
@@ -116,7 +117,12 @@ async def _run(load: ScanLoad, rate: float | None, seconds: float, connections: 
     elapsed = time.perf_counter() - began
     for _, writer in pool:
         writer.close()
-    latencies.sort()
+    return summarise(latencies, statuses, elapsed)
+
+
+def summarise(latencies: list[float], statuses: dict[int, int], elapsed: float) -> LoadResult:
+    """Rate of 2xx answers and latency percentiles of one load run."""
+    latencies = sorted(latencies)
     ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
 
     def pct(q: float) -> float:
@@ -140,14 +146,20 @@ def _process(load: ScanLoad, rate: float | None, seconds: float, connections: in
     results.put(uvloop.run(_run(load, rate, seconds, connections)))
 
 
-def run_load(load: ScanLoad, rate: float | None, seconds: float, connections: int = 32) -> LoadResult:
-    """Drive ``load`` from a separate process for ``seconds`` at ``rate`` req/s (None: saturation)."""
+def in_own_process(target: Callable[..., None], args: tuple[Any, ...], seconds: float) -> LoadResult:
+    """Run ``target(*args, results_queue)`` in a spawned process (no shared interpreter with what it
+    measures) and return the LoadResult it puts on the queue."""
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    process = ctx.Process(target=_process, args=(load, rate, seconds, connections, results))
+    process = ctx.Process(target=target, args=(*args, results))
     process.start()
     try:
         result: LoadResult = results.get(timeout=seconds + 120)
     finally:
         process.join(30)
     return result
+
+
+def run_load(load: ScanLoad, rate: float | None, seconds: float, connections: int = 32) -> LoadResult:
+    """Drive ``load`` from a separate process for ``seconds`` at ``rate`` req/s (None: saturation)."""
+    return in_own_process(_process, (load, rate, seconds, connections), seconds)

@@ -9,12 +9,11 @@ Bench only. Run by bench/scan_api.py in a process of its own (spawned, so it sha
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 import time
 import uuid
 from typing import Any
 
-from bench.http_load import LoadResult
+from bench.http_load import LoadResult, in_own_process, summarise
 
 
 async def _run(
@@ -52,29 +51,14 @@ async def _run(
         await asyncio.gather(*(client() for _ in range(connections)))
     finally:
         await pool.close()
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
-
-    def pct(q: float) -> float:
-        return latencies[min(int(q * len(latencies)), len(latencies) - 1)] * 1000 if latencies else 0.0
-
-    return LoadResult(
-        sent=len(latencies),
-        ok=ok,
-        errors=len(latencies) - ok,
-        seconds=elapsed,
-        per_s=ok / elapsed,
-        p50_ms=pct(0.50),
-        p99_ms=pct(0.99),
-        statuses=statuses,
-    )
+    return summarise(latencies, statuses, time.perf_counter() - began)
 
 
-def _process(args: tuple[Any, ...], results: Any) -> None:
+def _process(*args: Any) -> None:
     import uvloop
 
-    results.put(uvloop.run(_run(*args)))
+    *arguments, results = args
+    results.put(uvloop.run(_run(*arguments)))
 
 
 def run_direct(
@@ -88,14 +72,4 @@ def run_direct(
 ) -> LoadResult:
     """Saturate `record_scan` from a separate process: ``connections`` tasks sharing a pool of
     ``pool_size`` (the server's default pool size)."""
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    process = ctx.Process(
-        target=_process, args=((dsn, token, site, codes, seconds, connections, pool_size), results)
-    )
-    process.start()
-    try:
-        result: LoadResult = results.get(timeout=seconds + 120)
-    finally:
-        process.join(30)
-    return result
+    return in_own_process(_process, (dsn, token, site, codes, seconds, connections, pool_size), seconds)
