@@ -25,9 +25,9 @@ async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
 
 
 async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
-    """Nothing to undo: pool connections never LISTEN, SET or take session-level advisory locks (the live
-    hub listens on a connection of its own), and asyncpg still rolls back an open transaction itself.
-    asyncpg's default reset would cost one more round trip on every release."""
+    """Nothing to undo: pool connections never LISTEN or SET, and the one session-level advisory lock
+    (migrations) is released in a `finally`; the live hub listens on a connection of its own, and asyncpg
+    still rolls back an open transaction itself. Its default reset would cost a round trip per release."""
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Pool:

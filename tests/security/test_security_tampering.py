@@ -52,6 +52,24 @@ async def test_stored_readings_cannot_be_changed_or_deleted(client, db):
     assert await db.fetchval("SELECT max(temp_c) FROM readings") == 5.0
 
 
+async def test_loggers_and_shipments_that_readings_refer_to_cannot_vanish(client, db):
+    # Readings carry no foreign keys (migration 0008: the ingest statement checks the references); the
+    # rows they refer to are kept instead.
+    world = await build_world(client)
+    await starting_material_at_manufacturing(world)
+    shipment = await db.fetchval("SELECT id FROM shipments LIMIT 1")
+    root = await admin(client)
+    registered = await client.post("/api/v1/loggers", headers=root, json={"id": "LGR-TAMPER2"})
+    assert registered.status_code == 201, registered.text
+    for table, key in (("loggers", "LGR-TAMPER2"), ("shipments", shipment)):
+        assert "deactivate instead" in await refused(db, f"DELETE FROM {table} WHERE id = $1", key)
+        assert "UPDATE on" in await refused(db, f"UPDATE {table} SET id = id || 'X' WHERE id = $1", key)
+        assert "TRUNCATE on" in await refused(db, f"TRUNCATE {table} CASCADE")
+        assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE id = $1", key) == 1
+    # Other changes to a logger go on as before.
+    await db.execute("UPDATE loggers SET active = false WHERE id = 'LGR-TAMPER2'")
+
+
 async def test_the_custody_record_refuses_truncation_and_signature_edits(client, db):
     world = await build_world(client)
     await starting_material_at_manufacturing(world)  # ends with a signed receipt
