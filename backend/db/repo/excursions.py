@@ -95,8 +95,9 @@ async def lock_legs(conn: Conn, shipment_ids: list[str]) -> list[Leg]:
 # One statement, so the marks taken and the readings read share one snapshot: a reading committed in
 # between cannot be read without its mark being taken too. `dirty_from` at or before `through_ts` means a
 # backlog landed in the past: then every reading of the leg comes back and the engine starts over. The
-# lower bound is one `r.ts >` condition, so the (shipment_id, ts) index reads only the new readings; as an
-# OR of cases it read the whole leg every time, and ingest latency grew with the leg (found by the soak).
+# lower bound is one `r.ts >` condition and `OFFSET 0` keeps the subquery per leg: the (shipment_id, ts)
+# index then reads only the new readings. Flattened into a hash join, PostgreSQL scanned every stored
+# reading on each evaluation, and ingest latency grew with the table (found by `make soak`).
 _TAKE = """
 WITH taken AS (DELETE FROM excursion_dirty WHERE shipment_id = ANY($1::text[]) RETURNING shipment_id, from_ts),
 lowest AS (SELECT shipment_id, min(from_ts) AS from_ts FROM taken GROUP BY shipment_id),
@@ -109,6 +110,7 @@ LEFT JOIN LATERAL (
     WHERE r.shipment_id = l.shipment_id
       AND r.ts > CASE WHEN l.through_ts IS NULL OR lo.from_ts <= l.through_ts THEN '-infinity'::timestamptz
                       ELSE l.through_ts END
+    OFFSET 0
 ) r ON true
 ORDER BY l.shipment_id, r.ts
 """
