@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> Litestar:
         hub.start()
         housekeeping = asyncio.create_task(_housekeeping(pool, settings))
         app.state.pool = pool
+        app.state.settings = settings
         app.state.broker = monitor
         app.state.hub = hub
         try:
