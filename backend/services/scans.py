@@ -12,6 +12,7 @@ import msgspec
 
 from backend.db.repo import cases, events, shipments, users
 from backend.db.repo.cases import UnitRow
+from backend.db.repo.outbox import Notice
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal
@@ -48,6 +49,8 @@ class ScanCommand(msgspec.Struct, frozen=True, kw_only=True):
 class Answer(msgspec.Struct, frozen=True):
     status: int
     body: dict[str, Any]
+    # Written to the outbox with the remembered answer, at the end of the scan's transaction.
+    notice: Notice | None = None
 
 
 class Scanned(msgspec.Struct, frozen=True):
@@ -83,7 +86,9 @@ def classify(codes: list[str]) -> Scanned:
     return Scanned(shipments_, units_, dins, cois, bad)
 
 
-def _refusal_body(refusal: Refusal, event_id: int | None, coi: str | None) -> Answer:
+def _refusal_body(
+    refusal: Refusal, event_id: int | None, coi: str | None, notice: Notice | None = None
+) -> Answer:
     return Answer(
         refusal.status,
         {
@@ -96,6 +101,7 @@ def _refusal_body(refusal: Refusal, event_id: int | None, coi: str | None) -> An
             "event_id": event_id,
             "coi": coi,
         },
+        notice,
     )
 
 
@@ -109,7 +115,12 @@ async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handov
                 async with conn.transaction():
                     answer = await _record(conn, actor, command, handover_minutes)
                     if not await events.remember_answer(
-                        conn, command.idempotency_key, actor.user_id, answer.status, answer.body
+                        conn,
+                        command.idempotency_key,
+                        actor.user_id,
+                        answer.status,
+                        answer.body,
+                        answer.notice,
                     ):
                         raise _Duplicate
                 if answer.status >= 400:
@@ -338,8 +349,7 @@ class _Context:
             for unit_id in self.shipment.manifest:
                 statuses.setdefault(unit_id, change.unit_status.get(unit_id, "planned"))
         shipment_status = change.shipment_status or (self.shipment.status if self.shipment else None)
-        await ledger.announce(
-            conn,
+        notice = Notice.of(
             "event",
             self._sites(),
             self.coi,
@@ -370,6 +380,7 @@ class _Context:
                 "server_time": appended.server_time.isoformat(),
                 "hash": appended.hash,
             },
+            notice,
         )
 
     async def _apply(
@@ -439,8 +450,7 @@ class _Context:
             event_id=appended.event_id,
             rule={"refusal": refusal.code},
         )
-        await ledger.announce(
-            self.conn,
+        notice = Notice.of(
             "event",
             self._sites(),
             self.coi,
@@ -452,7 +462,7 @@ class _Context:
                 "shipment_id": self.shipment.id if self.shipment else None,
             },
         )
-        return _refusal_body(refusal, appended.event_id, self.coi)
+        return _refusal_body(refusal, appended.event_id, self.coi, notice)
 
 
 async def _orphan(conn: Conn, actor: Principal, command: ScanCommand, refusal: Refusal) -> Answer:

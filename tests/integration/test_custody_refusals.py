@@ -142,6 +142,31 @@ async def test_repeated_idempotency_key_returns_the_first_answer(client, databas
     assert stolen.status_code == 409
 
 
+async def test_each_scan_announces_its_event_once_and_a_resend_announces_nothing(client, database_url):
+    world = await build_world(client)
+    coi, aph, ship = await _case_with_packed_shipment(world)
+    key = str(uuid.uuid4())
+    packed = await world.scan("nurse", "pack", "USZ-APH", ship, aph, key=key)
+    resent = await world.scan("nurse", "pack", "USZ-APH", ship, aph, key=key)
+    assert packed.status_code == resent.status_code == 201
+    early = refused(await world.scan("pharm", "store", "USZ", aph, storage_location="X"), 409, "out_of_order")
+    conn = await asyncpg.connect(database_url)
+    try:
+        notices = await conn.fetch(
+            """SELECT (payload->>'event_id')::bigint AS event_id, payload->>'outcome' AS outcome, sites
+               FROM outbox WHERE kind = 'event' AND coi = $1 AND (payload->>'event_id')::bigint = ANY($2)""",
+            coi,
+            [packed.json()["event_id"], early["event_id"]],
+        )
+    finally:
+        await conn.close()
+    assert sorted((n["event_id"], n["outcome"]) for n in notices) == sorted(
+        [(packed.json()["event_id"], "accepted"), (early["event_id"], "refused")]
+    )
+    sites = {n["outcome"]: set(n["sites"]) for n in notices}
+    assert sites == {"accepted": {"USZ-APH", "CTA"}, "refused": {"USZ", "USZ-APH"}}
+
+
 async def test_wrong_role_and_wrong_site_are_refused(client):
     world = await build_world(client)
     coi, aph, ship = await _case_with_packed_shipment(world)

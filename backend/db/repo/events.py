@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from backend.db.repo.outbox import Notice
 from backend.domain.chain import EventRecord, SignatureRecord
 
 if TYPE_CHECKING:
@@ -178,17 +179,30 @@ async def remembered_answer(conn: Conn, key: str) -> tuple[int, int, Any] | None
     return (row["actor_id"], row["status_code"], row["response"]) if row else None
 
 
-async def remember_answer(conn: Conn, key: str, actor_id: int, status: int, response: Any) -> bool:
-    """False when another request with the same key got there first."""
-    row = await conn.fetchrow(
-        """INSERT INTO scan_requests (idempotency_key, actor_id, status_code, response)
-           VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1""",
+async def remember_answer(
+    conn: Conn, key: str, actor_id: int, status: int, response: Any, notice: Notice | None = None
+) -> bool:
+    """False when another request with the same key got there first. The scan's outbox notice is written
+    by the same statement: one of a scan's nine round trips fewer."""
+    remembered = await conn.fetchval(
+        """WITH remembered AS (
+               INSERT INTO scan_requests (idempotency_key, actor_id, status_code, response)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1
+           ), announced AS (
+               INSERT INTO outbox (kind, sites, coi, payload)
+               SELECT $5, $6, $7, $8 WHERE $5::text IS NOT NULL AND EXISTS (SELECT FROM remembered)
+           )
+           SELECT EXISTS (SELECT FROM remembered)""",
         key,
         actor_id,
         status,
         response,
+        notice.kind if notice else None,
+        notice.sites if notice else None,
+        notice.coi if notice else None,
+        notice.payload if notice else None,
     )
-    return row is not None
+    return bool(remembered)
 
 
 async def record_orphan(

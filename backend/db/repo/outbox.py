@@ -22,6 +22,20 @@ class OutboxRow(msgspec.Struct, frozen=True):
     created_at: datetime
 
 
+class Notice(msgspec.Struct, frozen=True):
+    """A row for the outbox not yet written: a caller with a statement of its own to send at the end of
+    its transaction writes it in that statement (see events.remember_answer)."""
+
+    kind: str
+    sites: list[str]
+    coi: str | None
+    payload: Any
+
+    @classmethod
+    def of(cls, kind: str, sites: list[str], coi: str | None, payload: Any) -> Notice:
+        return cls(kind, sorted(set(sites)), coi, payload)
+
+
 async def publish(conn: Conn, kind: str, sites: list[str], coi: str | None, payload: Any) -> int:
     return int(
         await conn.fetchval(
