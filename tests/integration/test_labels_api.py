@@ -21,9 +21,15 @@ async def test_bag_label_reads_back_and_reprints_are_flagged(client):
     world = await build_world(client)
     coi = await world.new_case()
     expiry = (datetime.now(UTC) + timedelta(days=2)).isoformat()
-    unit = (await world.ok("nurse", "POST", f"/api/v1/cases/{coi}/units", 201,
-                           json={"kind": "APH", "product": "Apheresis", "site": "USZ-APH",
-                                 "expires_at": expiry}))["id"]
+    unit = (
+        await world.ok(
+            "nurse",
+            "POST",
+            f"/api/v1/cases/{coi}/units",
+            201,
+            json={"kind": "APH", "product": "Apheresis", "site": "USZ-APH", "expires_at": expiry},
+        )
+    )["id"]
 
     first = await world.call("nurse", "GET", f"/api/v1/labels/bag/{unit}.png")
     assert first.status_code == 200, first.text
@@ -42,7 +48,10 @@ async def test_bag_label_reads_back_and_reprints_are_flagged(client):
     events = (await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline"))["events"]
     prints = [e for e in events if e["action"] == "label_print"]
     assert [(p["data"]["format"], p["data"]["repeat"], p["data"]["copy"]) for p in prints] == [
-        ("png", False, 1), ("pdf", True, 2), ("zpl", True, 3)]
+        ("png", False, 1),
+        ("pdf", True, 2),
+        ("zpl", True, 3),
+    ]
     assert prints[1]["detail"].startswith("reprinted")
     assert (await world.ok("coord", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
 

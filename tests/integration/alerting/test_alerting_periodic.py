@@ -90,8 +90,10 @@ async def test_receipt_ends_an_excursion_in_progress_and_the_sweep_evaluates_wha
     async with pool.acquire() as conn:
         await conn.executemany(
             "INSERT INTO readings (logger_id, ts, temp_c, shipment_id) VALUES ($1, $2, $3, $4)",
-            [(r.logger_id, r.ts, r.temp_c, shipment)
-             for r in readings(LOGGER, [-190.0] * 3 + [-140.0] * 8, start=minutes_ago(12), every_minutes=1)],
+            [
+                (r.logger_id, r.ts, r.temp_c, shipment)
+                for r in readings(LOGGER, [-190.0] * 3 + [-140.0] * 8, start=minutes_ago(12), every_minutes=1)
+            ],
         )
     assert await alerts_of(pool, shipment) == []
     await run_periodic_checks(pool, settings)
