@@ -37,13 +37,14 @@ class Notice(msgspec.Struct, frozen=True):
 
 
 async def publish(conn: Conn, kind: str, sites: list[str], coi: str | None, payload: Any) -> int:
+    notice = Notice.of(kind, sites, coi, payload)
     return int(
         await conn.fetchval(
             "INSERT INTO outbox (kind, sites, coi, payload) VALUES ($1, $2, $3, $4) RETURNING id",
-            kind,
-            sorted(set(sites)),
-            coi,
-            payload,
+            notice.kind,
+            notice.sites,
+            notice.coi,
+            notice.payload,
         )
     )
 
