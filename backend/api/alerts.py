@@ -14,9 +14,9 @@ from backend.db.repo import alerts
 from backend.db.repo.alerts import AlertRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
-from backend.domain.errors import Conflict, NotFound
-from backend.services import ledger
-from backend.services.visibility import require_visible, site_filter
+from backend.domain.errors import Conflict
+from backend.services import ledger, objects
+from backend.services.visibility import site_filter
 
 
 class AlertsController(Controller):
@@ -41,10 +41,7 @@ class AlertsController(Controller):
         self, pool: Pool, principal: Principal, alert_id: int, closing: bool, text: str
     ) -> AlertRow:
         async with pool.acquire() as conn, conn.transaction():
-            alert = await alerts.get(conn, alert_id, lock=True)
-            if alert is None:
-                raise NotFound(f"no alert {alert_id}")
-            require_visible(principal, alert.sites, f"alert {alert_id}")
+            alert = await objects.alert(conn, principal, alert_id, lock=True)
             if alert.status in ("resolved", "closed"):
                 raise Conflict(f"alert {alert_id} is already {alert.status}")
             if closing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 import msgspec
 
@@ -33,6 +34,10 @@ class Principal(msgspec.Struct, frozen=True):
 
     def at_site(self, site_code: str) -> bool:
         return site_code in self.sites
+
+    def sees(self, record_sites: Iterable[str]) -> bool:
+        """A record is visible to people bound to one of the sites it concerns; administrators see all."""
+        return Role.ADMIN in self.roles or not self.sites.isdisjoint(record_sites)
 
 
 class Policy(msgspec.Struct, frozen=True):

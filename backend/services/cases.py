@@ -12,10 +12,10 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
-from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
-from backend.services import ledger, signing
-from backend.services.visibility import require_visible, site_filter
+from backend.services import ledger, objects, signing
+from backend.services.visibility import site_filter
 
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -76,11 +76,7 @@ async def create_case(
 async def get_case(pool: Pool, principal: Principal, coi_text: str) -> CaseRow:
     coi = parse_coi_value(coi_text)
     async with pool.acquire() as conn:
-        case = await cases.get_case(conn, coi)
-    if case is None:
-        raise NotFound(f"no case with COI {coi}")
-    require_visible(principal, case.sites, f"case with COI {coi}")
-    return case
+        return await objects.case(conn, principal, coi)
 
 
 def parse_coi_value(text: str) -> str:
@@ -151,11 +147,7 @@ async def create_unit(
 
 async def get_unit(pool: Pool, principal: Principal, unit_id: str) -> UnitRow:
     async with pool.acquire() as conn:
-        unit = await cases.get_unit(conn, unit_id)
-        case = await cases.get_case(conn, unit.coi) if unit else None
-    if unit is None or case is None:
-        raise NotFound(f"no unit {unit_id}")
-    require_visible(principal, case.sites, f"unit {unit_id}")
+        unit, _case = await objects.unit(conn, principal, unit_id)
     return unit
 
 
@@ -197,13 +189,8 @@ async def correct(
 ) -> ledger.Appended:
     """A correction is a new event pointing at the old one; the old one stays as it was."""
     async with pool.acquire() as conn, conn.transaction():
-        found = await events.event_case(conn, event_id)
-        if found is None:
-            raise NotFound(f"no custody event {event_id}")
-        coi, action = found
-        case = await cases.get_case(conn, coi)
-        assert case is not None
-        require_visible(actor, case.sites, f"custody event {event_id}")
+        case, action = await objects.event(conn, actor, event_id)
+        coi = case.coi
         appended = await ledger.append(
             conn,
             coi=coi,

@@ -19,7 +19,8 @@ from backend.domain.access import Principal
 from backend.domain.custody import ACTION_ROLES, INFUSION_SIGNER_ROLES, Action, Change, Refusal, decide
 from backend.domain.errors import Conflict, DomainError, NotFound, PermissionDenied
 from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
-from backend.services import ledger, signing
+from backend.services import ledger, objects, signing
+from backend.services.visibility import site_filter
 
 if TYPE_CHECKING:
     from backend.db.types import Conn
@@ -152,23 +153,36 @@ def _replay(actor: Principal, remembered: tuple[int, int, Any]) -> Answer:
     return Answer(status, body)
 
 
-async def _resolve_units(conn: Conn, scanned: Scanned) -> tuple[list[UnitRow], list[str]]:
-    ids = list(scanned.unit_ids)
-    if scanned.dins:
-        rows = await conn.fetch("SELECT id, din FROM units WHERE din = ANY($1::text[])", scanned.dins)
-        by_din = {r["din"]: r["id"] for r in rows}
-        ids += [by_din[d] for d in scanned.dins if d in by_din]
-        unknown_dins = [d for d in scanned.dins if d not in by_din]
-    else:
-        unknown_dins = []
-    found = await cases.units_by_ids(conn, sorted(set(ids)), lock=True)
-    unknown = sorted(set(ids) - {u.id for u in found}) + unknown_dins
-    return found, unknown
+class _Items(msgspec.Struct):
+    """What the scanned codes name, as far as the caller may see: anything else is unknown to them."""
+
+    shipment: ShipmentRow | None
+    units: list[UnitRow]
+    unknown_units: list[str]
+    case_coi: str | None
+
+
+async def _resolve(conn: Conn, actor: Principal, scanned: Scanned) -> _Items:
+    """The object gate for a scan: resolve every code, keep only what the caller may see. A record of
+    another site is answered as one that does not exist, and the scan then writes nothing to its chain."""
+    shipment = await shipments.get(conn, scanned.shipment_ids[0]) if scanned.shipment_ids else None
+    if shipment is not None and not objects.sees_shipment(actor, shipment):
+        shipment = None
+    units: list[UnitRow] = []
+    if scanned.unit_ids or scanned.dins:
+        # Read FOR UPDATE: they cannot change before the step is applied under the chain lock.
+        units = await cases.lock_visible_units(conn, scanned.unit_ids, scanned.dins, site_filter(actor))
+    found = {u.id for u in units} | {u.din for u in units if u.din}
+    unknown = sorted({code for code in scanned.unit_ids + scanned.dins if code not in found})
+    case_coi = None
+    if scanned.cois:
+        case = await cases.get_case(conn, scanned.cois[0])
+        case_coi = case.coi if case is not None and objects.sees_case(actor, case) else None
+    return _Items(shipment, units, unknown, case_coi)
 
 
 async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_minutes: int) -> Answer:
     scanned = classify(command.codes)
-    shipment: ShipmentRow | None = None
     if len(set(scanned.shipment_ids)) > 1:
         return await _orphan(
             conn,
@@ -180,12 +194,11 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
                 status=422,
             ),
         )
-    if scanned.shipment_ids:
-        shipment = await shipments.get(conn, scanned.shipment_ids[0])
-    units, unknown_units = await _resolve_units(conn, scanned)
+    items = await _resolve(conn, actor, scanned)
+    shipment, units, unknown_units = items.shipment, items.units, items.unknown_units
     coi = shipment.coi if shipment else (units[0].coi if units else None)
-    if coi is None and scanned.cois and command.action is not Action.INFUSE:
-        coi = scanned.cois[0] if await cases.get_case(conn, scanned.cois[0]) else None
+    if coi is None and command.action is not Action.INFUSE:
+        coi = items.case_coi
     if coi is None:
         reasons = scanned.bad + [f"unknown unit {u}" for u in unknown_units]
         if scanned.shipment_ids and shipment is None:
@@ -194,6 +207,11 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
         return await _orphan(
             conn, actor, command, Refusal("unknown_item", f"unknown item: {detail}", status=422)
         )
+    unknown = [f"unknown unit {u}" for u in unknown_units]
+    if scanned.shipment_ids and shipment is None:
+        # Scanned with units of a known case: an unknown shipment (or one the caller cannot see) is
+        # refused, not ignored.
+        unknown.append(f"unknown shipment {scanned.shipment_ids[0]}")
 
     # Lock the case's chain: every state change of this case is serialised behind it. The units were
     # read FOR UPDATE above, so they cannot have changed since; the shipment is read again under lock.
@@ -204,12 +222,8 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
         shipment = await shipments.get(conn, shipment.id, lock=True)
     context = _Context(conn, actor, command, chain, shipment, units)
     try:
-        if scanned.bad or unknown_units:
-            raise Refusal(
-                "unknown_item",
-                "unknown item: " + "; ".join(scanned.bad + [f"unknown unit {u}" for u in unknown_units]),
-                status=422,
-            )
+        if scanned.bad or unknown:
+            raise Refusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown), status=422)
         if not actor.has_any(ACTION_ROLES[command.action]):
             raise Refusal(
                 "wrong_role",
@@ -288,7 +302,8 @@ class _Context:
         self.units = units
 
     def _sites(self) -> list[str]:
-        sites = {self.command.site}
+        # The scan's site only when the caller belongs there: a claimed site is no address for alerts.
+        sites = {self.command.site} if self.actor.at_site(self.command.site) else set()
         if self.shipment is not None:
             sites |= {self.shipment.from_site, self.shipment.to_site}
         sites |= {u.site for u in self.units if u.site}
@@ -477,7 +492,8 @@ async def _orphan(conn: Conn, actor: Principal, command: ScanCommand, refusal: R
         title=f"Refused {command.action} scan (unknown item)",
         detail=f"{actor.full_name} at {command.site}: {refusal.detail}",
         condition_key=f"orphan:{orphan_id}",
-        sites=[command.site],
+        # Addressed to the caller's own sites: an unknown item is theirs to explain, nobody else's.
+        sites=[command.site] if actor.at_site(command.site) else sorted(actor.sites),
         rule={"refusal": refusal.code},
     )
     return _refusal_body(refusal, None, None)
@@ -485,14 +501,9 @@ async def _orphan(conn: Conn, actor: Principal, command: ScanCommand, refusal: R
 
 async def confirm_handover(pool: Pool, actor: Principal, handover_id: int) -> ledger.Appended:
     async with pool.acquire() as conn, conn.transaction():
-        handover = await events.get_handover(conn, handover_id)
-        if handover is None:
-            raise NotFound(f"no hand-over {handover_id}")
-        shipment = await shipments.get(conn, handover.shipment_id)
-        assert shipment is not None
+        _unlocked, shipment = await objects.handover(conn, actor, handover_id)
         await cases.lock_chain(conn, shipment.coi)
-        handover = await events.get_handover(conn, handover_id, lock=True)
-        assert handover is not None
+        handover, _leg = await objects.handover(conn, actor, handover_id, lock=True)
         if handover.receiver_id != actor.user_id:
             raise PermissionDenied("only the named receiver can confirm this hand-over")
         if handover.confirmed_at is not None:

@@ -12,13 +12,13 @@ from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal, receipt_decision
-from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import ShipmentId
 from backend.domain.temperature import Summary, summarise
-from backend.services import ledger, signing
+from backend.services import ledger, objects, signing
 from backend.services.cases import get_case
 from backend.services.loggers import calibration_alert_needed
-from backend.services.visibility import require_visible, site_filter
+from backend.services.visibility import site_filter
 
 PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.PHARMACIST})
 
@@ -42,6 +42,12 @@ async def create_shipment(
     case = await get_case(pool, actor, coi)
     if not actor.at_site(from_site) and not actor.at_site(to_site):
         raise PermissionDenied(f"you are assigned to neither {from_site} nor {to_site}")
+    if from_site == to_site:
+        # The schema's CHECK (from_site <> to_site) would refuse it too, but as a database error.
+        raise InvalidInput(
+            f"a shipment goes from one site to another, not from {from_site} to itself",
+            field_errors={"to_site": "same as from_site"},
+        )
     if planned_arrival <= planned_departure:
         raise InvalidInput(
             "the planned arrival must be after the planned departure",
@@ -158,11 +164,7 @@ async def create_shipment(
 
 async def get_shipment(pool: Pool, principal: Principal, shipment_id: str) -> ShipmentRow:
     async with pool.acquire() as conn:
-        shipment = await shipments.get(conn, shipment_id)
-    if shipment is None:
-        raise NotFound(f"no shipment {shipment_id}")
-    require_visible(principal, [shipment.from_site, shipment.to_site], f"shipment {shipment_id}")
-    return shipment
+        return await objects.shipment(conn, principal, shipment_id)
 
 
 async def list_shipments(

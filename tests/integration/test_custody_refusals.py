@@ -172,7 +172,8 @@ async def test_wrong_role_and_wrong_site_are_refused(client):
     coi, aph, ship = await _case_with_packed_shipment(world)
     body = refused(await world.scan("courier1", "pack", "USZ-APH", ship, aph), 403, "wrong_role")
     assert "courier" in body["detail"]
-    refused(await world.scan("pharm", "pack", "USZ-APH", ship, aph), 403, "wrong_site")
+    # Manufacturing at CTA sees the leg (it ends there) but is not bound to the collection site.
+    refused(await world.scan("mfg", "pack", "USZ-APH", ship, aph), 403, "wrong_site")
     # A coordinator may not scan at all (route policy), answered before any record is touched.
     response = await world.scan("coord", "pack", "USZ-APH", ship, aph)
     assert response.status_code == 403

@@ -159,6 +159,30 @@ async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[U
     return [UnitRow(**r) for r in rows]
 
 
+# A unit is visible when its case is: the case's treatment site, the ends of its legs, or where one of its
+# units is (the same sites as _CASE lists). NULL sites: no restriction (administrators).
+_VISIBLE_UNITS = """
+SELECT u.id, u.coi, u.kind, u.din, u.product, u.expires_at, u.status, u.site, u.holder_id, u.shipment_id,
+       u.storage_location, u.released, u.quarantined, u.thawed_at
+FROM units u JOIN cases c ON c.coi = u.coi
+WHERE (u.id = ANY($1::text[]) OR u.din = ANY($2::text[]))
+  AND ($3::text[] IS NULL
+       OR c.treatment_site = ANY($3)
+       OR EXISTS (SELECT 1 FROM shipments s WHERE s.coi = u.coi AND (s.from_site = ANY($3) OR s.to_site = ANY($3)))
+       OR EXISTS (SELECT 1 FROM units v WHERE v.coi = u.coi AND v.site = ANY($3)))
+ORDER BY u.id
+FOR UPDATE OF u
+"""
+
+
+async def lock_visible_units(
+    conn: Conn, ids: list[str], dins: list[str], sites: list[str] | None
+) -> list[UnitRow]:
+    """The units named by id or DIN whose case the caller may see, locked; the others are left alone."""
+    rows = await conn.fetch(_VISIBLE_UNITS, ids, dins, sites)
+    return [UnitRow(**r) for r in rows]
+
+
 async def set_unit_status(
     conn: Conn, unit_ids: list[str], status: str, storage_location: str | None = None
 ) -> None:
