@@ -155,6 +155,11 @@ async def _journeys(pool: Pool, loggers: int, fin: str) -> None:
         who: str, coi: str, units: list[str], route: tuple[str, str], profile: str, hours: int, number: int
     ) -> str:
         logger = spare[profile].pop(0) if spare.get(profile) else None
+        if logger is not None and not people[who].at_site(DEMO_LOGGER_SITE):
+            # The courier depot owns the fleet; a site planning with one of its loggers borrows it first.
+            await logger_registry.lend(
+                pool, people["coordinator"], logger, route[0], f"demo: {route[0]} ships with it"
+            )
         row = await shipments.create_shipment(
             pool,
             people[who],

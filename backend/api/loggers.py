@@ -1,6 +1,6 @@
 """The logger registry: register (with a one-time broker password), list, inspect, change, rotate the
-broker password, and read a logger's readings. Administrators anywhere; coordinators for loggers owned
-by their sites."""
+broker password, lend to another site and revoke the loan, and read a logger's readings. Administrators
+anywhere; coordinators for loggers owned by their sites."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK
 from msgspec import UNSET, UnsetType
 
 from backend.api.schemas import Command, Reason, SiteCode
-from backend.db.repo.loggers import LoggerChanges, LoggerRow
+from backend.db.repo.loggers import LoanRow, LoggerChanges, LoggerRow
 from backend.db.repo.readings import ReadingRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
@@ -49,6 +49,31 @@ class LoggerUpdate(Command):
 
 class BrokerPasswordRotation(Command):
     reason: Reason
+
+
+class LoanCreate(Command):
+    site: SiteCode
+    reason: Reason
+
+
+class LoanRevocation(Command):
+    reason: Reason
+
+
+class LoanRead(msgspec.Struct, kw_only=True):
+    id: int
+    logger_id: str
+    site: str
+    lent_by: str
+    lent_at: datetime
+    reason: str
+    revoked_by: str | None
+    revoked_at: datetime | None
+    revoke_reason: str | None
+
+
+def loan_read(row: LoanRow) -> LoanRead:
+    return LoanRead(**msgspec.structs.asdict(row))
 
 
 class ReadingRead(msgspec.Struct, kw_only=True):
@@ -206,6 +231,43 @@ class LoggersController(Controller):
     ) -> LoggerCredential:
         """Issue a new MQTT password (shown once); audited with the reason given."""
         return credential(await loggers.rotate_broker_password(pool, principal, logger_id, data.reason))
+
+    @post("/{logger_id:str}/loans", opt=policy(*MANAGERS), operation_id="lendLogger")
+    async def lend(
+        self,
+        logger_id: FromPath[str],
+        data: JSONBody[LoanCreate],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> LoanRead:
+        """Lend the logger to another site, whose people may then plan shipments with it and print its
+        asset tag until the loan is revoked; audited with the reason given."""
+        return loan_read(await loggers.lend(pool, principal, logger_id, data.site, data.reason))
+
+    @get("/{logger_id:str}/loans", opt=policy(*MANAGERS), operation_id="listLoggerLoans")
+    async def loans(
+        self, logger_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+    ) -> list[LoanRead]:
+        """Every loan of the logger, open and revoked, newest first."""
+        return [loan_read(row) for row in await loggers.list_loans(pool, principal, logger_id)]
+
+    @post(
+        "/{logger_id:str}/loans/{site:str}/revoke",
+        opt=policy(*MANAGERS),
+        status_code=HTTP_200_OK,
+        operation_id="revokeLoggerLoan",
+    )
+    async def revoke_loan(
+        self,
+        logger_id: FromPath[str],
+        site: FromPath[str],
+        data: JSONBody[LoanRevocation],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> LoanRead:
+        """End the loan to `site`: it can no longer plan shipments with the logger (a shipment already
+        under way keeps it until received); audited with the reason given."""
+        return loan_read(await loggers.revoke_loan(pool, principal, logger_id, site, data.reason))
 
     @get("/{logger_id:str}/readings", opt=policy(*MANAGERS), operation_id="listLoggerReadings")
     async def readings(

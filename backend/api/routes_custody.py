@@ -6,7 +6,7 @@ from typing import Any
 
 from backend.api.alerts import AlertsController
 from backend.api.cases import CasesController, EventsController, UnitsController
-from backend.api.labels import label
+from backend.api.labels import label, print_label
 from backend.api.shipments import ScansController, ShipmentsController
 from backend.api.stream import stream
 
@@ -19,4 +19,5 @@ ROUTES: tuple[Any, ...] = (
     AlertsController,
     stream,
     label,
+    print_label,
 )

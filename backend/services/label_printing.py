@@ -1,20 +1,35 @@
-"""Labels for the web pages: build the label from the record, render it, and record the print — a
-reprint is custody-relevant, so every print is an event in the case's chain, flagged when repeated."""
+"""Labels: build the label from the record and render it. Downloading a label reads only; printing one
+is a command that records the print — a reprint is custody-relevant, so every print of a bag, shipment
+or wristband label is an event in the case's chain, flagged when repeated, and a logger's asset tag
+print is in the audit trail."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from backend.db.repo import audit, cases, events, shipments
-from backend.db.types import Pool
+import msgspec
+
+from backend.db.repo import audit, cases, events
+from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, InvalidInput, NotFound
 from backend.domain.identifiers import Coi, Din, IdentifierError, LoggerId, ShipmentId, UnitId, parse_coi
-from backend.services import ledger
-from backend.services.visibility import require_visible
+from backend.services import ledger, objects
+from backend.services.loggers import usable_logger
 
 FORMATS = {"png": "image/png", "pdf": "application/pdf", "zpl": "application/zpl"}
 _PROFILES = {"fresh": "fresh", "crt": "room", "cryo": "cryo"}
+
+
+class Rendered(msgspec.Struct, frozen=True, kw_only=True):
+    content: bytes
+    media_type: str
+    kind: str
+    name: str
+    fmt: str
+    dpi: int
+    # The case whose chain records a print; None for a logger's asset tag.
+    coi: str | None
 
 
 def _parse(kind: str, text: str) -> Any:
@@ -33,75 +48,74 @@ def _parse(kind: str, text: str) -> Any:
 
 
 async def _label_and_case(
-    pool: Pool, principal: Principal, kind: str, identifier: Any
-) -> tuple[Any, str | None, list[str]]:
+    conn: Conn, principal: Principal, kind: str, identifier: Any
+) -> tuple[Any, str | None]:
     from labels.model import AssetTag, BagLabel, ShipmentLabel, TemperatureProfile, WristbandLabel
 
-    async with pool.acquire() as conn:
-        if kind == "bag":
-            unit = await cases.get_unit(conn, identifier.text)
-            if unit is None:
-                raise NotFound(f"no unit {identifier.text}")
-            case = await cases.get_case(conn, unit.coi)
-            assert case is not None
-            require_visible(principal, case.sites, f"unit {unit.id}")
-            if unit.expires_at is None:
-                raise Conflict(f"unit {unit.id} has no expiry date; a bag label must show one")
-            din = Din.from_barcode(unit.din) if unit.din else None
-            label: Any = BagLabel(
-                coi=Coi.from_value(unit.coi),
-                unit=identifier,
-                product=unit.product,
-                expiry=unit.expires_at,
-                din=din,
-                **({"storage_temp": "2 °C to 8 °C"} if unit.kind == "APH" else {}),
-            )
-            return label, unit.coi, case.sites
-        if kind == "shipment":
-            shipment = await shipments.get(conn, identifier.text)
-            if shipment is None:
-                raise NotFound(f"no shipment {identifier.text}")
-            require_visible(principal, [shipment.from_site, shipment.to_site], f"shipment {shipment.id}")
-            logger = LoggerId.parse(shipment.logger_id) if shipment.logger_id else None
-            label = ShipmentLabel(
-                shipment=identifier,
-                from_site=shipment.from_site,
-                to_site=shipment.to_site,
-                temperature_profile=TemperatureProfile(_PROFILES.get(shipment.profile_code, "fresh")),
-                logger=logger,
-            )
-            return label, shipment.coi, [shipment.from_site, shipment.to_site]
-        if kind == "wristband":
-            case = await cases.get_case(conn, identifier.value)
-            if case is None:
-                raise NotFound(f"no case with COI {identifier.value}")
-            require_visible(principal, case.sites, f"case {identifier.value}")
-            return WristbandLabel(coi=identifier), case.coi, case.sites
-        logger_row = await conn.fetchrow(
-            "SELECT id, model, owner_site FROM loggers WHERE id = $1", identifier.text
+    if kind == "bag":
+        unit, _case = await objects.unit(conn, principal, identifier.text)
+        if unit.expires_at is None:
+            raise Conflict(f"unit {unit.id} has no expiry date; a bag label must show one")
+        din = Din.from_barcode(unit.din) if unit.din else None
+        label: Any = BagLabel(
+            coi=Coi.from_value(unit.coi),
+            unit=identifier,
+            product=unit.product,
+            expiry=unit.expires_at,
+            din=din,
+            **({"storage_temp": "2 °C to 8 °C"} if unit.kind == "APH" else {}),
         )
-        if logger_row is None:
-            raise NotFound(f"no logger {identifier.text}")
-        description = f"Temperature logger {logger_row['model']}".strip()
-        return AssetTag(asset=identifier, description=description), None, [logger_row["owner_site"] or ""]
+        return label, unit.coi
+    if kind == "shipment":
+        shipment = await objects.shipment(conn, principal, identifier.text)
+        logger = LoggerId.parse(shipment.logger_id) if shipment.logger_id else None
+        label = ShipmentLabel(
+            shipment=identifier,
+            from_site=shipment.from_site,
+            to_site=shipment.to_site,
+            temperature_profile=TemperatureProfile(_PROFILES.get(shipment.profile_code, "fresh")),
+            logger=logger,
+        )
+        return label, shipment.coi
+    if kind == "wristband":
+        case = await objects.case(conn, principal, identifier.value)
+        return WristbandLabel(coi=identifier), case.coi
+    # An asset tag only for a logger the caller's sites own or borrow; any other is answered exactly
+    # like a logger that does not exist.
+    logger_row = await usable_logger(conn, principal, identifier.text)
+    description = f"Temperature logger {logger_row.model}".strip()
+    return AssetTag(asset=identifier, description=description), None
 
 
-async def print_label(pool: Pool, principal: Principal, kind: str, filename: str, dpi: int | None) -> bytes:
+async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi: int | None) -> Rendered:
+    """The label file, read-only: nothing is recorded (a download is not a print)."""
     from labels import render_label
 
     name, dot, fmt = filename.rpartition(".")
     if not dot or fmt not in FORMATS:
         raise NotFound(f"ask for {filename}.png, .pdf or .zpl")
     identifier = _parse(kind, name)
-    label, coi, _sites = await _label_and_case(pool, principal, kind, identifier)
+    async with pool.acquire() as conn:
+        label, coi = await _label_and_case(conn, principal, kind, identifier)
     chosen_dpi = dpi or (203 if fmt == "zpl" else 300)
     try:
         content = render_label(label, fmt, chosen_dpi)
     except ValueError as exc:
         raise InvalidInput(f"cannot render this label: {exc}") from None
+    return Rendered(
+        content=content, media_type=FORMATS[fmt], kind=kind, name=name, fmt=fmt, dpi=chosen_dpi, coi=coi
+    )
+
+
+async def print_label(
+    pool: Pool, principal: Principal, kind: str, filename: str, dpi: int | None
+) -> Rendered:
+    """Render the label and record the print; a repeat print of the same label is recorded as a reprint."""
+    rendered = await render(pool, principal, kind, filename, dpi)
+    name, fmt = rendered.name, rendered.fmt
     key = f"{kind}:{name}"
     async with pool.acquire() as conn, conn.transaction():
-        if coi is None:
+        if rendered.coi is None:
             await audit.record(
                 conn,
                 actor_id=principal.user_id,
@@ -109,9 +123,10 @@ async def print_label(pool: Pool, principal: Principal, kind: str, filename: str
                 action="label_print",
                 entity="logger",
                 entity_id=name,
-                new_value={"format": fmt, "dpi": chosen_dpi},
+                new_value={"format": fmt, "dpi": rendered.dpi},
             )
-            return content
+            return rendered
+        coi = rendered.coi
         await cases.lock_chain(conn, coi)
         earlier = await events.count_label_prints(conn, coi, key)
         case = await cases.get_case(conn, coi)
@@ -125,6 +140,12 @@ async def print_label(pool: Pool, principal: Principal, kind: str, filename: str
             unit_ids=[name] if kind == "bag" else [],
             shipment_id=name if kind == "shipment" else None,
             detail=f"{'reprinted' if earlier else 'printed'} {kind} label {name} ({fmt})",
-            data={"label": key, "format": fmt, "dpi": chosen_dpi, "repeat": earlier > 0, "copy": earlier + 1},
+            data={
+                "label": key,
+                "format": fmt,
+                "dpi": rendered.dpi,
+                "repeat": earlier > 0,
+                "copy": earlier + 1,
+            },
         )
-    return content
+    return rendered

@@ -3,6 +3,10 @@ reading history, and the calibration check shipments rely on.
 
 Administrators manage every logger; coordinators only loggers owned by one of their sites, and a logger
 of another site is "not found" to them rather than "forbidden", so ids of other sites do not leak.
+
+A logger is *used* (carried by a shipment, its asset tag printed) by people of its owner site and of the
+sites it is lent to; to everyone else it does not exist. The owner lends and revokes (audited). A logger
+travels with one active shipment at a time, its assignment, which is also what its readings are filed by.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from backend.db.repo import audit, loggers, readings, sites
-from backend.db.repo.loggers import LoggerChanges, LoggerRow, ShipmentRef
+from backend.db.repo.loggers import LoanRow, LoggerChanges, LoggerRow, ShipmentRef
 from backend.db.repo.readings import ReadingRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
@@ -185,7 +189,7 @@ async def logger_detail(pool: Pool, actor: Principal, logger_id: str) -> LoggerD
     async with pool.acquire() as conn:
         logger = await _visible_logger(conn, actor, logger_id)
         last = await readings.latest(conn, logger_id)
-        shipment = await loggers.shipment_at(conn, logger_id, now)
+        shipment = await loggers.active_shipment(conn, logger_id)
     seen = [t for t in (logger.last_seen_at, last.received_at if last else None) if t is not None]
     return LoggerDetail(
         logger=logger,
@@ -217,9 +221,15 @@ async def update_logger(
             owner_site=before.owner_site if owner_site is UNSET else owner_site,
             active=before.active if active is UNSET else active,
         )
+        ended: list[LoanRow] = []
         if after.owner_site != before.owner_site:
             await _check_owner(conn, actor, after.owner_site)
+            # A loan is the owner's consent; a new owner has given none, so the old owner's loans end.
+            why = f"owner changed to {after.owner_site}: {reason}"[:1000]  # the column holds 1000
+            ended = await loggers.revoke_loans(conn, logger_id, None, actor.user_id, why)
         updated = await loggers.update(conn, logger_id, after)
+        for loan in ended:
+            await _audit_loan(conn, actor, "loan_revoke", loan)
         await audit.record(
             conn,
             actor_id=actor.user_id,
@@ -265,3 +275,122 @@ async def calibration_alert_needed(conn: Conn, logger_id: str, when: datetime) -
     if logger is None:
         raise NotFound(f"no logger {logger_id}")
     return calibration_problem(logger.id, logger.calibration_due, when)
+
+
+# -- use by shipments and labels, and lending ------------------------------------------------------
+
+
+# One wording for a logger that does not exist, is deactivated, or belongs to a site the caller is not
+# bound to: the answers must not tell them apart, or logger ids of other sites could be probed.
+def unknown_logger(logger_id: str) -> str:
+    return (
+        f"logger {logger_id} is not registered, is deactivated, or is not available to your sites; "
+        "use a logger of your site, or ask its owner site to lend it to yours"
+    )
+
+
+def _usable(actor: Principal, logger: LoggerRow, lent_sites: list[str]) -> bool:
+    if Role.ADMIN in actor.roles:
+        return True
+    return (logger.owner_site is not None and actor.at_site(logger.owner_site)) or any(
+        actor.at_site(site) for site in lent_sites
+    )
+
+
+async def usable_logger(conn: Conn, actor: Principal, logger_id: str, *, lock: bool = False) -> LoggerRow:
+    """The logger, when the caller's sites may use it (owned or lent); NotFound otherwise, worded like a
+    logger that does not exist."""
+    logger = await loggers.get(conn, logger_id, for_update=lock)
+    if logger is None or not _usable(actor, logger, await loggers.lent_to(conn, logger_id)):
+        raise NotFound(unknown_logger(logger_id))
+    return logger
+
+
+async def claim_for_shipment(conn: Conn, actor: Principal, logger_id: str) -> LoggerRow:
+    """For the shipment service, inside its transaction: check that `actor` may put the logger on a new
+    shipment. The logger's row stays locked to the end of the transaction, so concurrent plans with one
+    logger (and a revocation of its loan) take turns; the database's one-active-shipment index is the
+    backstop for anything that writes shipments without coming here."""
+    try:
+        logger = await usable_logger(conn, actor, logger_id, lock=True)
+    except NotFound:
+        raise InvalidInput(unknown_logger(logger_id), field_errors={"logger_id": "unknown"}) from None
+    if not logger.active:
+        raise InvalidInput(unknown_logger(logger_id), field_errors={"logger_id": "unknown"})
+    current = await loggers.active_shipment(conn, logger_id)
+    if current is not None:
+        raise Conflict(logger_busy(actor, logger_id, current), field_errors={"logger_id": "in use"})
+    return logger
+
+
+def logger_busy(actor: Principal, logger_id: str, current: ShipmentRef | None) -> str:
+    # The shipment is named only to those who may see it: another site's shipment ids stay private.
+    if current is not None and (
+        Role.ADMIN in actor.roles or actor.at_site(current.from_site) or actor.at_site(current.to_site)
+    ):
+        where = f"shipment {current.id} ({current.status})"
+    else:
+        where = "another active shipment"
+    return (
+        f"logger {logger_id} already travels with {where}; a logger is free again once its shipment is "
+        "received, so choose another logger"
+    )
+
+
+def _loan_record(loan: LoanRow) -> dict[str, object]:
+    return {"site": loan.site, "lent_by": loan.lent_by, "lent_at": loan.lent_at.isoformat()}
+
+
+async def _audit_loan(conn: Conn, actor: Principal, action: str, loan: LoanRow) -> None:
+    lent = action == "loan"
+    await audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action=action,
+        entity="logger",
+        entity_id=loan.logger_id,
+        old_value=None if lent else _loan_record(loan),
+        new_value=_loan_record(loan) if lent else None,
+        reason=loan.reason if lent else loan.revoke_reason,
+    )
+
+
+async def lend(pool: Pool, actor: Principal, logger_id: str, site: str, reason: str) -> LoanRow:
+    """Lend the logger to `site` (administrators, or coordinators of its owner site)."""
+    async with pool.acquire() as conn, conn.transaction():
+        logger = await _visible_logger(conn, actor, logger_id, lock=True)
+        if logger.owner_site is None:
+            raise Conflict(
+                f"logger {logger_id} has no owner site, and only an owner lends; set its owner first",
+                field_errors={"owner_site": "missing"},
+            )
+        if site == logger.owner_site:
+            raise InvalidInput(
+                f"{site} owns logger {logger_id}; lend it to another site", field_errors={"site": "owner"}
+            )
+        if not await sites.existing(conn, [site]):
+            raise InvalidInput(f"unknown site {site}", field_errors={"site": "unknown site"})
+        loan = await loggers.lend(conn, logger_id, site, actor.user_id, reason)
+        if loan is None:
+            raise Conflict(f"logger {logger_id} is already lent to {site}", field_errors={"site": "lent"})
+        await _audit_loan(conn, actor, "loan", loan)
+    return loan
+
+
+async def revoke_loan(pool: Pool, actor: Principal, logger_id: str, site: str, reason: str) -> LoanRow:
+    """End the loan: `site` can no longer plan shipments with the logger. A shipment already under way
+    keeps it until received — the logger is in that box."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _visible_logger(conn, actor, logger_id, lock=True)
+        revoked = await loggers.revoke_loans(conn, logger_id, site, actor.user_id, reason)
+        if not revoked:
+            raise NotFound(f"logger {logger_id} is not lent to {site}")
+        await _audit_loan(conn, actor, "loan_revoke", revoked[0])
+    return revoked[0]
+
+
+async def list_loans(pool: Pool, actor: Principal, logger_id: str) -> list[LoanRow]:
+    async with pool.acquire() as conn:
+        await _visible_logger(conn, actor, logger_id)
+        return await loggers.loans(conn, logger_id)

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from backend.db.repo import alerts, audit, cases, loggers, shipments, sites
+from backend.db.repo import alerts, audit, cases, shipments, sites
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
@@ -17,7 +17,7 @@ from backend.domain.identifiers import ShipmentId
 from backend.domain.temperature import Summary, summarise
 from backend.services import ledger, objects, signing
 from backend.services.cases import get_case
-from backend.services.loggers import calibration_alert_needed
+from backend.services.loggers import calibration_alert_needed, claim_for_shipment, logger_busy
 from backend.services.visibility import site_filter
 
 PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.PHARMACIST})
@@ -79,14 +79,11 @@ async def create_shipment(
             )
         version, definition = snapshot
         if logger_id is not None:
-            logger = await loggers.get(conn, logger_id)
-            if logger is None or not logger.active:
-                raise InvalidInput(
-                    f"logger {logger_id} is not registered (or inactive)",
-                    field_errors={"logger_id": "unknown"},
-                )
+            # Only a logger of the planner's sites (owned or lent) that is on no other active shipment:
+            # otherwise this shipment would take over another site's readings.
+            await claim_for_shipment(conn, actor, logger_id)
         shipment_id = ShipmentId(year=planned_departure.year, sequence=await shipments.next_number(conn)).text
-        await shipments.insert(
+        inserted = await shipments.insert(
             conn,
             {
                 "id": shipment_id,
@@ -105,6 +102,9 @@ async def create_shipment(
             },
             unit_ids,
         )
+        if not inserted:
+            # A concurrent plan took the logger between the check and the insert (the index refused).
+            raise Conflict(logger_busy(actor, str(logger_id), None), field_errors={"logger_id": "in use"})
         await cases.assign_shipment(conn, unit_ids, shipment_id)
         appended = await ledger.append(
             conn,

@@ -1,4 +1,5 @@
-"""Label files from the API read back as the right codes, and every print is recorded (reprints flagged)."""
+"""Label files from the API read back as the right codes; every print (POST) is recorded, reprints
+flagged, while a download (GET) records nothing."""
 
 from __future__ import annotations
 
@@ -31,16 +32,18 @@ async def test_bag_label_reads_back_and_reprints_are_flagged(client):
         )
     )["id"]
 
-    first = await world.call("nurse", "GET", f"/api/v1/labels/bag/{unit}.png")
+    first = await world.call("nurse", "POST", f"/api/v1/labels/bag/{unit}.png")
     assert first.status_code == 200, first.text
     assert first.headers["content-type"] == "image/png"
     codes = decoded(first.content)
     assert f"&/{coi}" in codes  # the ISBT 128 COI exactly as the standard writes it
     assert any(unit in code for code in codes)
 
-    second = await world.call("nurse", "GET", f"/api/v1/labels/bag/{unit}.pdf")
+    second = await world.call("nurse", "POST", f"/api/v1/labels/bag/{unit}.pdf")
     assert second.content.startswith(b"%PDF")
-    zpl = await world.call("nurse", "GET", f"/api/v1/labels/bag/{unit}.zpl")
+    download = await world.call("nurse", "GET", f"/api/v1/labels/bag/{unit}.pdf")
+    assert download.content.startswith(b"%PDF")  # read-only: not a print, not in the chain
+    zpl = await world.call("nurse", "POST", f"/api/v1/labels/bag/{unit}.zpl")
     assert zpl.text.startswith("^XA")
     assert "^BC" in zpl.text  # native Code 128, not a bitmap
     assert f"CT1:UNIT:{unit}" in zpl.text

@@ -174,16 +174,87 @@ async def apply_statuses(conn: Conn, columns: StatusColumns) -> set[str]:
     return {r["id"] for r in rows}
 
 
-async def shipment_at(conn: Conn, logger_id: str, when: datetime) -> ShipmentRef | None:
-    """The shipment the logger travels with at `when`, by the same rule that links readings."""
+# Shipment statuses after which a shipment no longer holds its logger; the partial unique index
+# shipments_one_active_per_logger (migration 0009) uses the same list.
+_ACTIVE = "status NOT IN ('received', 'quarantined', 'cancelled')"
+
+
+async def active_shipment(conn: Conn, logger_id: str) -> ShipmentRef | None:
+    """The logger's assignment: the one active shipment carrying it (the database allows no second)."""
     row = await conn.fetchrow(
-        """SELECT id, coi, from_site, to_site, status FROM shipments
-           WHERE logger_id = $1
-             AND $2 >= coalesce(departed_at, planned_departure)
-             AND $2 < coalesce(received_at, 'infinity')
-           ORDER BY coalesce(departed_at, planned_departure) DESC
-           LIMIT 1""",
+        f"SELECT id, coi, from_site, to_site, status FROM shipments WHERE logger_id = $1 AND {_ACTIVE}",  # noqa: S608
         logger_id,
-        when,
     )
     return ShipmentRef(**row) if row else None
+
+
+class LoanRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    logger_id: str
+    site: str
+    lent_by: str
+    lent_at: datetime
+    reason: str
+    revoked_by: str | None
+    revoked_at: datetime | None
+    revoke_reason: str | None
+
+
+_LOAN = """
+SELECT n.id, n.logger_id, n.site, lender.username AS lent_by, n.lent_at, n.reason,
+       revoker.username AS revoked_by, n.revoked_at, n.revoke_reason
+FROM logger_loans n
+JOIN users lender ON lender.id = n.lent_by
+LEFT JOIN users revoker ON revoker.id = n.revoked_by
+"""
+
+
+async def lend(conn: Conn, logger_id: str, site: str, actor_id: int, reason: str) -> LoanRow | None:
+    """A new open loan; None when the logger is already lent to that site."""
+    loan_id = await conn.fetchval(
+        """INSERT INTO logger_loans (logger_id, site, lent_by, reason) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (logger_id, site) WHERE revoked_at IS NULL DO NOTHING
+           RETURNING id""",
+        logger_id,
+        site,
+        actor_id,
+        reason,
+    )
+    if loan_id is None:
+        return None
+    row = await conn.fetchrow(_LOAN + " WHERE n.id = $1", loan_id)
+    assert row is not None
+    return LoanRow(**row)
+
+
+async def revoke_loans(
+    conn: Conn, logger_id: str, site: str | None, actor_id: int, reason: str
+) -> list[LoanRow]:
+    """Revoke the open loan of the logger to `site` (None: every open loan); the loans revoked."""
+    ids = await conn.fetch(
+        """UPDATE logger_loans SET revoked_by = $3, revoked_at = now(), revoke_reason = $4
+           WHERE logger_id = $1 AND ($2::text IS NULL OR site = $2) AND revoked_at IS NULL
+           RETURNING id""",
+        logger_id,
+        site,
+        actor_id,
+        reason,
+    )
+    if not ids:
+        return []
+    rows = await conn.fetch(_LOAN + " WHERE n.id = ANY($1::bigint[]) ORDER BY n.site", [r["id"] for r in ids])
+    return [LoanRow(**r) for r in rows]
+
+
+async def loans(conn: Conn, logger_id: str) -> list[LoanRow]:
+    """Every loan of the logger, open and revoked, newest first."""
+    rows = await conn.fetch(_LOAN + " WHERE n.logger_id = $1 ORDER BY n.lent_at DESC, n.id DESC", logger_id)
+    return [LoanRow(**r) for r in rows]
+
+
+async def lent_to(conn: Conn, logger_id: str) -> list[str]:
+    """The sites the logger is lent to now."""
+    rows = await conn.fetch(
+        "SELECT site FROM logger_loans WHERE logger_id = $1 AND revoked_at IS NULL ORDER BY site", logger_id
+    )
+    return [r["site"] for r in rows]

@@ -47,8 +47,13 @@ class ReadingRow(msgspec.Struct, frozen=True):
     received_at: datetime
 
 
-# The shipment a reading belongs to: the one its logger was assigned to at that moment; where windows
-# overlap, the latest-departing shipment wins. Readings outside every shipment keep shipment_id NULL.
+# The shipment a reading belongs to: its logger's assignment, the one active shipment carrying it (the
+# database holds no second, migration 0009), when the reading was taken after that shipment's start —
+# its departure, or its planned departure until it departs — and after the logger's previous shipment
+# was received. Anything else keeps shipment_id NULL: a reading from before the shipment, or one that
+# arrives after its shipment was received (the receipt's temperature review is signed by then). No
+# planner can draw readings to a shipment by its dates: a logger joins one only while it is free, and
+# a backdated departure does not reach back past the previous receipt.
 # Rows are inserted in (logger, ts) order so two concurrent batches that overlap take their unique-index
 # locks in the same order and cannot deadlock.
 _INSERT_BATCH = """
@@ -82,18 +87,21 @@ unknown_stored AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
+-- One row per logger of the batch at most: the unique index allows one active shipment per logger.
+assignment AS (
+    SELECT sh.logger_id, sh.id,
+           greatest(coalesce(sh.departed_at, sh.planned_departure),
+                    (SELECT max(p.received_at) FROM shipments p
+                     WHERE p.logger_id = sh.logger_id AND p.id <> sh.id)) AS since
+    FROM shipments sh
+    WHERE sh.logger_id IN (SELECT DISTINCT logger_id FROM known)
+      AND sh.status NOT IN ('received', 'quarantined', 'cancelled')
+),
 inserted AS (
     INSERT INTO readings (logger_id, ts, temp_c, battery_pct, lid_open, shipment_id, received_at)
-    SELECT k.logger_id, k.ts, k.temp_c, k.battery_pct, k.lid_open, s.id, k.received_at
+    SELECT k.logger_id, k.ts, k.temp_c, k.battery_pct, k.lid_open, a.id, k.received_at
     FROM known k
-    LEFT JOIN LATERAL (
-        SELECT sh.id FROM shipments sh
-        WHERE sh.logger_id = k.logger_id
-          AND k.ts >= coalesce(sh.departed_at, sh.planned_departure)
-          AND k.ts < coalesce(sh.received_at, 'infinity')
-        ORDER BY coalesce(sh.departed_at, sh.planned_departure) DESC
-        LIMIT 1
-    ) s ON true
+    LEFT JOIN assignment a ON a.logger_id = k.logger_id AND k.ts >= a.since
     ORDER BY k.logger_id, k.ts
     ON CONFLICT (logger_id, ts) DO NOTHING
     RETURNING logger_id, ts, temp_c, shipment_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import msgspec
 
 from backend.domain.custody import ShipmentState
@@ -81,7 +82,28 @@ async def next_number(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT nextval('shipment_sequence')"))
 
 
-async def insert(conn: Conn, values: dict[str, Any], unit_ids: list[str]) -> None:
+# The partial unique index of migration 0009: one active shipment per logger.
+ONE_ACTIVE_PER_LOGGER = "shipments_one_active_per_logger"
+
+
+async def insert(conn: Conn, values: dict[str, Any], unit_ids: list[str]) -> bool:
+    """False, with nothing written, when the logger is already on another active shipment (the caller's
+    transaction is then aborted and must end)."""
+    try:
+        await _insert_row(conn, values)
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == ONE_ACTIVE_PER_LOGGER:
+            return False
+        raise
+    await conn.execute(
+        "INSERT INTO shipment_units (shipment_id, unit_id) SELECT $1, unnest($2::text[])",
+        values["id"],
+        unit_ids,
+    )
+    return True
+
+
+async def _insert_row(conn: Conn, values: dict[str, Any]) -> None:
     await conn.execute(
         """INSERT INTO shipments (id, coi, from_site, to_site, container_id, logger_id, profile_code,
                                   profile_version, profile, planned_departure, planned_arrival, seals, waybill)
@@ -99,11 +121,6 @@ async def insert(conn: Conn, values: dict[str, Any], unit_ids: list[str]) -> Non
         values["planned_arrival"],
         values["seals"],
         values["waybill"],
-    )
-    await conn.execute(
-        "INSERT INTO shipment_units (shipment_id, unit_id) SELECT $1, unnest($2::text[])",
-        values["id"],
-        unit_ids,
     )
 
 

@@ -107,8 +107,10 @@ async def insert_shipment(
     received_at: datetime | None = None,
     from_site: str = "CRX",
     to_site: str = "USZ",
+    status: str | None = None,
 ) -> str:
-    """A case and a shipment carrying `logger_id`, straight into the custody tables."""
+    """A case and a shipment carrying `logger_id`, straight into the custody tables: in transit, or
+    received when `received_at` is given."""
     n = next(_shipments)
     coi = f"CHTEST{uuid.uuid4().hex[:9].upper()}"
     shipment_id = f"SHP-2026-{n:06d}"
@@ -124,8 +126,7 @@ async def insert_shipment(
                                   profile_version, profile, planned_departure, planned_arrival,
                                   departed_at, received_at, status)
            SELECT $1, $2, $3, $4, 'BOX-1', $5, code, version, definition, $6::timestamptz,
-                  $6::timestamptz + interval '1 day', $7, $8,
-                  'in_transit'
+                  $6::timestamptz + interval '1 day', $7, $8, $9
            FROM temperature_profiles WHERE code = 'fresh' AND version = 1""",
         shipment_id,
         coi,
@@ -135,6 +136,7 @@ async def insert_shipment(
         planned_departure,
         departed_at,
         received_at,
+        status or ("received" if received_at is not None else "in_transit"),
     )
     return shipment_id
 
