@@ -1,4 +1,5 @@
-"""The administrative audit trail: who changed what, old and new values, and why."""
+"""The administrative audit trail: who changed what, old and new values, and why. QA reads the entries of
+their sites, administrators every entry (backend/services/audit_trail.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery, QueryParameter
 
 from backend.api.schemas import AuditEntryRead
-from backend.db.repo import audit
 from backend.db.types import Pool
-from backend.domain.access import Role, policy
+from backend.domain.access import Principal, Role, policy
+from backend.services import audit_trail
 
 
 class AuditController(Controller):
@@ -22,12 +23,12 @@ class AuditController(Controller):
     async def list_audit(
         self,
         pool: NamedDependency[Pool],
+        principal: NamedDependency[Principal],
         entity: FromQuery[str | None] = None,
         entity_id: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[AuditEntryRead]:
-        async with pool.acquire() as conn:
-            entries = await audit.list_for(conn, entity, entity_id, limit)
+        entries = await audit_trail.list_entries(pool, principal, entity, entity_id, limit)
         return [
             AuditEntryRead(
                 id=e.id,
@@ -39,6 +40,7 @@ class AuditController(Controller):
                 old_value=e.old_value,
                 new_value=e.new_value,
                 reason=e.reason,
+                sites=e.sites,
             )
             for e in entries
         ]

@@ -106,6 +106,8 @@ class AuditEntryRead(msgspec.Struct, kw_only=True):
     old_value: object | None
     new_value: object | None
     reason: str | None
+    # The sites the entry concerns; empty: global administration, read by administrators only.
+    sites: list[str] = []
 
 
 class ComponentHealth(msgspec.Struct, kw_only=True):

@@ -10,21 +10,20 @@ so the live stream carries them within the same commit.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
-from backend.db.repo import alerts, audit, shipments
+from backend.db.repo import alerts, shipments
 from backend.db.repo import excursions as repo
 from backend.db.repo.alerts import AlertRow
 from backend.db.repo.excursions import EngineAlert, Leg, LegReading, NewAlert
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
-from backend.domain.errors import InvalidInput, NotFound
+from backend.domain.errors import InvalidInput
 from backend.domain.excursions import (
     ENGINE_KINDS,
     Engine,
@@ -372,69 +371,7 @@ async def end_silences(pool: Pool, logger_ids: list[str] | None) -> int:
     return ended
 
 
-# -- temperature profiles ---------------------------------------------------------------------------
-
-PROFILE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,40}$")
-
-
-class ProfileView(msgspec.Struct, frozen=True):
-    code: str
-    version: int
-    name: str
-    definition: Any
-    rules: list[str]
-    created_at: datetime
-    versions: list[int] = []
-
-
-def _view(row: repo.ProfileRow, versions: list[int] | None = None) -> ProfileView:
-    try:
-        described = [r.describe() for r in rules_of(row.definition).rules]
-    except InvalidInput as exc:
-        described = [f"unreadable definition: {exc.detail}"]
-    return ProfileView(
-        row.code, row.version, row.name, row.definition, described, row.created_at, versions or []
-    )
-
-
-async def list_profiles(pool: Pool, all_versions: bool) -> list[ProfileView]:
-    async with pool.acquire() as conn:
-        return [_view(r) for r in await repo.profiles(conn, all_versions)]
-
-
-async def get_profile(pool: Pool, code: str, version: int | None) -> ProfileView:
-    async with pool.acquire() as conn:
-        row = await repo.profile(conn, code, version)
-        if row is None:
-            raise NotFound(f"no temperature profile {code}" + (f" version {version}" if version else ""))
-        return _view(row, await repo.profile_versions(conn, code))
-
-
-async def create_profile_version(
-    pool: Pool, actor: Principal, code: str, name: str, definition: Any, reason: str | None
-) -> ProfileView:
-    """A new version; shipments keep the snapshot they were created with, so history is never rewritten."""
-    if not PROFILE_CODE.match(code):
-        raise InvalidInput(
-            "a profile code is 2-41 lowercase letters, digits, '-' or '_'", field_errors={"code": "format"}
-        )
-    parsed = parse_definition(definition)
-    stored = msgspec.to_builtins(parsed)
-    async with pool.acquire() as conn, conn.transaction():
-        previous = await repo.profile(conn, code, None)
-        row = await repo.insert_profile_version(conn, code, name, stored)
-        await audit.record(
-            conn,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            action="create",
-            entity="temperature_profile",
-            entity_id=f"{code} v{row.version}",
-            old_value=previous.definition if previous else None,
-            new_value={"name": name, "definition": stored},
-            reason=reason,
-        )
-        return _view(row, await repo.profile_versions(conn, code))
+# Temperature profiles themselves (versions, owners, approval): backend/services/profiles.py.
 
 
 # -- temperature summaries --------------------------------------------------------------------------

@@ -362,56 +362,7 @@ async def late_legs(conn: Conn, before: datetime) -> list[Lateness]:
     return [Lateness(**r) for r in rows]
 
 
-# -- temperature profiles and summaries ---------------------------------------------------------------
-
-
-class ProfileRow(msgspec.Struct, frozen=True):
-    code: str
-    version: int
-    name: str
-    definition: Any
-    created_at: datetime
-
-
-async def profiles(conn: Conn, all_versions: bool) -> list[ProfileRow]:
-    rows = await conn.fetch(
-        """SELECT code, version, name, definition, created_at FROM temperature_profiles p
-           WHERE $1 OR version = (SELECT max(version) FROM temperature_profiles q WHERE q.code = p.code)
-           ORDER BY code, version""",
-        all_versions,
-    )
-    return [ProfileRow(**r) for r in rows]
-
-
-async def profile(conn: Conn, code: str, version: int | None) -> ProfileRow | None:
-    row = await conn.fetchrow(
-        """SELECT code, version, name, definition, created_at FROM temperature_profiles
-           WHERE code = $1 AND ($2::int IS NULL OR version = $2) ORDER BY version DESC LIMIT 1""",
-        code,
-        version,
-    )
-    return ProfileRow(**row) if row else None
-
-
-async def profile_versions(conn: Conn, code: str) -> list[int]:
-    rows = await conn.fetch("SELECT version FROM temperature_profiles WHERE code = $1 ORDER BY version", code)
-    return [r["version"] for r in rows]
-
-
-async def insert_profile_version(conn: Conn, code: str, name: str, definition: Any) -> ProfileRow:
-    """The next version of `code` (1 for a new code). The advisory lock keeps two concurrent creators from
-    choosing the same number."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('temperature_profiles:' || $1))", code)
-    row = await conn.fetchrow(
-        """INSERT INTO temperature_profiles (code, version, name, definition)
-           SELECT $1, coalesce(max(version), 0) + 1, $2, $3 FROM temperature_profiles WHERE code = $1
-           RETURNING code, version, name, definition, created_at""",
-        code,
-        name,
-        definition,
-    )
-    assert row is not None
-    return ProfileRow(**row)
+# -- temperature summaries (profiles themselves: backend/db/repo/profiles.py) ---------------------------
 
 
 async def leg_series(conn: Conn, shipment_id: str) -> list[LegReading]:

@@ -70,10 +70,17 @@ LEFT JOIN handovers h ON h.shipment_id = s.id AND h.confirmed_at IS NULL
 """
 
 
-async def profile(conn: Conn, code: str) -> tuple[int, Any] | None:
+async def profile(conn: Conn, code: str, sites: list[str] | None = None) -> tuple[int, Any] | None:
+    """The version a new shipment snapshots: the newest approved one. A pending (proposed, not yet
+    approved by a second person) or refused version is never used (backend/services/profiles.py).
+    `sites`: when given, a site's own profile is found only for one of them (network profiles always)."""
     row = await conn.fetchrow(
-        "SELECT version, definition FROM temperature_profiles WHERE code = $1 ORDER BY version DESC LIMIT 1",
+        """SELECT version, definition FROM temperature_profiles
+           WHERE code = $1 AND status = 'approved'
+             AND ($2::text[] IS NULL OR owner_site IS NULL OR owner_site = ANY($2))
+           ORDER BY version DESC LIMIT 1""",
         code,
+        sites,
     )
     return (row["version"], row["definition"]) if row else None
 

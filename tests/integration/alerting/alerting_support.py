@@ -69,7 +69,8 @@ async def insert_shipment(
     received_at: datetime | None = None,
     status: str = "in_transit",
 ) -> tuple[str, str]:
-    """A case and a shipment from CRX to USZ with the newest version of `profile`; (shipment, coi)."""
+    """A case and a shipment from CRX to USZ with the newest approved version of `profile`; returns
+    (shipment, coi)."""
     n = next(_numbers)
     coi = f"CHA999926{uuid.uuid4().hex[:6].upper()}"
     shipment_id = f"SHP-2026-{n:06d}"
@@ -84,7 +85,7 @@ async def insert_shipment(
                                   profile_version, profile, planned_departure, planned_arrival,
                                   departed_at, received_at, status)
            SELECT $1, $2, 'CRX', 'USZ', 'BOX-1', $3, code, version, definition, $4, $5, $6, $7, $8
-           FROM temperature_profiles WHERE code = $9 ORDER BY version DESC LIMIT 1""",
+           FROM temperature_profiles WHERE code = $9 AND status = 'approved' ORDER BY version DESC LIMIT 1""",
         shipment_id,
         coi,
         logger_id,

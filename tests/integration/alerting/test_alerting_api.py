@@ -9,8 +9,10 @@ import pytest
 from alerting_support import BASE, ingest, insert_shipment, readings, setup_accounts
 
 from backend.services.excursions import evaluate_after_ingest
+from tests.integration.helpers import make_user
 
 LOGGER = "LGR-SUMMARY"
+ADMIN2_PASSWORD = "second admin password"
 NEW_FRESH = {
     "low_c": 2.0,
     "high_c": 8.0,
@@ -23,6 +25,9 @@ NEW_FRESH = {
 
 async def test_profiles_are_listed_versioned_audited_and_snapshotted(client, pool):
     who = await setup_accounts(client, [], people=("coord", "courier"))
+    second_admin = await make_user(
+        client, who["admin"], "admin2", ["admin"], ["CTA"], password=ADMIN2_PASSWORD
+    )
     listed = (await client.get("/api/v1/profiles", headers=who["courier"])).json()
     assert {p["code"] for p in listed} >= {"fresh", "crt", "cryo", "cryo-130", "cryo-120"}
     fresh = next(p for p in listed if p["code"] == "fresh")
@@ -31,21 +36,44 @@ async def test_profiles_are_listed_versioned_audited_and_snapshotted(client, poo
         "critical: below 0 °C at once",
         "critical: above 15 °C at once",
     ]
+    assert (fresh["owner_site"], fresh["status"], fresh["approved_version"]) == (None, "approved", 1)
     async with pool.acquire() as conn:
         old_leg, _ = await insert_shipment(conn, None)
 
-    refused = await client.post(
-        "/api/v1/profiles/fresh/versions", headers=who["courier"], json={"name": "x", "definition": NEW_FRESH}
-    )
-    assert refused.status_code == 403
+    # Neither a courier nor (since issue 17) a coordinator proposes versions.
+    for person in ("courier", "coord"):
+        refused = await client.post(
+            "/api/v1/profiles/fresh/versions",
+            headers=who[person],
+            json={"name": "x", "definition": NEW_FRESH},
+        )
+        assert refused.status_code == 403, refused.text
+    # A network profile: an administrator proposes, a second administrator approves.
     created = await client.post(
         "/api/v1/profiles/fresh/versions",
-        headers=who["coord"],
+        headers=who["admin"],
         json={"name": "Fresh, tighter", "definition": NEW_FRESH, "reason": "therapy label update"},
     )
     assert created.status_code == 201, created.text
-    assert (created.json()["version"], created.json()["versions"]) == (2, [1, 2])
-    assert "critical: above 12 °C at once" in created.json()["rules"]
+    body = created.json()
+    assert (body["version"], body["versions"], body["status"], body["approved_version"]) == (
+        2,
+        [1, 2],
+        "pending",
+        1,
+    )
+    assert "critical: above 12 °C at once" in body["rules"]
+    # Pending: the profile still stands for version 1, and new shipments take version 1.
+    assert (await client.get("/api/v1/profiles/fresh", headers=who["courier"])).json()["version"] == 1
+    async with pool.acquire() as conn:
+        pending_leg, _ = await insert_shipment(conn, None)
+    approved = await client.post(
+        "/api/v1/profiles/fresh/versions/2/approve",
+        headers=second_admin,
+        json={"password": ADMIN2_PASSWORD, "reason": "checked against the label"},
+    )
+    assert approved.status_code == 201, approved.text
+    assert approved.json()["signature"]["meaning"] == "released"
     assert (await client.get("/api/v1/profiles/fresh", headers=who["courier"])).json()["version"] == 2
     first = (await client.get("/api/v1/profiles/fresh/versions/1", headers=who["courier"])).json()
     assert first["definition"]["critical_high_c"] == 15.0
@@ -53,17 +81,20 @@ async def test_profiles_are_listed_versioned_audited_and_snapshotted(client, poo
     async with pool.acquire() as conn:
         new_leg, _ = await insert_shipment(conn, None)
         snapshots = dict(await conn.fetch("SELECT id, profile_version FROM shipments"))
-    assert (snapshots[old_leg], snapshots[new_leg]) == (1, 2)
+    assert (snapshots[old_leg], snapshots[pending_leg], snapshots[new_leg]) == (1, 1, 2)
 
     audit = (await client.get("/api/v1/audit?entity=temperature_profile", headers=who["admin"])).json()
-    assert [(e["entity_id"], e["actor"], e["reason"]) for e in audit] == [
-        ("fresh v2", "coord", "therapy label update")
+    assert [(e["action"], e["entity_id"], e["actor"], e["reason"]) for e in audit] == [
+        ("approve", "fresh v2", "admin2", "checked against the label"),
+        ("create", "fresh v2", "admin", "therapy label update"),
     ]
-    assert audit[0]["old_value"]["critical_high_c"] == 15.0
+    assert audit[1]["old_value"]["critical_high_c"] == 15.0
+    # A network profile concerns no one site: its entries are the administrators'.
+    assert [e["sites"] for e in audit] == [[], []]
 
 
 async def test_profile_definitions_are_checked(client):
-    who = await setup_accounts(client, [], people=("coord",))
+    who = await setup_accounts(client, [], people=("qa",))
     for code, definition, status in [
         ("custom-1", {"low_c": 8.0, "high_c": 2.0}, 422),
         ("custom-1", {"high_c": 8.0, "surprise": 1}, 422),
@@ -72,10 +103,12 @@ async def test_profile_definitions_are_checked(client):
     ]:
         response = await client.post(
             f"/api/v1/profiles/{code}/versions",
-            headers=who["coord"],
+            headers=who["qa"],
             json={"name": "custom", "definition": definition},
         )
         assert response.status_code == status, (definition, response.text)
+    # A new code belongs to the proposer's only site.
+    assert response.json()["owner_site"] == "CRX"
 
 
 async def test_shipment_and_case_temperature_summaries(client, pool):
