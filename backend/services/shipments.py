@@ -60,7 +60,8 @@ async def create_shipment(
         for code in (from_site, to_site):
             if await sites.get(conn, code) is None:
                 raise InvalidInput(f"unknown site {code}", field_errors={"sites": f"unknown {code}"})
-        found = await cases.units_by_ids(conn, unit_ids, lock=True)
+        # Through the gate: a unit of a case the planner cannot see is an unknown unit.
+        found = await cases.lock_visible_units(conn, unit_ids, [], site_filter(actor))
         missing = sorted(set(unit_ids) - {u.id for u in found})
         if missing:
             raise InvalidInput(f"unknown unit {', '.join(missing)}", field_errors={"units": "unknown"})
@@ -72,7 +73,7 @@ async def create_shipment(
                 )
             if unit.status in ("packed", "in_transit", "infused", "disposed"):
                 raise Conflict(f"unit {unit.id} is {unit.status} and cannot be planned into a shipment")
-        snapshot = await shipments.profile(conn, profile)
+        snapshot = await shipments.profile(conn, profile, site_filter(actor))
         if snapshot is None:
             raise InvalidInput(
                 f"unknown temperature profile {profile!r}", field_errors={"profile": "unknown"}
