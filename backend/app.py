@@ -38,10 +38,14 @@ from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
 from backend.web import routes as web_routes
 from backend.web import template_config
-from backend.web.headers import security_headers
+from backend.web.headers import security_headers, serves_https
 
 log = logging.getLogger(__name__)
 POOL_CLOSE_SECONDS = 10.0
+# Every API command is a few kilobytes at most (each field is bounded: backend/api/schemas.py); a larger
+# body is refused (413) before it is read into memory. Routes that take more say so themselves: a camera
+# frame (decode), a telemetry batch (ingest), an EPCIS document (capture).
+MAX_BODY_BYTES = 1024 * 1024
 
 ROUTE_HANDLERS: Sequence[Any] = (
     healthz,
@@ -114,7 +118,7 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[*ROUTE_HANDLERS, *web_routes()],
         template_config=template_config(),
-        middleware=[security_headers],
+        before_send=[security_headers(hsts=serves_https(settings.public_url))],
         lifespan=[lifespan],
         guards=[authorize],
         dependencies={
@@ -125,6 +129,7 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Celltrail",
             version="1",

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from backend.db.pool import create_pool
 from backend.db.repo import catalog
 from backend.embedded.postgres import EmbeddedPostgresError, find_bin_dir
+from backend.private_files import touch_private
 from backend.services import ledger
 
 
@@ -102,13 +103,15 @@ def backup(url: str, out: Path) -> BackupReport:
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
+    # Created 0600 before pg_dump writes into it (it keeps the mode of a file it overwrites): the dump holds
+    # password hashes and pseudonymous patient references, and is never readable by others, even half done.
+    touch_private(partial)
     _run(
         [str(_tool("pg_dump")), "--format=custom", "--compress=6", f"--file={partial}", f"--dbname={target}"],
         env,
         "pg_dump",
     )
     tables = _table_count(partial)
-    partial.chmod(0o600)  # it holds password hashes and pseudonymous patient references
     partial.replace(out)
     return BackupReport(out, out.stat().st_size, tables)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from backend.private_files import PRIVATE_UMASK
 from backend.settings import Settings, SettingsError, load_settings
 
 Runner = Callable[[argparse.Namespace], int]
@@ -357,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Everything this process and its children (PostgreSQL, Mosquitto, the bridge) create holds patient-
+    # linked data or credentials: readable by this user only, whatever the login shell's umask says.
+    os.umask(PRIVATE_UMASK)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

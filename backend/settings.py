@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from backend.domain.addresses import parse_allow_list
+
 PREFIX = "CELLTRAIL_"
 
 LogFormat = Literal["auto", "json", "text"]
@@ -67,6 +69,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     login_max_failures: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
     login_lockout_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 15
     login_max_failures_per_client: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 20
+    # Alert webhooks go to public addresses only (a target on the server's own network would let a
+    # subscriber probe it). Comma-separated host names, addresses and CIDR networks allowed anyway, e.g.
+    # "127.0.0.1, 10.20.0.0/16, hooks.internal" for a receiver on the local network.
+    webhook_allow: str = ""
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
@@ -83,6 +89,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         if self.mqtt_url is not None and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
             raise SettingsError(f"{PREFIX}MQTT_URL must start with mqtt:// or mqtts://")
+        try:
+            parse_allow_list(self.webhook_allow)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}WEBHOOK_ALLOW: {exc}") from None
 
     @property
     def data_path(self) -> Path:

@@ -178,6 +178,9 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         env = {k: v for k, v in os.environ.items()}
+        # Ours only when we create it (an existing one keeps its mode: the database's service user may
+        # have been granted traverse on it, see EmbeddedPostgres._allow_traverse).
+        settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         database_url = start_database(settings, stack)
         mqtt_url = start_broker(settings, stack)
         admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)

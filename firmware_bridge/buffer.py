@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DB_NAME: Final = "queue.sqlite3"
 REJECTED_DIR: Final = "rejected"
+# Queued batches are readings of patients' shipments: for the bridge's own account only.
+FILE_MODE: Final = 0o600
+DIRECTORY_MODE: Final = 0o700
 WARN_RATIO: Final = 0.8
 # Warn again only after the fill level has dropped well below the threshold, so a queue hovering at
 # 80% does not log on every batch.
@@ -48,11 +51,18 @@ class DiskBuffer:
     def __init__(self, directory: Path, max_bytes: int) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+        directory.chmod(DIRECTORY_MODE)
         self._lock = threading.Lock()
+        # Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the database's mode.
+        _create_private(directory / DB_NAME)
         # One connection used under a lock: the forwarder thread writes, tests and metrics may read.
         self._db = sqlite3.connect(directory / DB_NAME, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        for companion in ("-wal", "-shm"):  # from an earlier run under a wider umask
+            path = directory / (DB_NAME + companion)
+            if path.exists():
+                path.chmod(FILE_MODE)
         # FULL: the WAL is fsync'd at every commit, so a committed batch survives a power cut.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(
@@ -126,7 +136,7 @@ class DiskBuffer:
     def reject(self, batch_id: str, body: bytes, reason: str) -> Path:
         """Keep a batch the backend can never accept in ``rejected/`` (fsync'd) for review."""
         folder = self.directory / REJECTED_DIR
-        folder.mkdir(exist_ok=True)
+        folder.mkdir(mode=DIRECTORY_MODE, exist_ok=True)
         stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{batch_id}"
         path = folder / f"{stem}.msgpack"
         _write_durably(folder / f"{stem}.txt", reason.encode("utf-8", "replace"))
@@ -158,8 +168,17 @@ class DiskBuffer:
             self._warned = False
 
 
+def _create_private(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)  # an existing file keeps its mode through O_CREAT: narrow it
+    finally:
+        os.close(fd)
+
+
 def _write_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

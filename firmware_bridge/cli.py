@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -183,6 +184,8 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m firmware_bridge bridge|simulate ...``"""
+    # The disk buffer and rejected batches hold readings: whatever else gets created, this user's only.
+    os.umask(0o077)
     parser = argparse.ArgumentParser(prog="python -m firmware_bridge")
     verbs = parser.add_subparsers(dest="verb", required=True)
     configure_bridge_parser(verbs.add_parser("bridge", help="run the MQTT -> backend bridge"))

@@ -7,10 +7,16 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from backend.api.schemas import Command, SiteCode
+from backend.api.schemas import LIST_MAX, NAME_MAX, TEXT_MAX, Command, SiteCode
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Codes = Annotated[list[Code], msgspec.Meta(max_length=LIST_MAX)]
+Comment = Annotated[str, msgspec.Meta(max_length=TEXT_MAX)]
+# One key of a correction, a receipt checklist item: a short name.
+Key = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+# A corrected value is a scalar (a date, a number, a lot): text bounded, no nesting.
+CorrectedValue = Annotated[str, msgspec.Meta(max_length=TEXT_MAX)] | int | float | bool | None
 
 
 class CaseCreate(Command):
@@ -67,12 +73,12 @@ class ShipmentCreate(Command):
     from_site: SiteCode
     to_site: SiteCode
     container_id: Text
-    profile: Annotated[str, msgspec.Meta(examples=["fresh", "crt", "cryo"])]
+    profile: Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["fresh", "crt", "cryo"])]
     planned_departure: datetime
     planned_arrival: datetime
-    units: Annotated[list[Code], msgspec.Meta(min_length=1)]
+    units: Annotated[list[Code], msgspec.Meta(min_length=1, max_length=LIST_MAX)]
     logger_id: Code | None = None
-    seals: list[Code] = msgspec.field(default_factory=list)
+    seals: Codes = msgspec.field(default_factory=list)
     waybill: Code | None = None
 
 
@@ -110,7 +116,9 @@ class Gps(msgspec.Struct, forbid_unknown_fields=True):
 class SignatureIn(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    meaning: Annotated[str, msgspec.Meta(examples=["verified at bedside", "administered"])]
+    meaning: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=NAME_MAX, examples=["verified at bedside", "administered"])
+    ]
 
 
 class ScanRequest(Command):
@@ -125,7 +133,8 @@ class ScanRequest(Command):
     handover_to: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     storage_location: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
-    signatures: list[SignatureIn] = msgspec.field(default_factory=list)
+    # Two-person steps take two; a few more leave room without inviting a thousand password checks.
+    signatures: Annotated[list[SignatureIn], msgspec.Meta(max_length=5)] = msgspec.field(default_factory=list)
 
 
 class ScanResult(msgspec.Struct, kw_only=True):
@@ -145,9 +154,9 @@ class ScanResult(msgspec.Struct, kw_only=True):
 
 class ReceiptDecision(Command):
     decision: Literal["accept", "quarantine"]
-    checklist: dict[str, bool]
+    checklist: Annotated[dict[Key, bool], msgspec.Meta(max_length=50)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-    comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+    comment: Comment | None = None
 
 
 class Recorded(msgspec.Struct, kw_only=True):
@@ -159,12 +168,13 @@ class Recorded(msgspec.Struct, kw_only=True):
 
 class CorrectionCreate(Command):
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
-    fields: dict[str, Any]
+    # The corrected fields and their values: at most 50, each value a scalar (at most 2000 characters).
+    fields: Annotated[dict[Key, CorrectedValue], msgspec.Meta(min_length=1, max_length=50)]
 
 
 class AlertAck(Command):
-    comment: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    comment: Annotated[str, msgspec.Meta(min_length=1, max_length=TEXT_MAX)]
 
 
 class AlertClose(Command):
-    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=2000)]
+    reason: Annotated[str, msgspec.Meta(min_length=3, max_length=TEXT_MAX)]

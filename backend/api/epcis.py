@@ -26,6 +26,7 @@ EPCIS_JSON_LD: Final = "application/ld+json"
 # Couriers exchange shipment events with their own systems; capture is for those who scan.
 SHIPMENT_READERS: Final = (*RECORD_READERS, Role.COURIER)
 CAPTURERS: Final = (Role.COURIER, Role.PHARMACIST, Role.MANUFACTURING)
+MAX_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
 
 
 class EpcisController(Controller):
@@ -54,6 +55,8 @@ class EpcisController(Controller):
         opt=policy(*CAPTURERS),
         operation_id="captureEpcis",
         status_code=HTTP_200_OK,
+        # A document of many events: more than a command, still bounded (the app's limit is 1 MiB).
+        request_max_body_size=MAX_DOCUMENT_BYTES,
         responses={
             422: ResponseSpec(Problem, description="not conformant EPCIS 2.0 / CBV 2.0; nothing applied"),
             503: ResponseSpec(Problem, description="the EPCIS schema is not available; nothing applied"),

@@ -143,10 +143,12 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     title = {
+        400: "Invalid request",  # Litestar's SerializationException: a body that is not JSON
         401: "Authentication required",
         403: "Not allowed",
         404: "Not found",
         405: "Method not allowed",
+        413: "Request too large",
     }.get(exc.status_code, "Request refused")
     detail = exc.detail
     if exc.status_code == HTTP_404_NOT_FOUND and detail in ("Not Found", ""):
@@ -190,6 +192,45 @@ def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[
     )
 
 
+def _raised_by_the_http_layer(exc: BaseException) -> bool:
+    """Whether the innermost Python frame of the traceback is Litestar's or our API's own code."""
+    traceback = exc.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+    return module.startswith(("litestar.", "backend.api."))
+
+
+def _undecodable(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # msgspec raises UnicodeDecodeError, not msgspec.DecodeError, for invalid UTF-8 inside a JSON or
+    # MessagePack string, so Litestar's decode step lets it through as if it were a fault of ours. Raised
+    # while the API reads the request (Litestar's or backend.api's frame), it is the client's bad body;
+    # raised anywhere deeper (services, repositories) it is still ours.
+    if not _raised_by_the_http_layer(exc):
+        return _unexpected(request, exc)
+    detail = "the request body is not valid UTF-8; nothing was read"
+    return problem_response(request, HTTP_400_BAD_REQUEST, "Invalid request", detail)
+
+
+def _check_violation(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    # The services check what the schema's CHECK constraints guard; one reaching the database anyway is
+    # still the request's bad value, not a server fault: refused and rolled back. The constraint's name
+    # goes to the log so the missing service check can be added; the message (it may quote values) not.
+    log.warning(
+        "check constraint refused a write",
+        extra={"constraint": getattr(exc, "constraint_name", None), "path": request.url.path},
+    )
+    return problem_response(
+        request,
+        HTTP_422_UNPROCESSABLE_ENTITY,
+        "Invalid input",
+        "the request breaks a rule of the data (for example a shipment from a site to itself); "
+        "nothing was changed",
+    )
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
@@ -212,6 +253,8 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.exceptions.CannotConnectNowError: _database_down,
     ConnectionRefusedError: _database_down,
     asyncpg.exceptions.DataError: _out_of_range,
+    asyncpg.exceptions.CheckViolationError: _check_violation,
+    UnicodeDecodeError: _undecodable,
     RecursionError: _too_deep,
     Exception: _unexpected,
 }

@@ -1,10 +1,11 @@
 """Request and response bodies of the API. Inbound commands forbid unknown fields so a typo is an error,
-not a silently ignored value."""
+not a silently ignored value, and bound every string, list and map, so no field can carry megabytes into
+the database, the audit trail or the logs (tests/unit/test_inbound_bounds.py keeps it so)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -14,6 +15,13 @@ Username = Annotated[
 SiteCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$", examples=["USZ"])]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
+# The common bounds of inbound fields: a person's or thing's name, free text, one scanned or typed code.
+NAME_MAX: Final = 200
+TEXT_MAX: Final = 2000
+# Lists of sites or codes in one command; a user's sites are at most this many too.
+LIST_MAX: Final = 100
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
+TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64, examples=["Europe/Zurich"])]
 SiteKind = Literal["hospital", "apheresis", "manufacturing", "courier_depot"]
 RoleName = Literal["courier", "pharmacist", "coordinator", "manufacturing", "qa", "admin", "bridge"]
 
@@ -56,20 +64,24 @@ class UnlockResult(msgspec.Struct, kw_only=True):
     lockouts_lifted: int
 
 
+Roles = Annotated[list[RoleName], msgspec.Meta(min_length=1, max_length=10)]
+Sites = Annotated[list[SiteCode], msgspec.Meta(min_length=1, max_length=LIST_MAX)]
+
+
 class UserCreate(Command):
     username: Username
-    full_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    full_name: Name
     password: Password
-    roles: Annotated[list[RoleName], msgspec.Meta(min_length=1)]
-    sites: Annotated[list[SiteCode], msgspec.Meta(min_length=1)]
+    roles: Roles
+    sites: Sites
 
 
 class UserUpdate(Command):
     reason: Reason
-    full_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    full_name: Name | None = None
     active: bool | None = None
-    roles: Annotated[list[RoleName], msgspec.Meta(min_length=1)] | None = None
-    sites: Annotated[list[SiteCode], msgspec.Meta(min_length=1)] | None = None
+    roles: Roles | None = None
+    sites: Sites | None = None
 
 
 class UserRead(msgspec.Struct, kw_only=True):
@@ -82,9 +94,9 @@ class UserRead(msgspec.Struct, kw_only=True):
 
 class SiteCreate(Command):
     code: SiteCode
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    name: Name
     kind: SiteKind
-    time_zone: Annotated[str, msgspec.Meta(examples=["Europe/Zurich"])]
+    time_zone: TimeZone
     gln: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13}$")] | None = None
 
 
@@ -115,8 +127,10 @@ class ComponentHealth(msgspec.Struct, kw_only=True):
     detail: str
 
 
-class Health(msgspec.Struct, kw_only=True):
+class Health(msgspec.Struct, kw_only=True, omit_defaults=True):
     status: Literal["ok", "degraded", "down"]
-    version: str
-    database: ComponentHealth
-    broker: ComponentHealth
+    # Only for a caller with a valid token: the version and the broker's address help an attacker more
+    # than a load balancer, which needs the status (and the status code) alone.
+    version: str | None = None
+    database: ComponentHealth | None = None
+    broker: ComponentHealth | None = None

@@ -14,8 +14,9 @@ from backend.api.schemas import Command
 from backend.db.repo.subscriptions import DeliveryRow, SubscriptionRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
-from backend.services import notify
+from backend.services import notify, webhook_targets
 from backend.services.notify import CreatedSubscription
+from backend.settings import Settings
 
 _MANAGERS = policy(Role.COORDINATOR, Role.ADMIN, site_param="site", any_site=(Role.ADMIN,))
 
@@ -45,11 +46,21 @@ class SubscriptionsController(Controller):
         data: JSONBody[SubscriptionCreate],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
+        settings: NamedDependency[Settings],
     ) -> CreatedSubscription:
         """Alerts of this site at or above `min_severity` are delivered to `target`. A webhook's secret is
-        returned only here: each POST carries `X-Celltrail-Signature: sha256=<HMAC-SHA256 of the body>`."""
+        returned only here: each POST carries `X-Celltrail-Signature: sha256=<HMAC-SHA256 of the body>`.
+        A webhook goes to a public address only (422 otherwise) unless CELLTRAIL_WEBHOOK_ALLOW names it;
+        the delivery log shows each answer's status code, never its body."""
         return await notify.create_subscription(
-            pool, principal, site, data.channel, data.target, data.min_severity, data.description
+            pool,
+            principal,
+            site,
+            data.channel,
+            data.target,
+            data.min_severity,
+            data.description,
+            webhook_targets.allow_list(settings),
         )
 
     @post("/{subscription_id:int}/deactivate", opt=_MANAGERS, operation_id="deactivateSubscription")

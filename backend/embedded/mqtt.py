@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.embedded.ports import free_port, port_open
+from backend.private_files import open_private, private_directory, write_private
 
 log = logging.getLogger(__name__)
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -46,21 +47,25 @@ class EmbeddedBroker:
 
     def _mosquitto_config(self) -> Path:
         conf = self.directory / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {self.directory}/\n"
-            # Without TCP_NODELAY QoS 1 traffic waits on the delayed-ACK timer (see ARCHITECTURE.md).
-            "set_tcp_nodelay true\n"
-            "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
-            # As root, Mosquitto would drop to the `mosquitto` user, who cannot write our directory.
+        write_private(
+            conf,
+            (
+                f"listener {self.port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence true\n"
+                f"persistence_location {self.directory}/\n"
+                # Without TCP_NODELAY QoS 1 traffic waits on the delayed-ACK timer (see ARCHITECTURE.md).
+                "set_tcp_nodelay true\n"
+                "max_queued_messages 0\n" + ("user root\n" if os.geteuid() == 0 else "")
+                # As root, Mosquitto would drop to the `mosquitto` user, who cannot write our directory.
+            ).encode(),
         )
         return conf
 
     def start(self, timeout: float = 20.0) -> EmbeddedBroker:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        output = (self.directory / "broker.log").open("ab")
+        # The directory holds the broker's persisted sessions (queued readings) and its log: ours only.
+        private_directory(self.directory)
+        output = open_private(self.directory / "broker.log", "ab")
         if self.binary:
             args = [self.binary, "-c", str(self._mosquitto_config())]
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.embedded.ports import free_port
+from backend.private_files import touch_private
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,7 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self._allow_traverse()
         self._hand_over(self.data_dir)
-        if not self.log_file.exists():
-            self.log_file.touch(mode=0o600)
+        touch_private(self.log_file)  # the server log quotes statements and their values
         self._hand_over(self.log_file)
         self._run(
             "initdb",

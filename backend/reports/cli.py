@@ -16,6 +16,7 @@ import msgspec
 
 from backend.cli import _database
 from backend.domain.errors import DomainError
+from backend.private_files import write_private
 from backend.reports.record import CaseRecord, load_record
 from backend.services.cases import parse_coi_value
 from backend.settings import load_settings
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(content)
         sys.stdout.flush()
     else:
-        Path(out).write_bytes(content)
+        write_private(Path(out), content)  # a case's record: for whoever exported it
         verdict = "verified" if record.chain.ok else "FAILED verification"
         print(
             f"wrote {out}: {len(record.events)} events, chain {verdict}, final hash {record.chain.head_hash}"

@@ -19,7 +19,6 @@ import uuid
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Final
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -30,9 +29,10 @@ from backend.db.repo import subscriptions as repo
 from backend.db.repo.subscriptions import AlertChange, Claimed, DeliveryRow, SubscriptionRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
+from backend.domain.addresses import AllowList
 from backend.domain.errors import InvalidInput, NotFound
 from backend.domain.excursions.profiles import SEVERITY_RANK
-from backend.services import ledger
+from backend.services import ledger, webhook_targets
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,23 +164,37 @@ class Outcome(msgspec.Struct, frozen=True):
     duration_ms: float
 
 
-async def _webhook(client: httpx.AsyncClient, item: Claimed) -> Outcome:
+async def _webhook(client: httpx.AsyncClient, item: Claimed, allow: AllowList, timeout: float) -> Outcome:
     started = time.perf_counter()
+    try:
+        pinned = await webhook_targets.pin(item.target, allow, timeout)
+    except webhook_targets.Refused as refused:
+        return Outcome(False, None, f"not sent: {refused}", (time.perf_counter() - started) * 1000)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Celltrail-Alerts/1",
+        "Host": pinned.host_header,
         EVENT_HEADER: item.event,
         DELIVERY_HEADER: str(item.id),
         SIGNATURE_HEADER: sign(item.secret or "", item.body),
     }
     try:
-        response = await client.post(item.target, content=item.body, headers=headers)
-    except httpx.HTTPError as exc:
-        return Outcome(
-            False, None, f"{type(exc).__name__}: {exc}"[:500], (time.perf_counter() - started) * 1000
+        response = await client.post(
+            pinned.url,
+            content=item.body,
+            headers=headers,
+            extensions={"sni_hostname": pinned.sni_hostname},
         )
+    except httpx.HTTPError as exc:
+        # The delivery log (which the subscriber reads) gets the kind of failure only: a message can quote
+        # what the target sent (a protocol error shows the first bytes of a non-HTTP service's banner).
+        log.warning(
+            "webhook not delivered", extra={"delivery": item.id, "error": f"{type(exc).__name__}: {exc}"}
+        )
+        return Outcome(False, None, type(exc).__name__, (time.perf_counter() - started) * 1000)
     ok = 200 <= response.status_code < 300
-    error = None if ok else f"HTTP {response.status_code}: {response.text[:200]}"
+    # The status code only, never the body: what a target answers is not shown to the subscriber.
+    error = None if ok else f"HTTP {response.status_code}"
     return Outcome(ok, response.status_code, error, (time.perf_counter() - started) * 1000)
 
 
@@ -227,14 +241,21 @@ async def deliver_due(pool: Pool, settings: Settings, batch: int = 50) -> int:
     """Send every due delivery (batch by batch), log each attempt; returns how many were sent."""
     lease = 3 * max(settings.webhook_timeout_seconds, settings.smtp_timeout_seconds) + 10
     sent = 0
-    async with httpx.AsyncClient(timeout=settings.webhook_timeout_seconds, follow_redirects=False) as client:
+    allow = webhook_targets.allow_list(settings)
+    timeout = settings.webhook_timeout_seconds
+    # No redirects (a public target could send the request on to a private one) and no proxies from the
+    # environment (the address checked must be the address connected to).
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client:
         while True:
             async with pool.acquire() as conn:
                 claimed = await repo.claim(conn, batch, lease)
             if not claimed:
                 return sent
             outcomes = await asyncio.gather(
-                *(_webhook(client, c) if c.channel == "webhook" else _email(settings, c) for c in claimed)
+                *(
+                    _webhook(client, c, allow, timeout) if c.channel == "webhook" else _email(settings, c)
+                    for c in claimed
+                )
             )
             async with pool.acquire() as conn, conn.transaction():
                 for item, outcome in zip(claimed, outcomes, strict=True):
@@ -272,21 +293,24 @@ class CreatedSubscription(msgspec.Struct, frozen=True):
     secret: str | None
 
 
-def _check_target(channel: str, target: str) -> None:
+async def _check_target(channel: str, target: str, allow: AllowList) -> None:
     if channel == "webhook":
-        url = urlsplit(target)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise InvalidInput(
-                "a webhook target is an http:// or https:// URL", field_errors={"target": "url"}
-            )
+        await webhook_targets.check_subscription_target(target, allow)
     elif not _EMAIL.match(target):
         raise InvalidInput("an e-mail target is one address", field_errors={"target": "address"})
 
 
 async def create_subscription(
-    pool: Pool, actor: Principal, site: str, channel: str, target: str, min_severity: str, description: str
+    pool: Pool,
+    actor: Principal,
+    site: str,
+    channel: str,
+    target: str,
+    min_severity: str,
+    description: str,
+    allow: AllowList,
 ) -> CreatedSubscription:
-    _check_target(channel, target)
+    await _check_target(channel, target, allow)
     secret = secrets.token_urlsafe(32) if channel == "webhook" else None
     async with pool.acquire() as conn, conn.transaction():
         try:

@@ -1,12 +1,13 @@
 """Security headers on every response. The pages load scripts, styles and images only from this server
-and no other site may frame them; the camera is allowed for this origin only (the courier's page)."""
+and no other site may frame them; the camera is allowed for this origin only (the courier's page). Served
+as https (CELLTRAIL_PUBLIC_URL), browsers are also told to use nothing but https for a year (HSTS), so a
+network attacker cannot downgrade a later visit to plain http and read the session cookie."""
 
 from __future__ import annotations
 
 from typing import Final
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 CONTENT_SECURITY_POLICY: Final = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -21,24 +22,28 @@ HEADERS: Final = (
     (b"permissions-policy", b"camera=(self), microphone=(), geolocation=(self)"),
     (b"cross-origin-opener-policy", b"same-origin"),
 )
+HSTS: Final = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
-def security_headers(app: ASGIApp) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
+def serves_https(public_url: str | None) -> bool:
+    return (public_url or "").strip().lower().startswith("https://")
+
+
+def security_headers(*, hsts: bool) -> BeforeMessageSendHookHandler:
+    """A `before_send` hook rather than a middleware: it sees every response, including the 404 and 405
+    answers Litestar's router gives before any middleware runs. `hsts` when the public URL is https
+    (behind a TLS-terminating proxy the request arrives as plain http: the setting decides, not the
+    request's scheme)."""
+    headers = (*HEADERS, HSTS) if hsts else HEADERS
+
+    async def add_headers(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
             return
+        present = {name.lower() for name, _ in message.get("headers", [])}
+        extra = [(name, value) for name, value in headers if name not in present]
+        if b"cache-control" not in present:
+            # Pages and API answers carry patient-linked data: never kept in shared caches.
+            extra.append((b"cache-control", b"no-store"))
+        message["headers"] = [*message.get("headers", []), *extra]
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(name, value) for name, value in HEADERS if name not in present]
-                if b"cache-control" not in present:
-                    # Pages and API answers carry patient-linked data: never kept in shared caches.
-                    extra.append((b"cache-control", b"no-store"))
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
+    return add_headers

@@ -29,9 +29,10 @@ PAGE: dict[str, bool] = {"page": True}
 
 
 class LoginForm(msgspec.Struct):
-    username: str = ""
-    password: str = ""
-    next: str = "/"
+    # Bounded like the API's LoginRequest: a form field must not carry megabytes either.
+    username: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    password: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    next: Annotated[str, msgspec.Meta(max_length=2000)] = "/"
 
 
 def safe_next(target: str) -> str:

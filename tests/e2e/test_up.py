@@ -62,6 +62,20 @@ def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> flo
     raise AssertionError("not healthy within 60 s:\n" + log.read_text())
 
 
+def _assert_private(data_dir: Path) -> None:
+    """Everything `up` and its children wrote (database files and log, broker config, log and sessions,
+    the bridge's buffer and credentials) is readable by this user only."""
+    files = [path for path in data_dir.rglob("*") if path.is_file() and not path.is_symlink()]
+    names = {path.name for path in files}
+    assert {"postgres.log", "broker.log", "queue.sqlite3"} <= names, sorted(names)
+    wide = sorted(
+        f"{path.relative_to(data_dir)} {path.stat().st_mode & 0o777:o}"
+        for path in files
+        if path.stat().st_mode & 0o077
+    )
+    assert wide == [], wide
+
+
 def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0, log.read_text()
@@ -76,14 +90,16 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data(tmp_path, server_dir):
     first = _start(data_dir, port, log)
     try:
         _wait_healthy(base, first, log)
-        status, health = _get(f"{base}/healthz")
-        assert health["database"]["ok"], health  # type: ignore[index]
-        assert health["broker"]["ok"], health  # type: ignore[index]
         status, body = _post(
             f"{base}/api/v1/auth/login", {"username": "admin", "password": "celltrail-admin"}
         )
         assert status == 200, body
         token = str(body["token"])
+        status, health = _get(f"{base}/healthz")
+        assert (status, health) == (200, {"status": "ok"})  # the details are for signed-in callers
+        status, health = _get(f"{base}/healthz", token)
+        assert health["database"]["ok"], health  # type: ignore[index]
+        assert health["broker"]["ok"], health  # type: ignore[index]
         status, body = _post(
             f"{base}/api/v1/sites",
             {"code": "KEEP", "name": "Kept across restarts", "kind": "hospital", "time_zone": "UTC"},
@@ -101,6 +117,7 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data(tmp_path, server_dir):
         if first.poll() is None:
             _stop(first, log)
     assert not (data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL was left running"
+    _assert_private(data_dir)
 
     second = _start(data_dir, port, log)
     try:
