@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from backend.api import routes_alerting, routes_custody, routes_reports, routes_telemetry
+from backend.api.api_keys import ApiKeysController
 from backend.api.audit import AuditController
 from backend.api.auth import AuthController
 from backend.api.decode import decode_frame, identify
@@ -31,7 +32,7 @@ from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.live.hub import Hub
-from backend.services import monitoring
+from backend.services import auth, monitoring, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
 from backend.services.scans import alert_overdue_handovers
@@ -51,6 +52,7 @@ ROUTE_HANDLERS: Sequence[Any] = (
     healthz,
     AuthController,
     UsersController,
+    ApiKeysController,
     SitesController,
     AuditController,
     *routes_custody.ROUTES,
@@ -68,6 +70,8 @@ def create_app(settings: Settings) -> Litestar:
             "CELLTRAIL_DATABASE_URL is not set (`celltrail up` sets it for its embedded server)"
         )
     database_url = settings.database_url
+    # Refused signatures count against the same sign-in limits as the sign-in form.
+    signing.configure(auth.LoginLimits.of(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

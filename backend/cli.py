@@ -83,6 +83,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             access_log=False,
             loop="uvloop",
             http="httptools",
+            # The client address is ours to work out (CELLTRAIL_TRUSTED_PROXIES, backend/api/clients.py);
+            # uvicorn's would trust X-Forwarded-For from 127.0.0.1 by default.
+            proxy_headers=False,
         )
         return 0
     config = uvicorn.Config(
@@ -94,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         lifespan="on",
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()
     return 0
@@ -121,6 +125,7 @@ def _read_password(args: argparse.Namespace) -> str:
 def cmd_user(args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate_url
     from backend.db.pool import create_pool
+    from backend.domain.errors import DomainError
     from backend.services import accounts
 
     settings = _settings(args)
@@ -148,6 +153,60 @@ def cmd_user(args: argparse.Namespace) -> int:
                 for user in await accounts.list_users(pool):
                     state = "" if user.active else "  (deactivated)"
                     print(f"{user.username:20} {','.join(user.roles):28} {','.join(user.sites)}{state}")
+        except DomainError as exc:
+            # A refused password (too short, common, repetitive), a taken name, an unknown site.
+            print(f"celltrail user: {exc.detail}", file=sys.stderr)
+            return 1
+        finally:
+            await pool.close()
+        return 0
+
+    with _database(settings) as url:
+        return asyncio.run(run(url))
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from backend.db.migrate import migrate_url
+    from backend.db.pool import create_pool
+    from backend.domain.errors import DomainError
+    from backend.services import api_keys
+
+    settings = _settings(args)
+
+    async def run(url: str) -> int:
+        await migrate_url(url)
+        pool: Any = await create_pool(url, min_size=1, max_size=2)
+        try:
+            if args.action == "create":
+                if args.create_account and await api_keys.create_service_account(
+                    pool, args.username, args.full_name, args.site
+                ):
+                    print(
+                        f"created the service account {args.username} (role bridge at {args.site})",
+                        file=sys.stderr,
+                    )
+                issued = await api_keys.create_key(pool, None, args.username, args.name)
+                # The key on standard output alone, so `KEY=$(celltrail apikey create ...)` works.
+                print(
+                    f"created API key {issued.id} ({issued.hint}...) for {issued.username}; it is shown "
+                    "only now:",
+                    file=sys.stderr,
+                )
+                print(issued.key)
+            elif args.action == "revoke":
+                row = await api_keys.revoke_key(pool, None, args.key_id, args.reason)
+                print(f"API key {row.id} ({row.hint}...) of {row.username} is revoked")
+            else:
+                for key in await api_keys.list_keys(pool, args.username):
+                    used = key.last_used_at.isoformat(timespec="minutes") if key.last_used_at else "never"
+                    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+                    print(
+                        f"{key.id:<5} {key.username:16} {key.hint}... {key.name[:30]:30} "
+                        f"created {key.created_at:%Y-%m-%d %H:%M}  last used {used}  {state}"
+                    )
+        except DomainError as exc:
+            print(f"celltrail apikey: {exc.detail}", file=sys.stderr)
+            return 1
         finally:
             await pool.close()
         return 0
@@ -285,6 +344,30 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("--password-stdin", action="store_true")
     user_actions.add_parser("list", help="list users").set_defaults(password_stdin=False)
     user.set_defaults(run=cmd_user)
+
+    apikey = verbs.add_parser(
+        "apikey",
+        help="manage API keys of service accounts: create, list, revoke",
+        description="API keys authenticate service accounts (the firmware bridge, integrations) as "
+        "'Authorization: Bearer ctk_...' without signing in. A key is shown once, when created.",
+    )
+    apikey_actions = apikey.add_subparsers(dest="action", required=True)
+    key_create = apikey_actions.add_parser("create", help="create a key; prints it once on standard output")
+    key_create.add_argument("username", help="the service account (role bridge)")
+    key_create.add_argument("--name", required=True, help="what or where the key is used, e.g. the host")
+    key_create.add_argument(
+        "--create-account",
+        action="store_true",
+        help="create the service account first if it does not exist (role bridge, no usable password)",
+    )
+    key_create.add_argument("--full-name", default="Firmware bridge", help="with --create-account")
+    key_create.add_argument("--site", default="HQ", help="with --create-account (default HQ)")
+    key_list = apikey_actions.add_parser("list", help="list keys (never their secrets)")
+    key_list.add_argument("--username", help="only this account's keys")
+    key_revoke = apikey_actions.add_parser("revoke", help="revoke a key at once")
+    key_revoke.add_argument("key_id", type=int)
+    key_revoke.add_argument("--reason", default="revoked from the command line")
+    apikey.set_defaults(run=cmd_apikey)
 
     site = verbs.add_parser("site", help="manage sites: add, list")
     site_actions = site.add_subparsers(dest="action", required=True)

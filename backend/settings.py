@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,6 +75,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # subscriber probe it). Comma-separated host names, addresses and CIDR networks allowed anyway, e.g.
     # "127.0.0.1, 10.20.0.0/16, hooks.internal" for a receiver on the local network.
     webhook_allow: str = ""
+    # Reverse proxies allowed to name the client in X-Forwarded-For (comma-separated addresses or CIDR
+    # networks, e.g. "10.0.0.0/8, ::1"). The client address (the per-client sign-in lock) is the TCP
+    # peer's unless the peer is one of these. Empty: no proxy is trusted and X-Forwarded-For is ignored.
+    trusted_proxies: str = ""
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
@@ -93,6 +99,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             parse_allow_list(self.webhook_allow)
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}WEBHOOK_ALLOW: {exc}") from None
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def data_path(self) -> Path:
@@ -101,6 +115,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def base_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=16)
+def parse_networks(spec: str) -> tuple[Network, ...]:
+    """Parse "10.0.0.0/8, 192.168.1.7, ::1" into networks (an address alone is a network of one)."""
+    networks = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.0/8)") from None
+    return tuple(networks)
 
 
 FIELDS = tuple(f.name for f in msgspec.structs.fields(Settings))

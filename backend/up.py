@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DATABASE_NAME = "celltrail"
 BRIDGE_USERNAME = "bridge"
+BRIDGE_KEY_NAME = "celltrail up (local bridge)"
 DEMO_ADMIN_PASSWORD = "celltrail-admin"  # noqa: S105 - demo only, printed at start
 
 
@@ -125,39 +125,53 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _bridge_password(data_dir: Path) -> str:
-    """The local bridge account's password, made once and kept readable by this user only."""
-    path = data_dir / "bridge.secret"
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+def _bridge_key_file(data_dir: Path) -> Path:
+    """Where `up` keeps the local bridge's API key, readable by this user only."""
+    return data_dir / "bridge.key"
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret)
-    return secret
+    os.replace(temporary, path)
 
 
 async def _prepare(
     database_url: str,
     admin_password: str | None,
-    bridge_password: str,
+    bridge_key: str | None,
     demo: bool,
     loggers: int,
     fin: str = "A9999",
-) -> None:
+) -> str | None:
+    """Schema, first administrator, the bridge's service account and its API key (demo data with
+    `demo`). Returns a new key for the bridge when `bridge_key` is missing, revoked or not the bridge's;
+    None when it still works."""
     from backend.demo import seed
-    from backend.services import accounts
+    from backend.services import accounts, api_keys
 
     await migrate_url(database_url)
     pool: Any = await create_pool(database_url, min_size=1, max_size=2)
     try:
         await accounts.ensure_first_admin(pool, admin_password)
-        await accounts.ensure_service_account(pool, BRIDGE_USERNAME, bridge_password)
+        await api_keys.create_service_account(pool, BRIDGE_USERNAME, "Firmware bridge", accounts.HQ_SITE.code)
+        fresh = await api_keys.provision_key(pool, BRIDGE_USERNAME, bridge_key, BRIDGE_KEY_NAME)
         if demo:
             await seed(pool, loggers, fin)
     finally:
         await pool.close()
+    return fresh
 
 
 def _component_available(module: str) -> bool:
@@ -184,14 +198,23 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         database_url = start_database(settings, stack)
         mqtt_url = start_broker(settings, stack)
         admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)
-        bridge_password = _bridge_password(settings.data_path)
-        asyncio.run(_prepare(database_url, admin_password, bridge_password, demo, loggers, settings.fin))
+        # The bridge authenticates with an API key, not a sign-in: failed sign-ins from this host (which
+        # lock the client address 127.0.0.1) cannot stall the readings. Made once, kept in the data
+        # directory, made again if an administrator revoked it.
+        key_file = _bridge_key_file(settings.data_path)
+        bridge_key = _read_secret(key_file)
+        fresh = asyncio.run(_prepare(database_url, admin_password, bridge_key, demo, loggers, settings.fin))
+        if fresh is not None:
+            _write_secret(key_file, fresh)
+            bridge_key = fresh
+        assert bridge_key is not None
+        for name in ("CELLTRAIL_BRIDGE_USERNAME", "CELLTRAIL_BRIDGE_PASSWORD"):
+            env.pop(name, None)
         env.update(
             CELLTRAIL_DATABASE_URL=database_url,
             CELLTRAIL_MQTT_URL=mqtt_url,
             CELLTRAIL_BACKEND_URL=f"http://{settings.host}:{settings.port}",
-            CELLTRAIL_BRIDGE_USERNAME=BRIDGE_USERNAME,
-            CELLTRAIL_BRIDGE_PASSWORD=bridge_password,
+            CELLTRAIL_BRIDGE_API_KEY=bridge_key,
             CELLTRAIL_BRIDGE_BUFFER_DIR=str((settings.data_path / "bridge-buffer").resolve()),
         )
         celltrail = [sys.executable, "-m", "backend.cli"]

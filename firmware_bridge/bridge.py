@@ -56,7 +56,11 @@ class Bridge:
         self.metrics = BridgeMetrics()
         self._limits = payloads.Limits(max_future_s=settings.max_future_s)
         self._sender: BatchSender = sender or IngestClient(
-            settings.backend_url, settings.username, settings.password, settings.http_timeout_s
+            settings.backend_url,
+            settings.username,
+            settings.password,
+            settings.http_timeout_s,
+            api_key=settings.api_key,
         )
         self._buffer = DiskBuffer(settings.buffer_dir, settings.buffer_max_bytes)
         self.connection = BridgeConnection(settings, self._on_message)

@@ -46,7 +46,19 @@ def configure_bridge_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port", type=int, help=f"Prometheus /metrics port, 0 = off ({ENV_NAMES['metrics_port']})"
     )
+    parser.add_argument(
+        "--api-key-file",
+        help=f"read the service account's API key from this file (else {ENV_NAMES['api_key']}); "
+        "a file keeps the key out of the process list",
+    )
     _add_log_level(parser)
+
+
+def _read_key(path: str | None) -> str | None:
+    if path is None:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read().strip()
 
 
 def run_bridge(args: argparse.Namespace) -> int:
@@ -63,7 +75,11 @@ def run_bridge(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             batch_ms=args.batch_ms,
             metrics_port=args.metrics_port,
+            api_key=_read_key(args.api_key_file),
         )
+    except OSError as exc:
+        print(f"celltrail bridge: cannot read the API key file: {exc}", file=sys.stderr)
+        return 2
     except SettingsError as exc:
         print(f"celltrail bridge: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,14 @@
-"""HTTP client for the backend's ingest endpoint: log in, post one encoded batch, classify the answer.
+"""HTTP client for the backend's ingest endpoint: authenticate, post one encoded batch, classify the answer.
+
+Authentication is the service account's API key (`Authorization: Bearer ctk_...`, no sign-in, so the
+backend's sign-in throttle never stalls the readings) or, the older way, a username and password
+exchanged for a token at the sign-in endpoint.
 
 The classification is the whole point: STORED (200, durably committed), RETRY (the backend is down,
 slow, restarting or the credentials are being fixed: keep the batch), REJECT (400/413/422: this batch
-can never succeed, set it aside for review). A 401 means the token expired: log in again and resend once.
-The token and password are never logged.
+can never succeed, set it aside for review). A 401 means the token expired: log in again and resend once
+(with an API key a 401 means the key was revoked: the batch waits until an operator sets a new one).
+The key, token and password are never logged.
 """
 
 from __future__ import annotations
@@ -63,10 +68,14 @@ class IngestClient:
         password: str | None,
         timeout_s: float,
         transport: httpx.BaseTransport | None = None,
+        *,
+        api_key: str | None = None,
     ) -> None:
-        self._username = username
+        # An API key wins: no sign-in at all.
+        self._username = username if api_key is None else None
         self._password = password
-        self._token: str | None = None
+        self._token: str | None = api_key
+        self._key_refused = False
         self._http = httpx.Client(base_url=backend_url, timeout=timeout_s, transport=transport)
 
     def close(self) -> None:
@@ -87,6 +96,12 @@ class IngestClient:
                 response = self._post(body)
         except httpx.HTTPError as exc:
             return SendResult(Outcome.RETRY, f"backend unreachable: {type(exc).__name__}: {exc}")
+        if response.status_code == 401 and self._username is None and self._token is not None:
+            if not self._key_refused:  # once, not for every retry of every batch
+                log.error("backend refused the API key (revoked or unknown): HTTP 401; set a new one")
+            self._key_refused = True
+            return SendResult(Outcome.RETRY, "API key refused: HTTP 401")
+        self._key_refused = False
         return self._classify(response)
 
     def _post(self, body: bytes) -> httpx.Response:

@@ -7,7 +7,8 @@ import time. A wrong value fails at start-up with the variable's name and what i
 | CELLTRAIL_MQTT_USERNAME / CELLTRAIL_MQTT_PASSWORD | none |
 | CELLTRAIL_MQTT_CA_FILE | none (system trust store for mqtts://) |
 | CELLTRAIL_BACKEND_URL | http://127.0.0.1:8000 |
-| CELLTRAIL_BRIDGE_USERNAME / CELLTRAIL_BRIDGE_PASSWORD | none (no login, no Authorization header) |
+| CELLTRAIL_BRIDGE_API_KEY | none; the service account's API key (`ctk_...`, sent as a bearer token) |
+| CELLTRAIL_BRIDGE_USERNAME / CELLTRAIL_BRIDGE_PASSWORD | none; the older way, ignored with an API key |
 | CELLTRAIL_BRIDGE_CLIENT_ID | celltrail-bridge-<hostname>; must be stable for the persistent session |
 | CELLTRAIL_BRIDGE_SHARED_GROUP | empty = plain subscriptions; a name = MQTT 5 shared subscriptions |
 | CELLTRAIL_BRIDGE_BUFFER_DIR | .celltrail/bridge-buffer |
@@ -59,6 +60,7 @@ class BridgeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     backend_url: str = "http://127.0.0.1:8000"
     username: str | None = None
     password: str | None = None
+    api_key: str | None = None
     client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")] = (
         "celltrail-bridge"
     )
@@ -97,6 +99,10 @@ class BridgeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
             raise SettingsError(f"CELLTRAIL_MQTT_CA_FILE: no such file {str(self.mqtt_ca_file)!r}")
         if (self.username is None) != (self.password is None):
             raise SettingsError("CELLTRAIL_BRIDGE_USERNAME and CELLTRAIL_BRIDGE_PASSWORD go together")
+        if self.api_key is not None and not self.api_key.startswith("ctk_"):
+            raise SettingsError(
+                "CELLTRAIL_BRIDGE_API_KEY must be an API key (ctk_...) from `celltrail apikey create`"
+            )
 
     def __repr__(self) -> str:
         # Settings end up in logs and tracebacks; passwords must not.
@@ -130,7 +136,7 @@ def _unquoted(value: str | None) -> str | None:
     return unquote(value) if value is not None else None
 
 
-_SECRETS: Final = frozenset({"mqtt_password", "password"})
+_SECRETS: Final = frozenset({"mqtt_password", "password", "api_key"})
 
 # Field -> variable. MQTT and backend addresses are shared with the rest of Celltrail; the rest is ours.
 _SHARED: Final = frozenset({"mqtt_url", "mqtt_username", "mqtt_password", "mqtt_ca_file", "backend_url"})

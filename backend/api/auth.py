@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
+from backend.api.clients import client_address
 from backend.api.schemas import LoginRequest, LoginResponse, Me, PasswordChange
 from backend.api.security import request_token
 from backend.db.types import Pool
@@ -46,9 +47,9 @@ class AuthController(Controller):
             data.username,
             data.password,
             timedelta(minutes=settings.token_ttl_minutes),
-            # The peer address: behind a reverse proxy this is the proxy's, and forwarded-for headers
-            # are not trusted (a client could forge them to dodge the per-address limit).
-            client=request.client.host if request.client else "unknown",
+            # The peer's address; X-Forwarded-For only from a proxy in CELLTRAIL_TRUSTED_PROXIES (a
+            # client could otherwise forge it to dodge the per-address limit).
+            client=client_address(request, settings.trusted_proxy_networks),
             limits=auth.LoginLimits.of(settings),
         )
         return LoginResponse(token=issued.token, expires_at=issued.expires_at, user=me_of(issued.principal))

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 
 _json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
@@ -43,3 +43,12 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> Poo
     )
     assert pool is not None
     return pool
+
+
+def pool_of(conn: Conn) -> Pool | None:
+    """The pool `conn` was acquired from, or None for a connection of its own. asyncpg keeps the pool on
+    the proxy's holder and has no public accessor, hence the guarded look-up: with another asyncpg
+    layout this answers None and callers fall back to working on `conn` itself."""
+    holder = getattr(conn, "_holder", None)
+    pool = getattr(holder, "_pool", None)
+    return pool if isinstance(pool, asyncpg.Pool) else None

@@ -69,7 +69,7 @@ async def create_user(
     site_codes: list[str],
 ) -> UserRow:
     role_list = _check_roles(roles)
-    password_hash = hash_password(password)
+    password_hash = hash_password(password, username)
     name = username.strip().lower()
     async with pool.acquire() as conn, conn.transaction():
         site_list = await _check_sites(conn, site_codes)
@@ -138,7 +138,13 @@ async def change_password(
     pool: Pool, actor: Principal, username: str, *, current: str | None, new: str, reason: str
 ) -> int:
     """Set a new password and revoke every token of that user; returns how many were revoked."""
-    new_hash = hash_password(new)
+    # Hashed before the transaction (Argon2 is slow); a weak new password is refused only after the
+    # current one is checked, so a wrong current password is answered as such whatever the new one.
+    weak: InvalidInput | None = None
+    try:
+        new_hash = hash_password(new, username)
+    except InvalidInput as exc:
+        new_hash, weak = "", exc
     async with pool.acquire() as conn, conn.transaction():
         user = await users.by_username(conn, username)
         if user is None:
@@ -150,6 +156,8 @@ async def change_password(
                 raise AuthenticationFailed(
                     "the current password is wrong", field_errors={"current_password": "wrong"}
                 )
+        if weak is not None:
+            raise weak
         await users.set_password(conn, user.id, new_hash)
         revoked = await tokens.revoke_all_for(conn, user.id)
         await audit.record(
@@ -250,7 +258,7 @@ async def ensure_service_account(pool: Pool, username: str, password: str) -> No
         existing = await users.by_username(conn, username)
         if existing is not None:
             if not verify_password(existing.password_hash, password):
-                await users.set_password(conn, existing.id, hash_password(password))
+                await users.set_password(conn, existing.id, hash_password(password, username))
             return
     await create_user(
         pool,
@@ -265,7 +273,7 @@ async def ensure_service_account(pool: Pool, username: str, password: str) -> No
 
 async def set_password_as_system(pool: Pool, username: str, password: str) -> None:
     """`celltrail user passwd`: an operator at the server's console, audited as `system`."""
-    new_hash = hash_password(password)
+    new_hash = hash_password(password, username)
     async with pool.acquire() as conn, conn.transaction():
         user = await users.by_username(conn, username)
         if user is None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from backend.db.repo import audit, login_attempts, tokens, users
+from backend.db.repo import api_keys, audit, login_attempts, tokens, users
 from backend.db.repo.login_attempts import Scope
 from backend.db.repo.users import UserRow
 from backend.db.types import Conn, Pool
@@ -26,6 +26,8 @@ from backend.services.passwords import verify_password
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
+# API keys of service accounts start with this (backend/services/api_keys.py); session tokens never do.
+KEY_PREFIX = "ctk_"
 # Columns in login_failures / login_lockouts are bounded; an over-long value is cut, not refused.
 _SUBJECT_MAX = 64
 
@@ -97,10 +99,17 @@ async def login(
         # The right password resets the username's count; the client address's count stays, so that
         # one valid account cannot be used to reset a password-spraying client between guesses.
         await login_attempts.forget_failures(conn, "username", name)
-        token = secrets.token_urlsafe(32)
+        token = _session_token()
         expires_at = datetime.now(UTC) + ttl
         await tokens.insert(conn, token_digest(token), user.id, expires_at)
         return IssuedToken(token, expires_at, principal_of(user))
+
+
+def _session_token() -> str:
+    # A session token must not look like an API key: the prefix decides which table answers for it.
+    while (token := secrets.token_urlsafe(32)).startswith(KEY_PREFIX):
+        pass
+    return token
 
 
 def _locked(locked_until: datetime) -> TooManyAttempts:
@@ -168,7 +177,37 @@ async def unlock(pool: Pool, actor: Principal, username: str, reason: str) -> in
     return lifted
 
 
+async def record_signature_failure(
+    conn: Conn, username: str, limits: LoginLimits, *, counted: bool, details: dict[str, object]
+) -> None:
+    """A refused electronic signature (backend/services/signing.py): counted as a failed sign-in of that
+    username (`counted`; an attempt refused because of a lockout is not, like a locked sign-in) and kept
+    in the audit trail with `details`, which never hold the password. One transaction on `conn`."""
+    name = username.strip().lower()[:_SUBJECT_MAX]
+    async with conn.transaction():
+        if counted:
+            await _record_failure(conn, name, None, limits)
+        await audit.record(
+            conn,
+            actor_id=None,
+            actor_name="system",
+            action="signature_refused",
+            entity="user",
+            entity_id=name,
+            new_value=details,
+            reason="electronic signature refused",
+        )
+
+
+async def signature_lockout(conn: Conn, username: str) -> TooManyAttempts | None:
+    """The lockout in force for this username, as the error a sign-in would get, or None."""
+    locked_until = await login_attempts.active_lockout(conn, username.strip().lower()[:_SUBJECT_MAX], None)
+    return _locked(locked_until) if locked_until is not None else None
+
+
 async def authenticate(pool: Pool, token: str) -> Principal:
+    if token.startswith(KEY_PREFIX):
+        return await _authenticate_key(pool, token)
     async with pool.acquire() as conn:
         state = await tokens.lookup(conn, token_digest(token))
     if state is None:
@@ -177,6 +216,19 @@ async def authenticate(pool: Pool, token: str) -> Principal:
         raise AuthenticationFailed("the token was revoked (signed out or password changed); sign in again")
     if state.expired:
         raise AuthenticationFailed("the token has expired; sign in again")
+    if not state.user.active:
+        raise AuthenticationFailed("this account is deactivated; ask an administrator")
+    return principal_of(state.user)
+
+
+async def _authenticate_key(pool: Pool, key: str) -> Principal:
+    """A service account's API key: no sign-in, so no sign-in throttle; a revoked key fails at once."""
+    async with pool.acquire() as conn:
+        state = await api_keys.lookup(conn, token_digest(key))
+    if state is None:
+        raise AuthenticationFailed("the API key is not valid; ask an administrator for a new one")
+    if state.revoked:
+        raise AuthenticationFailed("the API key was revoked; ask an administrator for a new one")
     if not state.user.active:
         raise AuthenticationFailed("this account is deactivated; ask an administrator")
     return principal_of(state.user)

@@ -278,7 +278,7 @@ async def _signatures(conn: Conn, command: ScanCommand) -> list[Any]:
         )
     at = ledger.now()
     return [
-        await signing.sign(conn, s.username, s.password, s.meaning, INFUSION_SIGNER_ROLES, at)
+        await signing.sign(conn, s.username, s.password, s.meaning, INFUSION_SIGNER_ROLES, at, command.site)
         for s in command.signatures
     ]
 

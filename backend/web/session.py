@@ -17,6 +17,7 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_303_SEE_OTHER
 
+from backend.api.clients import client_address
 from backend.api.security import SESSION_COOKIE, request_token
 from backend.db.types import Pool
 from backend.domain.access import PUBLIC, Role, policy
@@ -79,7 +80,7 @@ async def login_submit(
             data.password,
             timedelta(minutes=settings.token_ttl_minutes),
             # The same limits as the API's sign-in: one count per username and per client address.
-            client=request.client.host if request.client else "unknown",
+            client=client_address(request, settings.trusted_proxy_networks),
             limits=auth.LoginLimits.of(settings),
         )
     except (AuthenticationFailed, TooManyAttempts) as failed:

@@ -35,6 +35,7 @@ SAMPLE_PARAMS = {
     "alert_id": "1",
     "event_id": "1",
     "handover_id": "1",
+    "key_id": "1",
     "subscription_id": "1",
     "version": "1",
     "logger_id": "LGR-MATRIX",

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from backend.logs import JsonFormatter, TextFormatter
-from tests.integration.helpers import assert_problem, login
+from tests.integration.helpers import assert_problem, login, make_user
 from tests.integration.journey import PASSWORD, build_world, starting_material_at_manufacturing
 
 PATIENT_REF = "MRN-SECRET-5521"
@@ -92,12 +92,29 @@ async def test_no_password_token_or_patient_field_is_ever_logged(client, capture
     fresh = await login(client, "pharm", NEW_PASSWORD)
     tokens.append(fresh["Authorization"].split()[1])
     assert (await client.post("/api/v1/auth/logout", headers=fresh)).status_code == 204
+    # A service account's API key: created, used, mistyped and revoked; only its hint may be logged.
+    root = world.headers["admin"]
+    await make_user(client, root, "bridge-log", ["bridge"], ["USZ"], password=NEW_PASSWORD + " too")
+    created = await client.post(
+        "/api/v1/api-keys", headers=root, json={"username": "bridge-log", "name": "x"}
+    )
+    api_key = created.json()["key"]
+    assert (
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {api_key}"})
+    ).status_code == 200
+    mistyped = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {api_key}x"})
+    assert mistyped.status_code == 401
+    revoked = await client.post(f"/api/v1/api-keys/{created.json()['id']}/revoke", headers=root, json={})
+    assert revoked.status_code == 200
+    assert (
+        await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {api_key}"})
+    ).status_code == 401
     # A refused out-of-range value is logged as a warning, without the value.
     bad = await world.call("coord", "POST", "/api/v1/alerts/9223372036854775808/acknowledge", json={})
     assert bad.status_code < 500
 
     assert len(captured.texts) > 30, "the journey logged almost nothing: the capture is not working"
-    secrets = [PASSWORD, NEW_PASSWORD, *WRONG_PASSWORDS, PATIENT_REF, *tokens]
+    secrets = [PASSWORD, NEW_PASSWORD, *WRONG_PASSWORDS, PATIENT_REF, *tokens, api_key[len("ctk_") + 6 :]]
     leaks = [(secret, text[:300]) for text in captured.texts for secret in secrets if secret in text]
     assert leaks == []
     year = re.compile(rf"(?<![0-9A-Za-z]){BIRTH_YEAR}(?![0-9A-Za-z])")

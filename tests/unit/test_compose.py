@@ -73,7 +73,7 @@ def test_environment_names_are_real_settings_and_secrets_are_required():
         "CELLTRAIL_DB_PASSWORD",
         "CELLTRAIL_ADMIN_PASSWORD",
         "BRIDGE_MQTT_PASSWORD",
-        "BRIDGE_API_PASSWORD",
+        "BRIDGE_API_KEY",
         "MQTT_HEALTHCHECK_PASSWORD",
     ):
         assert re.search(r"\$\{" + secret + r":\?", text), secret

@@ -157,3 +157,24 @@ def test_token_and_password_stay_out_of_logs(caplog):
     client(backend).send(b"x")
     assert "tok1" not in caplog.text
     assert "s3cr3t" not in caplog.text
+
+
+KEY = "ctk_the-bridge-s-api-key-0123456789abcdefghijkl"
+
+
+def test_an_api_key_is_sent_as_is_without_any_login(caplog):
+    caplog.set_level("DEBUG")
+    backend = Backend([200, 401, 401, 200])
+    sender = IngestClient(
+        "http://backend", "svc", "s3cr3t-pw", 5.0, transport=httpx.MockTransport(backend), api_key=KEY
+    )
+    assert sender.send(b"1").outcome is Outcome.STORED
+    # A refused key (revoked) is not retried with a sign-in: the batch waits, logged once.
+    assert sender.send(b"2").outcome is Outcome.RETRY
+    assert sender.send(b"2").outcome is Outcome.RETRY
+    assert sender.send(b"2").outcome is Outcome.STORED
+    assert backend.logins == 0
+    assert {post.headers["Authorization"] for post in backend.posts} == {f"Bearer {KEY}"}
+    assert caplog.text.count("refused the API key") == 1
+    assert KEY not in caplog.text
+    assert KEY[4:] not in caplog.text

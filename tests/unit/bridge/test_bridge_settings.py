@@ -115,3 +115,14 @@ def test_nothing_is_read_at_import():
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     with pytest.raises(SettingsError):
         load_settings(env=env)
+
+
+def test_the_api_key_is_read_checked_and_never_shown():
+    key = "ctk_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
+    s = load_settings(env={"CELLTRAIL_BRIDGE_API_KEY": key})
+    assert s.api_key == key
+    for text in (repr(s), str(s)):
+        assert key[4:] not in text
+    with pytest.raises(SettingsError, match="CELLTRAIL_BRIDGE_API_KEY") as refused:
+        load_settings(env={"CELLTRAIL_BRIDGE_API_KEY": "a-password-by-mistake"})
+    assert "a-password-by-mistake" not in str(refused.value)
