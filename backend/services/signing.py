@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from backend.db.pool import pool_of
 from backend.db.repo import users
+from backend.db.repo.users import UserRow
 from backend.domain.access import Role
 from backend.domain.chain import SignatureRecord
 from backend.domain.custody import Refusal
@@ -89,19 +90,7 @@ async def sign(
     # against a decoy hash, so every refusal takes the same time.
     ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
     roles = [r for r in user.roles if Role(r) in allowed] if user else []
-    why = (
-        "unknown_user"
-        if user is None
-        else "wrong_password"
-        if not ok
-        else "inactive"
-        if not user.active
-        else "wrong_role"
-        if not roles
-        else "wrong_site"
-        if site is not None and site not in user.sites
-        else None
-    )
+    why = _why_refused(user, ok, roles, site)
     if why is not None or user is None:
         await _record(conn, name, counted=True, details=details | {"why": why})
         raise _refused()
@@ -110,8 +99,25 @@ async def sign(
     )
 
 
+def _why_refused(user: UserRow | None, ok: bool, roles: list[str], site: str | None) -> str | None:
+    """For the audit trail only: the answer is the same whatever the reason."""
+    if user is None:
+        return "unknown_user"
+    if not ok:
+        return "wrong_password"
+    if not user.active:
+        return "inactive"
+    if not roles:
+        return "wrong_role"
+    if site is not None and site not in user.sites:
+        return "wrong_site"
+    return None
+
+
 async def _record(conn: Conn, name: str, *, counted: bool, details: dict[str, object]) -> None:
-    log.warning("signature refused", extra={"username": name, "why": details.get("why")})
+    # Not the typed user name: it is in the audit trail, and a password typed into the wrong field must
+    # not reach the logs.
+    log.warning("signature refused", extra={"why": details.get("why"), "site": details.get("site")})
     pool = pool_of(conn)
     if pool is not None:
         try:
