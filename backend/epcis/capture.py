@@ -137,7 +137,7 @@ async def _command(pool: Pool, event: Mapping[str, Any], event_id: str) -> ScanC
         storage = location.get("id") if isinstance(location, Mapping) else None
         if not storage:
             raise _Skip("a storing event names the storage location as its bizLocation")
-    return ScanCommand(
+    command = ScanCommand(
         idempotency_key=f"epcis:{event_id}",
         action=action,
         site=site,
@@ -145,6 +145,10 @@ async def _command(pool: Pool, event: Mapping[str, Any], event_id: str) -> ScanC
         device_time=parse_date_time(str(event["eventTime"])),
         storage_location=storage,
     )
+    too_large = command.over_bounds()
+    if too_large is not None:
+        raise _Skip(too_large)
+    return command
 
 
 def _epcs(event: Mapping[str, Any]) -> list[str]:

@@ -164,7 +164,7 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
         at = ledger.now()
         try:
             signature = await signing.sign(
-                conn, actor.username, password, "released", frozenset({Role.QA}), at
+                conn, actor.username, password, "released", frozenset({Role.QA}), at, unit.site
             )
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 import msgspec
@@ -34,17 +34,34 @@ class SignatureInput(msgspec.Struct, frozen=True):
     meaning: str
 
 
+# The API's ScanRequest holds the same bounds; a command built elsewhere (EPCIS capture) is checked
+# against these before it is recorded (`over_bounds`).
+MAX_CODES, MAX_CODE_LENGTH, MAX_LOCATION_LENGTH = 50, 200, 200
+
+
 class ScanCommand(msgspec.Struct, frozen=True, kw_only=True):
-    idempotency_key: str
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=8, max_length=100)]
     action: Action
-    site: str
-    codes: list[str]
+    site: Annotated[str, msgspec.Meta(max_length=32)]
+    codes: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=MAX_CODE_LENGTH)]], msgspec.Meta(max_length=MAX_CODES)
+    ]
     device_time: datetime | None = None
-    gps: dict[str, float | None] | None = None
-    handover_to: str | None = None
-    storage_location: str | None = None
-    reason: str | None = None
-    signatures: list[SignatureInput] = []
+    gps: Annotated[dict[str, float | None], msgspec.Meta(max_length=3)] | None = None
+    handover_to: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    storage_location: Annotated[str, msgspec.Meta(max_length=MAX_LOCATION_LENGTH)] | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    signatures: Annotated[list[SignatureInput], msgspec.Meta(max_length=5)] = []
+
+    def over_bounds(self) -> str | None:
+        """Why a command built from a document is too large to record, or None."""
+        if len(self.codes) > MAX_CODES:
+            return f"at most {MAX_CODES} items per step"
+        if any(len(code) > MAX_CODE_LENGTH for code in self.codes):
+            return f"an item code is longer than {MAX_CODE_LENGTH} characters"
+        if self.storage_location is not None and len(self.storage_location) > MAX_LOCATION_LENGTH:
+            return f"the storage location is longer than {MAX_LOCATION_LENGTH} characters"
+        return None
 
 
 class Answer(msgspec.Struct, frozen=True):

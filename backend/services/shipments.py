@@ -245,7 +245,13 @@ async def decide_receipt(
         try:
             change = receipt_decision(current.state(), accept)
             signature = await signing.sign(
-                conn, actor.username, password, meaning, frozenset({Role.PHARMACIST, Role.MANUFACTURING}), at
+                conn,
+                actor.username,
+                password,
+                meaning,
+                frozenset({Role.PHARMACIST, Role.MANUFACTURING}),
+                at,
+                current.to_site,
             )
         except Refusal as refusal:
             raise (
