@@ -220,6 +220,8 @@ def _configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("firmware_bridge").setLevel(level)
+    # httpx logs every request at INFO: one line per ingest batch would drown what matters.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 @contextmanager

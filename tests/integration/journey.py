@@ -130,8 +130,14 @@ async def starting_material_at_manufacturing(world: World) -> tuple[str, str, st
     await world.scan_ok("courier1", "pickup", "USZ-APH", ship)
     await world.scan_ok("mfg", "receive", "CTA", ship)
     await world.scan_ok("mfg", "receive", "CTA", ship, aph)
+    await accept_receipt(world, "mfg", ship)
+    return coi, aph, ship
+
+
+async def accept_receipt(world: World, who: str, ship: str) -> None:
+    """The signed receipt decision: every check passed, accepted."""
     await world.ok(
-        "mfg",
+        who,
         "POST",
         f"/api/v1/shipments/{ship}/receipt",
         201,
@@ -141,4 +147,27 @@ async def starting_material_at_manufacturing(world: World) -> tuple[str, str, st
             "checklist": {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True},
         },
     )
-    return coi, aph, ship
+
+
+async def released_bag(world: World) -> tuple[str, str]:
+    """Starting material received at manufacturing, a product bag labelled and QA-released: (coi, bag)."""
+    coi, _aph, _ship = await starting_material_at_manufacturing(world)
+    prc = await world.unit("mfg", coi, "PRC", "CTA")
+    await world.scan_ok("mfg", "label", "CTA", prc)
+    await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
+    return coi, prc
+
+
+async def bag_at_bedside(world: World) -> tuple[str, str]:
+    """A released product bag, received, stored, dispensed and thawed at USZ: (coi, bag)."""
+    coi, prc = await released_bag(world)
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
+    await world.scan_ok("courier1", "pickup", "CTA", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship, prc)
+    await accept_receipt(world, "pharm", ship)
+    await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
+    await world.scan_ok("pharm", "dispense", "USZ", prc)
+    await world.scan_ok("pharm", "thaw", "USZ", prc)
+    return coi, prc

@@ -10,7 +10,7 @@ import asyncpg
 
 from backend.db.pool import create_pool
 from backend.services.scans import alert_overdue_handovers
-from tests.integration.journey import PASSWORD, World, build_world
+from tests.integration.journey import PASSWORD, World, accept_receipt, build_world
 
 
 async def _case_with_packed_shipment(world: World) -> tuple[str, str, str]:
@@ -221,17 +221,7 @@ async def test_signatures_need_the_right_password_and_two_people(client):
     await world.scan_ok("courier1", "pickup", "CTA", ship)
     await world.scan_ok("pharm", "receive", "USZ", ship)
     await world.scan_ok("pharm", "receive", "USZ", ship, prc)
-    await world.ok(
-        "pharm",
-        "POST",
-        f"/api/v1/shipments/{ship}/receipt",
-        201,
-        json={
-            "decision": "accept",
-            "password": PASSWORD,
-            "checklist": {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True},
-        },
-    )
+    await accept_receipt(world, "pharm", ship)
     await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
     await world.scan_ok("pharm", "dispense", "USZ", prc)
     await world.scan_ok("pharm", "thaw", "USZ", prc)

@@ -24,7 +24,7 @@ from backend.domain.access import Role
 from backend.domain.custody import Action
 from backend.domain.identifiers import Coi, UnitId, UnitKind
 from tests.integration.helpers import make_site, make_user
-from tests.integration.journey import PASSWORD, World, build_world, starting_material_at_manufacturing
+from tests.integration.journey import PASSWORD, World, build_world, released_bag
 
 B_SITES = ["KSB", "KSB-LAB"]
 A_SITES = ["USZ", "USZ-APH", "CTA", "CRX"]
@@ -62,10 +62,9 @@ class Organisations:
 async def two_organisations(client: Any) -> Organisations:
     world = await build_world(client)
     root = world.headers["admin"]
-    coi, aph, ship_in = await starting_material_at_manufacturing(world)
-    prc = await world.unit("mfg", coi, "PRC", "CTA")
-    await world.scan_ok("mfg", "label", "CTA", prc)
-    await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
+    coi, prc = await released_bag(world)
+    inbound = (await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline"))["shipments"][0]
+    aph, ship_in = f"{coi}-APH-01", inbound["id"]
     await world.ok(
         "admin",
         "POST",

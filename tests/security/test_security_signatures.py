@@ -12,38 +12,16 @@ from typing import Any
 import asyncpg
 
 from tests.integration.helpers import assert_problem, make_user
-from tests.integration.journey import PASSWORD, World, build_world, starting_material_at_manufacturing
+from tests.integration.journey import (
+    PASSWORD,
+    World,
+    bag_at_bedside,
+    build_world,
+    starting_material_at_manufacturing,
+)
 
 WRONG = "a wrong guess at it"
 MAX_FAILURES = 5  # CELLTRAIL_LOGIN_MAX_FAILURES's default, which the test settings keep
-
-
-async def bag_at_bedside(world: World) -> tuple[str, str]:
-    """A released product bag, received, stored, dispensed and thawed at USZ: (coi, bag)."""
-    coi, _aph, _ship = await starting_material_at_manufacturing(world)
-    prc = await world.unit("mfg", coi, "PRC", "CTA")
-    await world.scan_ok("mfg", "label", "CTA", prc)
-    await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
-    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
-    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
-    await world.scan_ok("courier1", "pickup", "CTA", ship)
-    await world.scan_ok("pharm", "receive", "USZ", ship)
-    await world.scan_ok("pharm", "receive", "USZ", ship, prc)
-    await world.ok(
-        "pharm",
-        "POST",
-        f"/api/v1/shipments/{ship}/receipt",
-        201,
-        json={
-            "decision": "accept",
-            "password": PASSWORD,
-            "checklist": {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True},
-        },
-    )
-    await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
-    await world.scan_ok("pharm", "dispense", "USZ", prc)
-    await world.scan_ok("pharm", "thaw", "USZ", prc)
-    return coi, prc
 
 
 async def infuse(
