@@ -8,7 +8,7 @@ import asyncio
 import getpass
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -122,124 +122,106 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-def cmd_user(args: argparse.Namespace) -> int:
+def _run_with_pool(args: argparse.Namespace, command: str, body: Callable[[Any], Awaitable[None]]) -> int:
+    """Migrate, open a small pool, run `body(pool)`; a refusal (a weak password, a taken name, an unknown
+    site) is printed as the command's own message and exits 1, never as a traceback."""
     from backend.db.migrate import migrate_url
     from backend.db.pool import create_pool
     from backend.domain.errors import DomainError
-    from backend.services import accounts
-
-    settings = _settings(args)
-    password = _read_password(args) if args.action in ("add", "passwd") else ""
 
     async def run(url: str) -> int:
         await migrate_url(url)
         pool: Any = await create_pool(url, min_size=1, max_size=2)
         try:
-            if args.action == "add":
-                user = await accounts.create_user(
-                    pool,
-                    None,
-                    username=args.username,
-                    full_name=args.full_name,
-                    password=password,
-                    roles=args.role,
-                    site_codes=args.site,
-                )
-                print(f"created {user.username} ({', '.join(user.roles)} at {', '.join(user.sites)})")
-            elif args.action == "passwd":
-                await accounts.set_password_as_system(pool, args.username, password)
-                print(f"password of {args.username} changed; their tokens are revoked")
-            else:
-                for user in await accounts.list_users(pool):
-                    state = "" if user.active else "  (deactivated)"
-                    print(f"{user.username:20} {','.join(user.roles):28} {','.join(user.sites)}{state}")
+            await body(pool)
         except DomainError as exc:
-            # A refused password (too short, common, repetitive), a taken name, an unknown site.
-            print(f"celltrail user: {exc.detail}", file=sys.stderr)
+            print(f"celltrail {command}: {exc.detail}", file=sys.stderr)
             return 1
         finally:
             await pool.close()
         return 0
 
-    with _database(settings) as url:
+    with _database(_settings(args)) as url:
         return asyncio.run(run(url))
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from backend.services import accounts
+
+    password = _read_password(args) if args.action in ("add", "passwd") else ""
+
+    async def body(pool: Any) -> None:
+        if args.action == "add":
+            user = await accounts.create_user(
+                pool,
+                None,
+                username=args.username,
+                full_name=args.full_name,
+                password=password,
+                roles=args.role,
+                site_codes=args.site,
+            )
+            print(f"created {user.username} ({', '.join(user.roles)} at {', '.join(user.sites)})")
+        elif args.action == "passwd":
+            await accounts.set_password_as_system(pool, args.username, password)
+            print(f"password of {args.username} changed; their tokens are revoked")
+        else:
+            for user in await accounts.list_users(pool):
+                state = "" if user.active else "  (deactivated)"
+                print(f"{user.username:20} {','.join(user.roles):28} {','.join(user.sites)}{state}")
+
+    return _run_with_pool(args, "user", body)
 
 
 def cmd_apikey(args: argparse.Namespace) -> int:
-    from backend.db.migrate import migrate_url
-    from backend.db.pool import create_pool
-    from backend.domain.errors import DomainError
     from backend.services import api_keys
 
-    settings = _settings(args)
-
-    async def run(url: str) -> int:
-        await migrate_url(url)
-        pool: Any = await create_pool(url, min_size=1, max_size=2)
-        try:
-            if args.action == "create":
-                if args.create_account and await api_keys.create_service_account(
-                    pool, args.username, args.full_name, args.site
-                ):
-                    print(
-                        f"created the service account {args.username} (role bridge at {args.site})",
-                        file=sys.stderr,
-                    )
-                issued = await api_keys.create_key(pool, None, args.username, args.name)
-                # The key on standard output alone, so `KEY=$(celltrail apikey create ...)` works.
+    async def body(pool: Any) -> None:
+        if args.action == "create":
+            if args.create_account and await api_keys.create_service_account(
+                pool, args.username, args.full_name, args.site
+            ):
                 print(
-                    f"created API key {issued.id} ({issued.hint}...) for {issued.username}; it is shown "
-                    "only now:",
+                    f"created the service account {args.username} (role bridge at {args.site})",
                     file=sys.stderr,
                 )
-                print(issued.key)
-            elif args.action == "revoke":
-                row = await api_keys.revoke_key(pool, None, args.key_id, args.reason)
-                print(f"API key {row.id} ({row.hint}...) of {row.username} is revoked")
-            else:
-                for key in await api_keys.list_keys(pool, args.username):
-                    used = key.last_used_at.isoformat(timespec="minutes") if key.last_used_at else "never"
-                    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-                    print(
-                        f"{key.id:<5} {key.username:16} {key.hint}... {key.name[:30]:30} "
-                        f"created {key.created_at:%Y-%m-%d %H:%M}  last used {used}  {state}"
-                    )
-        except DomainError as exc:
-            print(f"celltrail apikey: {exc.detail}", file=sys.stderr)
-            return 1
-        finally:
-            await pool.close()
-        return 0
+            issued = await api_keys.create_key(pool, None, args.username, args.name)
+            # The key on standard output alone, so `KEY=$(celltrail apikey create ...)` works.
+            print(
+                f"created API key {issued.id} ({issued.hint}...) for {issued.username}; "
+                "it is shown only now:",
+                file=sys.stderr,
+            )
+            print(issued.key)
+        elif args.action == "revoke":
+            row = await api_keys.revoke_key(pool, None, args.key_id, args.reason)
+            print(f"API key {row.id} ({row.hint}...) of {row.username} is revoked")
+        else:
+            for key in await api_keys.list_keys(pool, args.username):
+                used = key.last_used_at.isoformat(timespec="minutes") if key.last_used_at else "never"
+                state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+                print(
+                    f"{key.id:<5} {key.username:16} {key.hint}... {key.name[:30]:30} "
+                    f"created {key.created_at:%Y-%m-%d %H:%M}  last used {used}  {state}"
+                )
 
-    with _database(settings) as url:
-        return asyncio.run(run(url))
+    return _run_with_pool(args, "apikey", body)
 
 
 def cmd_site(args: argparse.Namespace) -> int:
-    from backend.db.migrate import migrate_url
-    from backend.db.pool import create_pool
     from backend.db.repo.sites import SiteRow
     from backend.services import accounts
 
-    settings = _settings(args)
+    async def body(pool: Any) -> None:
+        if args.action == "add":
+            site = SiteRow(args.code, args.name, args.kind, args.time_zone, args.gln)
+            await accounts.create_site(pool, None, site)
+            print(f"created site {site.code}")
+        else:
+            for site in await accounts.list_sites(pool):
+                print(f"{site.code:12} {site.kind:14} {site.time_zone:18} {site.name}")
 
-    async def run(url: str) -> int:
-        await migrate_url(url)
-        pool: Any = await create_pool(url, min_size=1, max_size=2)
-        try:
-            if args.action == "add":
-                site = SiteRow(args.code, args.name, args.kind, args.time_zone, args.gln)
-                await accounts.create_site(pool, None, site)
-                print(f"created site {site.code}")
-            else:
-                for site in await accounts.list_sites(pool):
-                    print(f"{site.code:12} {site.kind:14} {site.time_zone:18} {site.name}")
-        finally:
-            await pool.close()
-        return 0
-
-    with _database(settings) as url:
-        return asyncio.run(run(url))
+    return _run_with_pool(args, "site", body)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
