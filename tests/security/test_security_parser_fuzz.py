@@ -144,6 +144,84 @@ def test_the_bridge_decodes_any_message_into_readings_or_a_dead_letter(
         assert all(r.logger_id == logger_id for r in result.readings)
 
 
+def _nest(opener: str, depth: int, leaf: str) -> bytes:
+    closers = {"[": "]", '{"a":': "}", "[1,": "]", '{"k":[],"a":': "}"}
+    return (opener * depth + leaf + closers[opener] * depth).encode()
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+deep_payloads = st.one_of(
+    # Issue 20, finding 10: nests far past the parser's recursion limit, balanced or cut off, alone or
+    # as an unknown field of an otherwise valid message, with brackets inside strings to mislead.
+    st.builds(
+        _nest,
+        st.sampled_from(["[", '{"a":', "[1,", '{"k":[],"a":']),
+        st.integers(min_value=0, max_value=3000),
+        st.sampled_from(["1", '"]]]"', '"\\"', "null", "[]"]),
+    ),
+    st.builds(
+        lambda depth, cut: (b"[" * depth + b"]" * depth)[: max(cut, 0)],
+        st.integers(min_value=1, max_value=3000),
+        st.integers(min_value=0, max_value=6000),
+    ),
+    st.builds(
+        lambda nest: (
+            b'{"logger_id":"LGR-ABCD","readings":[{"ts":"2026-11-22T09:59:00Z","temp_c":4.0}],'
+            b'"extra":' + nest + b"}"
+        ),
+        st.builds(lambda depth: b"[" * depth + b"]" * depth, st.integers(min_value=0, max_value=2000)),
+    ),
+    st.binary(max_size=2048).map(lambda noise: b"[" * 1500 + noise),
+)
+
+
+@FUZZ
+@given(st.sampled_from(["telemetry", "status"]), st.one_of(deep_payloads, st.binary(max_size=4096)))
+@example("telemetry", b'{"x":' + b"[" * 1000 + b"]" * 1000 + b"}")
+@example("status", b'{"x":' + b"[" * 1000 + b"]" * 1000 + b"}")
+@example("telemetry", b'{"logger_id":"LGR-ABCD","readings":[{"ts":"2026-11-22T09:59:00Z","temp_c":1e400}]}')
+@example(
+    "telemetry",
+    b'{"logger_id":"LGR-ABCD","readings":[{"ts":"2026-11-22T09:59:00Z","temp_c":' + b"9" * 5000 + b"}]}",
+)
+@example("telemetry", b"\xff\xfe{\x00}")
+def test_no_payload_makes_the_bridge_decoder_raise(suffix: str, payload: bytes) -> None:
+    """Issue 20, finding 10: nesting, size, encoding, recursion and numbers all end as a reading batch
+    or a dead letter; deeper than the limit is always a dead letter, decided before parsing."""
+    result = payloads.decode_message(f"celltrail/v1/loggers/LGR-ABCD/{suffix}", payload, RECEIVED)
+    assert isinstance(result, Decoded | DeadLetter)
+    if isinstance(result, DeadLetter):
+        assert result.kind
+        assert result.reason
+        assert result.payload == payload  # kept whole for the review
+        return
+    assert _depth(json.loads(payload)) <= payloads.DEFAULT_LIMITS.max_depth
+
+
+@FUZZ
+@given(json_values, st.integers(min_value=0, max_value=40))
+def test_the_nesting_check_agrees_with_the_real_depth_of_valid_json(value: Any, wrap: int) -> None:
+    """The cheap pre-parse check never refuses valid JSON within the limit and always refuses deeper,
+    whatever brackets the strings hold."""
+    for _ in range(wrap):
+        value = [value, ']}[{"\\']
+    payload = json.dumps(value).encode()
+    limit = payloads.DEFAULT_LIMITS.max_depth
+    problem = payloads.nesting_problem(payload, limit)
+    if _depth(value) <= limit:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert problem[0] == "too_deep"
+
+
 @FUZZ
 @given(st.text(max_size=80), st.binary(max_size=50))
 def test_the_bridge_dead_letters_any_foreign_topic(topic: str, payload: bytes) -> None:

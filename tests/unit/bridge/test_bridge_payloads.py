@@ -179,3 +179,60 @@ def test_topic_parsing_and_filters():
     ]
     assert topics.is_valid_logger_id("LGR-ABCDEF123456")
     assert not topics.is_valid_logger_id("LGR-ABCDEF1234567")
+
+
+# Issue 20, finding 10: a 2 KB payload nested 1,000 levels deep raised RecursionError in the bridge.
+DEEP = b'{"x":' + b"[" * 1000 + b"]" * 1000 + b"}"
+
+
+@pytest.mark.parametrize("suffix", ["telemetry", "status"])
+def test_finding_10_deep_nesting_is_a_dead_letter_decided_before_parsing(suffix, received_at, monkeypatch):
+    def parser_must_not_run(_: bytes) -> None:
+        raise AssertionError("the parser saw a payload deeper than the limit")
+
+    monkeypatch.setattr(
+        payloads, "_telemetry_decoder", type("D", (), {"decode": staticmethod(parser_must_not_run)})
+    )
+    monkeypatch.setattr(
+        payloads, "_status_decoder", type("D", (), {"decode": staticmethod(parser_must_not_run)})
+    )
+    result = payloads.decode_message(f"celltrail/v1/loggers/LGR-0001/{suffix}", DEEP, received_at)
+    assert isinstance(result, DeadLetter)
+    assert (result.kind, result.logger_id, result.payload) == ("too_deep", "LGR-0001", DEEP)
+    assert "32 levels" in result.reason
+
+
+def test_finding_10_nesting_within_the_limit_and_brackets_in_strings_decode(received_at):
+    extra = b"[" * 30 + b"]" * 30
+    payload = (
+        b'{"logger_id":"LGR-0001","note":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\"{{{{","extra":'
+        + extra
+        + b',"readings":[{"ts":"2026-03-01T11:58:00Z","temp_c":4.5}]}'
+    )
+    assert len(decode_ok(topics.telemetry_topic("LGR-0001"), payload, received_at).readings) == 1
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [
+        (b"[" * 100_000, "malformed"),  # never closed: the parser would recurse on the way in
+        (b'{"a":' * 40 + b"1" + b"}" * 40, "too_deep"),
+        (b"[" * 33 + b"]" * 33, "too_deep"),
+        (b"[" * 32 + b"]" * 32, "malformed"),  # within the limit: the parser's own answer
+    ],
+)
+def test_finding_10_the_limit_is_exact(payload, kind, received_at):
+    result = payloads.decode_message(topics.telemetry_topic("LGR-0001"), payload, received_at)
+    assert isinstance(result, DeadLetter)
+    assert result.kind == kind
+
+
+def test_finding_10_an_unforeseen_decoder_failure_is_still_a_dead_letter(received_at, monkeypatch):
+    def broken(_: bytes) -> None:
+        raise RecursionError("maximum recursion depth exceeded while deserializing an object")
+
+    monkeypatch.setattr(payloads, "_telemetry_decoder", type("D", (), {"decode": staticmethod(broken)}))
+    result = payloads.decode_message(topics.telemetry_topic("LGR-0001"), b"{}", received_at)
+    assert isinstance(result, DeadLetter)
+    assert result.kind == "undecodable"
+    assert "RecursionError" in result.reason
