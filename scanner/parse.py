@@ -5,7 +5,8 @@
 * GS1 data (a GS1 symbology identifier, or a parsed SSCC/GIAI/GLN) is cross-checked with ``biip``, an
   independent GS1 parser; a disagreement rejects the scan rather than trusting either side.
 * A text that is not a Celltrail identifier at all (a product EAN, an ISBT 128 product code, a URL on a
-  box) is *foreign*: shown and ignored, not a STOP. A text that looks like one of ours but fails its own
+  box, GS1 data without an SSCC, GIAI or GLN such as a drug's GTIN Data Matrix) is *foreign*: shown and
+  ignored, not a STOP. A text that looks like one of ours but fails its own
   rules (wrong check character, bad length, unknown unit kind) is *rejected*: that is a damaged or
   counterfeit label and the operator must stop.
 """
@@ -129,12 +130,35 @@ def interpret(detection: Detection) -> Interpretation:
         # key format matched at all; every other field names the rule a look-alike broke.
         if exc.field == "identifier":
             return Foreign(detection, exc.reason)
+        foreign_gs1 = _foreign_gs1(text)
+        if foreign_gs1 is not None:
+            return Foreign(detection, foreign_gs1)
         return Rejected(detection, exc.field, exc.reason)
     if detection.gs1 or isinstance(identifier, Sscc | Giai | Gln):
         problem = _biip_problem(text, identifier) if _is_raw_gs1(text) else None
         if problem is not None:
             return Rejected(detection, "gs1", problem)
     return Parsed(detection, identifier)
+
+
+# The GS1 keys Celltrail prints or records: SSCC, GIAI, GLN. GS1 data carrying none of them (a drug's
+# GTIN with its lot and expiry, a plain (01) on a box) is someone else's code, not a damaged one of ours.
+OWN_GS1_AIS = frozenset({"00", "8004", "414"})
+
+
+def _foreign_gs1(text: str) -> str | None:
+    """Why GS1 ``text`` is someone else's code, or None when it is not GS1 data or carries one of
+    Celltrail's keys (then a failed check is a damaged label of ours, and rejected)."""
+    import biip
+
+    message = biip.parse(text).gs1_message
+    if message is None or not message.element_strings:
+        return None
+    ais = [element.ai.ai for element in message.element_strings]
+    if OWN_GS1_AIS.intersection(ais):
+        return None
+    listed = ", ".join(f"({ai})" for ai in ais)
+    return f"GS1 data {listed} carries no SSCC, GIAI or GLN: not a Celltrail code"
 
 
 def _is_raw_gs1(text: str) -> bool:

@@ -44,8 +44,10 @@ class FrameProcessor:
         started = time.perf_counter()
         gray = to_gray(frame.image)
         bounds = frame_rect(gray)
-        plan = self.tracker.plan(bounds)
-        detections = decode(gray, region=plan.region, zbar=plan.zbar, max_side=self.max_side)
+        plan = self.tracker.plan(bounds, frame.t)
+        detections = decode(
+            gray, region=plan.region, zbar=plan.zbar, max_side=self.max_side, thorough=plan.thorough
+        )
         self.tracker.update(detections, bounds)
         return Decoded(frame, detections, plan, time.perf_counter() - started)
 

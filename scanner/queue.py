@@ -7,6 +7,11 @@ answer. Scans are sent in ``seq`` order, one backend at a time. A crash between 
 the answer leaves the row pending; it is sent again with the same idempotency key and the backend
 returns its first answer.
 
+One pending scan per item: a scan carries an ``item`` key (action, site and what was scanned, made by
+the session), and a partial unique index allows one pending row per backend and item. Scanning a label
+again offline, in this session or a later one, finds the scan already waiting instead of queuing a
+second one that the backend would refuse (and record, and alert) on reconnection.
+
 Two processes may open the same queue (a scanning session and ``celltrail scan --flush``); a lease row
 lets only one of them send at a time.
 """
@@ -111,24 +116,54 @@ class ScanQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._add_item_column()
         os.chmod(path, 0o600)
+
+    def _add_item_column(self) -> None:
+        """Queues written before items were keyed lack the column; their rows keep NULL (not deduplicated)."""
+        columns = {str(row[1]) for row in self._db.execute("PRAGMA table_info(scans)").fetchall()}
+        if "item" not in columns:
+            self._db.execute("ALTER TABLE scans ADD COLUMN item TEXT")
+        self._db.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS scans_one_pending_item ON scans (backend, item) "
+            "WHERE state = 'pending' AND item IS NOT NULL"
+        )
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def enqueue(self, backend: str, idempotency_key: str, body: bytes, subject: str = "") -> QueuedScan:
-        """Store a scan durably; returns once it is on disk."""
+    def enqueue(
+        self, backend: str, idempotency_key: str, body: bytes, subject: str = "", item: str | None = None
+    ) -> QueuedScan:
+        """Store a scan durably; returns once it is on disk. When ``item`` is given and a scan of that item
+        is already pending for ``backend``, nothing is stored and that scan is returned instead (its
+        idempotency key is not ``idempotency_key``)."""
         with self._lock:
+            # The pending-item index decides, atomically across processes sharing the file; a repeated
+            # idempotency key still fails.
             self._db.execute(
-                "INSERT INTO scans (idempotency_key, backend, body, subject, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (idempotency_key, backend, body, subject, _now()),
+                "INSERT INTO scans (idempotency_key, backend, body, subject, created_at, item) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (backend, item) WHERE state = 'pending' AND item IS NOT NULL DO NOTHING",
+                (idempotency_key, backend, body, subject, _now(), item),
             )
         scan = self.get(idempotency_key)
+        if scan is None and item is not None:
+            scan = self.latest_for_item(backend, item)
         if scan is None:
             raise RuntimeError(f"scan {idempotency_key} vanished from {self.path}")
         return scan
+
+    def latest_for_item(self, backend: str, item: str) -> QueuedScan | None:
+        """The newest scan of ``item`` for ``backend`` (the pending one, if any: there is at most one)."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM scans WHERE backend = ? AND item = ? "  # noqa: S608
+                "ORDER BY state = 'pending' DESC, seq DESC LIMIT 1",
+                (backend, item),
+            ).fetchone()
+        return None if row is None else _row(row)
 
     def get(self, idempotency_key: str) -> QueuedScan | None:
         with self._lock:

@@ -21,7 +21,7 @@ from scanner.camera import Source, frames
 from scanner.client import Accepted, BackendClient, Refused, Retry, SendResult, Unauthorized
 from scanner.cue import Cue
 from scanner.debounce import Debouncer
-from scanner.decode import DEFAULT_MAX_SIDE
+from scanner.decode import DEFAULT_MAX_SIDE, Detection
 from scanner.output import Reporter
 from scanner.parse import Foreign, Interpretation, Parsed, Rejected, display_text, interpret, kind_of
 from scanner.pipeline import Decoded, DecodeWorker, Frame, FrameProcessor, FrameSlot
@@ -117,6 +117,8 @@ class Session:
         items = [interpret(detection) for detection in decoded.detections]
         seen: list[Parsed] = []
         reported: list[Parsed] = []
+        rejected: list[Detection] = []
+        bedside = self.options.mode is Mode.BEDSIDE_VERIFY
         for item in items:
             key = item.key if isinstance(item, Parsed) else f"raw:{item.detection.text}"
             fresh = self.debouncer.admit(key, t)
@@ -137,6 +139,19 @@ class Session:
                             decoder=detection.decoder,
                             **where,
                         )
+                case Rejected() if bedside:
+                    # At the bedside the workflow decides: a damaged symbol on a label discards the
+                    # frame, one elsewhere stops only when read the same way twice (a misread must not).
+                    rejected.append(detection)
+                    if fresh:
+                        self.reporter.emit(
+                            "rejected",
+                            text=detection.text,
+                            symbology=detection.symbology,
+                            field=item.field,
+                            reason=item.reason,
+                            **where,
+                        )
                 case Rejected() if fresh:
                     self.reporter.emit(
                         "rejected",
@@ -146,11 +161,11 @@ class Session:
                         reason=item.reason,
                         **where,
                     )
-                    rejected = Verdict(Level.STOP, f"REJECTED code {detection.text[:40]!r}", item.reason)
-                    self.show(rejected, **where)
+                    stop = Verdict(Level.STOP, f"REJECTED code {detection.text[:40]!r}", item.reason)
+                    self.show(stop, **where)
                 case Foreign() if fresh:
                     self.reporter.emit("ignored", text=detection.text, reason=item.reason, **where)
-        for step in self.workflow.on_frame(t, seen, reported):
+        for step in self.workflow.on_frame(t, seen, reported, rejected):
             if isinstance(step, Submit):
                 self.submit(step, frame, t)
             else:
@@ -177,9 +192,31 @@ class Session:
             "storage_location": step.storage_location,
             "reason": None,
         }
-        self.queue.enqueue(self.sender.backend, key, msgspec.json.encode(body), step.subject)
-        with self._lock:
-            self._made[key] = (step.action, step.subject)
+        # One pending scan per (action, site, item): a label scanned again while offline, in this
+        # session or an earlier one, is the scan already waiting, not a second one to be refused later.
+        item = f"{step.action}|{self.options.site or ''}|{step.item or ' '.join(step.codes)}"
+        scan = self.queue.enqueue(self.sender.backend, key, msgspec.json.encode(body), step.subject, item)
+        if scan.state is ScanState.PENDING:
+            with self._lock:
+                self._made[scan.idempotency_key] = (step.action, step.subject)
+        if scan.idempotency_key != key:
+            self.reporter.emit(
+                "already-queued",
+                idempotency_key=scan.idempotency_key,
+                action=step.action,
+                codes=list(step.codes),
+                subject=step.subject,
+                state=str(scan.state),
+                frame=frame,
+                t=round(t, 3),
+            )
+            if scan.state is ScanState.PENDING:
+                waiting = Verdict(
+                    Level.WAIT, f"already saved: {step.action} {step.subject}", "not queued again"
+                )
+                self.show(waiting, frame=frame, t=round(t, 3))
+            self.sender.wake()
+            return
         self.reporter.emit(
             "queued",
             idempotency_key=key,

@@ -4,16 +4,37 @@ Custody modes (``pickup``, ``handover``, ``receive``, ``store``) turn newly repo
 :class:`Submit` steps for the backend; the backend decides whether the step is allowed.
 ``bedside-verify`` never talks to the backend: the wristband/bag COI comparison is computed here so it
 works offline.
+
+Bedside identity is by symbol, not by text: which labels a frame shows, and whether each is consistent.
+
+A bare COI is printed on both the wristband and the bag, so its text cannot say which label it came from:
+a bag's COI Code 128 alone in view once passed for a wristband and matched its own bag. Labels are
+therefore recognised by their *anchor* symbols only:
+
+* a **wristband** by its QR code with a Celltrail COI payload (``CT1:COI:<COI>``): ``labels`` prints that
+  payload on wristbands only (a bag's QR carries its unit, ``CT1:UNIT:...``; the scanner's tests render
+  every label kind and check that this stays so);
+* a **bag** by its unit's own symbol, the unit id (``CT1:UNIT:...`` QR, or the unit id in any symbol).
+
+Every other symbol (the COI Code 128, the DIN) belongs to the nearest anchor within
+:data:`ASSIGN_DISTANCE` anchor sizes and must agree with it: the same COI, one DIN per bag, no DIN on a
+wristband, no damaged (rejected) look-alike. If any label disagrees, the whole frame is discarded: a
+misread must never turn into a STOP or a MATCH. A symbol near no anchor identifies nothing.
+
+A MATCH or a STOP needs a wristband and a bag, each confirmed in at least two frames (:class:`Confirmer`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from backend.domain.identifiers import Coi, Din, ShipmentId, Sscc, UnitId
+from scanner.decode import Detection
+from scanner.geometry import Rect
 from scanner.parse import Parsed, display_text
 from scanner.verdict import Level, Verdict
 
@@ -27,10 +48,6 @@ class Mode(StrEnum):
 
 
 CUSTODY_MODES: Final = frozenset({Mode.PICKUP, Mode.HANDOVER, Mode.RECEIVE, Mode.STORE})
-# Only Celltrail wristbands carry the COI as a QR payload (bags carry the unit id there), so that
-# symbol identifies a wristband at once; a bare COI barcode could also be a bag's.
-WRISTBAND_QR_PREFIX: Final = "CT1:COI:"
-DEFAULT_WRISTBAND_SETTLE: Final = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +59,7 @@ class Submit:
     subject: str  # what the operator sees, e.g. "shipment SHP-2026-000123"
     handover_to: str | None = None
     storage_location: str | None = None
+    item: str = ""  # what was scanned, whichever symbol carried it (identity keys): one pending scan each
 
 
 Step = Submit | Verdict
@@ -62,7 +80,8 @@ class Workflow:
         *,
         handover_to: str | None = None,
         storage_location: str | None = None,
-        wristband_settle: float = DEFAULT_WRISTBAND_SETTLE,
+        confirm_frames: int = 2,
+        confirm_gap: float = 1.0,
     ) -> None:
         if mode is Mode.HANDOVER and not handover_to:
             raise ValueError("handover needs the receiving user (--handover-to USERNAME)")
@@ -71,18 +90,28 @@ class Workflow:
         self.mode = mode
         self.handover_to = handover_to
         self.storage_location = storage_location
-        self.wristband_settle = wristband_settle
         self.shipment: Parsed | None = None  # the last shipment scanned in this session (receive)
         self._submitted: set[str] = set()  # container keys already recorded this session
-        self.wristband: Coi | None = None
-        self._candidate: tuple[Coi, float] | None = None
-        self._conflict: frozenset[str] = frozenset()
+        self.wristband: Coi | None = None  # the confirmed wristband
+        self.bag: UnitId | None = None  # the last confirmed bag
+        self._bag_seen = -math.inf  # when a confirmed bag's label was last read
+        self._confirmer = Confirmer(frames=confirm_frames, gap=confirm_gap)
+        self._rejected = Confirmer(frames=confirm_frames, gap=confirm_gap)
+        self.discarded = 0  # bedside frames discarded because symbols on one label disagreed
+        self._told_disagreement = -math.inf
 
-    def on_frame(self, t: float, seen: Sequence[Parsed], reported: Sequence[Parsed]) -> list[Step]:
+    def on_frame(
+        self,
+        t: float,
+        seen: Sequence[Parsed],
+        reported: Sequence[Parsed],
+        rejected: Sequence[Detection] = (),
+    ) -> list[Step]:
         """``seen``: every identifier decoded in the frame at ``t``; ``reported``: those of them the
-        debouncer let through (new sightings)."""
+        debouncer let through (new sightings); ``rejected``: damaged look-alikes in the frame (bedside
+        only: other modes stop on them before the workflow)."""
         if self.mode is Mode.BEDSIDE_VERIFY:
-            return self._bedside(t, seen, reported)
+            return self._bedside(t, seen, rejected)
         ordered = [item for item in reported if _is_container(item)]
         ordered += [item for item in reported if _is_unit(item)]
         steps: list[Step] = []
@@ -98,7 +127,13 @@ class Workflow:
         unit = display_text(item.identifier)
         if self.mode is Mode.STORE:
             return [
-                Submit("store", (item.detection.text,), f"bag {unit}", storage_location=self.storage_location)
+                Submit(
+                    "store",
+                    (item.detection.text,),
+                    f"bag {unit}",
+                    storage_location=self.storage_location,
+                    item=item.key,
+                )
             ]
         if self.mode is Mode.RECEIVE:
             if self.shipment is None:
@@ -108,6 +143,7 @@ class Workflow:
                     "receive",
                     (self.shipment.detection.text, item.detection.text),
                     f"bag {unit} in {display_text(self.shipment.identifier)}",
+                    item=f"{self.shipment.key} {item.key}",
                 )
             ]
         return [Verdict(Level.INFO, f"bag {unit}: {self.mode} is recorded on the shipment label")]
@@ -128,53 +164,53 @@ class Workflow:
             self.shipment = item
         subject = f"shipment {display_text(item.identifier)}"
         handover_to = self.handover_to if self.mode is Mode.HANDOVER else None
-        return [Submit(str(self.mode), (item.detection.text,), subject, handover_to=handover_to)]
+        return [
+            Submit(str(self.mode), (item.detection.text,), subject, handover_to=handover_to, item=item.key)
+        ]
 
     # ------------------------------------------------------------------------------------ bedside
 
-    def _bedside(self, t: float, seen: Sequence[Parsed], reported: Sequence[Parsed]) -> list[Step]:
+    def _bedside(self, t: float, seen: Sequence[Parsed], rejected: Sequence[Detection]) -> list[Step]:
+        frame = read_labels(seen, rejected)
+        if frame.disagreement is not None:
+            # Never a STOP or a MATCH from such a frame; say why now and then, not every frame.
+            self.discarded += 1
+            if t - self._told_disagreement > 2.0:
+                self._told_disagreement = t
+                return [Verdict(Level.INFO, "label read ignored: its symbols disagree", frame.disagreement)]
+            return []
         steps: list[Step] = []
-        cois: dict[str, Coi] = {}
-        for item in seen:
-            match item.identifier:
-                case Coi() as coi:
-                    cois[coi.value] = coi
-                case UnitId() as unit:
-                    cois[unit.coi.value] = unit.coi
-        if len(cois) > 1:
-            names = frozenset(cois)
-            if names != self._conflict:
-                self._conflict = names
-                listed = " and ".join(coi.eye_readable for coi in cois.values())
-                steps.append(Verdict(Level.STOP, f"COI MISMATCH in view: {listed}", "do not infuse"))
-            return steps
-        self._conflict = frozenset()
-        steps.extend(self._wristband(t, seen))
-        for item in reported:
-            if isinstance(item.identifier, UnitId):
-                steps.append(self._compare(item.identifier))
+        steps.extend(self._loose_rejected(t, frame.loose_rejected))
+        confirmed = self._confirmer.see(t, frame.labels)
+        if self.bag is not None and any(read.unit == self.bag for read in frame.labels):
+            self._bag_seen = t
+        bags = [read for read in confirmed if read.kind is LabelKind.BAG and read.unit is not None]
+        for band in (read for read in confirmed if read.kind is LabelKind.WRISTBAND):
+            if band.coi == self.wristband:
+                continue
+            self.wristband = band.coi
+            if bags:
+                continue  # compared with the bag confirmed in this frame below
+            if self.bag is not None and t - self._bag_seen <= self._confirmer.gap:
+                steps.append(self._compare(self.bag))  # the bag in view came first
+            else:
+                steps.append(Verdict(Level.INFO, f"wristband {band.coi.eye_readable}: now scan the bag"))
+        for read in bags:
+            if read.unit is None:
+                continue
+            self.bag = read.unit
+            self._bag_seen = t
+            steps.append(self._compare(read.unit))
         return steps
 
-    def _wristband(self, t: float, seen: Sequence[Parsed]) -> list[Step]:
-        bag_in_view = any(isinstance(item.identifier, UnitId | Din) for item in seen)
-        coi_items = [(item, item.identifier) for item in seen if isinstance(item.identifier, Coi)]
-        if bag_in_view or not coi_items:
-            self._candidate = None
-            return []
-        coi = coi_items[0][1]
-        wristband_qr = any(item.detection.text.startswith(WRISTBAND_QR_PREFIX) for item, _ in coi_items)
-        if not wristband_qr:
-            # A bare COI barcode alone could be a bag whose other codes were not read in this frame:
-            # it counts as a wristband only after staying alone in view for the settle time.
-            if self._candidate is None or self._candidate[0] != coi:
-                self._candidate = (coi, t)
-                return []
-            if t - self._candidate[1] < self.wristband_settle:
-                return []
-        if coi == self.wristband:
-            return []
-        self.wristband = coi
-        return [Verdict(Level.INFO, f"wristband {coi.eye_readable}: now scan the bag")]
+    def _loose_rejected(self, t: float, rejected: Sequence[Detection]) -> list[Step]:
+        """A damaged look-alike on no recognised label stops the operator once it is read the same way
+        in two frames: a single misread must not."""
+        texts = {f"rejected:{detection.text}": detection.text for detection in rejected}
+        return [
+            Verdict(Level.STOP, f"REJECTED code {texts[key][:40]!r}", "damaged or unknown label")
+            for key in self._rejected.see_keys(t, list(texts))
+        ]
 
     def _compare(self, unit: UnitId) -> Verdict:
         if self.wristband is None:
@@ -189,3 +225,184 @@ class Workflow:
             f"wristband is {self.wristband.eye_readable}",
             "do not infuse",
         )
+
+
+# ------------------------------------------------------------------------------------ bedside identity
+
+WRISTBAND_QR_PREFIX: Final = "CT1:COI:"
+# Measured on the rendered labels: a bag's DIN Code 128 lies 1.9 QR sizes from its QR code, its COI
+# Code 128 1.0; the wristband's COI Code 128 0.6 from the nearer QR and 5.2 from the other one.
+ASSIGN_DISTANCE: Final = 2.5
+
+
+class LabelKind(StrEnum):
+    WRISTBAND = "wristband"
+    BAG = "bag"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRead:
+    """One label seen in one frame, all of its read symbols agreeing."""
+
+    kind: LabelKind
+    coi: Coi
+    unit: UnitId | None = None
+    din: Din | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.unit.text if self.unit is not None else self.coi.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class FrameLabels:
+    """The labels of one frame. ``disagreement`` says why the frame is discarded (then ``labels`` is
+    empty); ``loose_rejected`` are damaged look-alikes on no recognised label."""
+
+    labels: tuple[LabelRead, ...] = ()
+    disagreement: str | None = None
+    loose_rejected: tuple[Detection, ...] = ()
+
+
+def is_wristband_symbol(item: Parsed) -> bool:
+    return (
+        item.detection.symbology == "qr"
+        and isinstance(item.identifier, Coi)
+        and item.detection.text.startswith(WRISTBAND_QR_PREFIX)
+    )
+
+
+def is_bag_symbol(item: Parsed) -> bool:
+    return isinstance(item.identifier, UnitId)
+
+
+def _gap(a: Rect, b: Rect) -> float:
+    """Distance between two boxes (0 when they touch or overlap)."""
+    dx = max(0, a.x0 - b.x1, b.x0 - a.x1)
+    dy = max(0, a.y0 - b.y1, b.y0 - a.y1)
+    return math.hypot(dx, dy)
+
+
+@dataclass
+class _Label:
+    anchor: Parsed
+    kind: LabelKind
+    coi: Coi
+    unit: UnitId | None
+    dins: set[str]
+    din: Din | None = None
+
+    @property
+    def size(self) -> int:
+        box = self.anchor.detection.bbox
+        return max(box.width, box.height, 1)
+
+
+def _anchor(item: Parsed) -> _Label | None:
+    if is_wristband_symbol(item) and isinstance(item.identifier, Coi):
+        return _Label(item, LabelKind.WRISTBAND, item.identifier, None, set())
+    if is_bag_symbol(item) and isinstance(item.identifier, UnitId):
+        return _Label(item, LabelKind.BAG, item.identifier.coi, item.identifier, set())
+    return None
+
+
+def _nearest(labels: Sequence[_Label], box: Rect) -> _Label | None:
+    best: tuple[float, _Label] | None = None
+    for label in labels:
+        relative = _gap(label.anchor.detection.bbox, box) / label.size
+        if relative <= ASSIGN_DISTANCE and (best is None or relative < best[0]):
+            best = (relative, label)
+    return None if best is None else best[1]
+
+
+def read_labels(items: Sequence[Parsed], rejected: Sequence[Detection] = ()) -> FrameLabels:
+    """The wristbands and bags in one frame's parsed symbols, or why the frame is discarded."""
+    labels: list[_Label] = []
+    others: list[Parsed] = []
+    for item in items:
+        label = _anchor(item)
+        if label is None:
+            others.append(item)
+        else:
+            labels.append(label)
+    # Two anchors of the same kind on one spot that name different things are one label read two ways.
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            near = _gap(a.anchor.detection.bbox, b.anchor.detection.bbox) <= min(a.size, b.size)
+            if near and a.kind is b.kind and (a.coi, a.unit) != (b.coi, b.unit):
+                return FrameLabels(disagreement=f"{a.kind} symbols disagree: {a.coi.value} / {b.coi.value}")
+    loose: list[Detection] = []
+    for detection in rejected:
+        if _nearest(labels, detection.bbox) is not None:
+            return FrameLabels(disagreement=f"a damaged symbol on a label: {detection.text[:40]!r}")
+        loose.append(detection)
+    for item in others:
+        owner = _nearest(labels, item.detection.bbox)
+        if owner is None:
+            continue
+        match item.identifier:
+            case Coi() as coi if coi != owner.coi:
+                return FrameLabels(disagreement=f"COI {coi.value} on the {owner.kind} of {owner.coi.value}")
+            case Din() as din:
+                if owner.kind is LabelKind.WRISTBAND:
+                    return FrameLabels(disagreement=f"a DIN on the wristband of {owner.coi.value}")
+                owner.dins.add(din.value)
+                owner.din = din
+                if len(owner.dins) > 1:
+                    return FrameLabels(
+                        disagreement=f"two DINs on the bag {owner.unit.text if owner.unit else ''}"
+                    )
+            case _:
+                pass  # another kind of code near a label (a shipment id, a logger) says nothing about it
+    reads = tuple(LabelRead(label.kind, label.coi, label.unit, label.din) for label in labels)
+    return FrameLabels(reads, None, tuple(loose))
+
+
+@dataclass
+class _Streak:
+    last: float
+    frames: int
+    din: Din | None
+    confirmed: bool = False
+
+
+class Confirmer:
+    """A label counts once it was read, consistently, in at least ``frames`` frames, each within ``gap``
+    seconds of the previous one. A bag read with another DIN starts over."""
+
+    def __init__(self, *, frames: int = 2, gap: float = 1.0) -> None:
+        if frames < 1 or gap <= 0:
+            raise ValueError("frames must be >= 1 and gap > 0")
+        self.frames = frames
+        self.gap = gap
+        self._streaks: dict[str, _Streak] = {}
+
+    def see(self, t: float, reads: Sequence[LabelRead]) -> list[LabelRead]:
+        """Record one frame's labels; returns those confirmed by this frame (each once per streak)."""
+        unique = {read.key: read for read in reads}
+        confirmed = self._see(t, [(key, read.din) for key, read in unique.items()])
+        return [unique[key] for key in confirmed]
+
+    def see_keys(self, t: float, keys: Sequence[str]) -> list[str]:
+        """:meth:`see` for plain keys."""
+        return self._see(t, [(key, None) for key in dict.fromkeys(keys)])
+
+    def _see(self, t: float, sightings: Sequence[tuple[str, Din | None]]) -> list[str]:
+        confirmed: list[str] = []
+        for key, din in sightings:
+            streak = self._streaks.get(key)
+            din_conflict = (
+                streak is not None and streak.din is not None and din is not None and streak.din != din
+            )
+            if streak is None or t - streak.last > self.gap or din_conflict:
+                streak = self._streaks[key] = _Streak(t, 0, din)
+            streak.last = t
+            streak.frames += 1
+            streak.din = streak.din or din
+            if not streak.confirmed and streak.frames >= self.frames:
+                streak.confirmed = True
+                confirmed.append(key)
+        stale = [key for key, streak in self._streaks.items() if t - streak.last > self.gap]
+        for key in stale:
+            del self._streaks[key]
+        return confirmed
