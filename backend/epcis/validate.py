@@ -2,9 +2,9 @@
 checked) AND use only CBV 2.0 vocabulary: the schema alone accepts any URI as a business step,
 disposition or source/destination type, and any string as a unit of measure.
 
-The schema file is not part of the package: its path comes from CELLTRAIL_EPCIS_SCHEMA, read when a
-document is validated, by default the conformance material next to the repository
-(`../shared/specs/epcis/EPCIS-JSON-Schema.json`). It is loaded once per path and cached."""
+GS1's schema ships inside the package (`backend/epcis/gs1/`, unmodified, with its origin and terms beside
+it); CELLTRAIL_EPCIS_SCHEMA names another copy, read when a document is validated. It is loaded once per
+path and cached."""
 
 from __future__ import annotations
 
@@ -35,10 +35,12 @@ class Problem(msgspec.Struct, frozen=True):
     message: str
 
 
+PACKAGED: Final = Path(__file__).resolve().parent / "gs1"
+
+
 def default_schema_path() -> Path:
-    """The shared conformance material beside the repository (development and CI)."""
-    repository = Path(__file__).resolve().parents[2]
-    return repository.parent / "shared" / "specs" / "epcis" / "EPCIS-JSON-Schema.json"
+    """GS1's schema as packaged with Celltrail."""
+    return PACKAGED / "EPCIS-JSON-Schema.json"
 
 
 def schema_path() -> Path:

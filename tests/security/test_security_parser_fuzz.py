@@ -283,7 +283,7 @@ def test_epcis_validation_answers_a_list_of_problems_for_any_json(document: Any)
     assert all(p.path is not None and p.message for p in problems)
 
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "epcis"
+SPECS = Path(__file__).resolve().parents[1] / "fixtures" / "epcis"
 EXAMPLES = sorted((SPECS / "examples").glob("*.jsonld"))
 
 

@@ -21,7 +21,7 @@ from backend.settings import load_settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.integration.journey import PASSWORD, World, build_world
 
-SPECS = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "epcis"
+SPECS = Path(__file__).resolve().parents[2] / "fixtures" / "epcis"
 CTA_GLN = "7612345000015"
 CHECKLIST = {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True}
 

@@ -24,7 +24,7 @@ from reports_support import (
 )
 
 from backend.epcis.eventid import event_hash_id
-from backend.epcis.validate import SCHEMA_ENV, validate_document
+from backend.epcis.validate import PACKAGED, SCHEMA_ENV, validate_document
 from tests.integration.helpers import assert_problem, make_user
 from tests.integration.journey import World
 
@@ -39,7 +39,7 @@ async def journey(module_client: Any, module_database: str) -> tuple[World, Case
 
 
 def official_validator() -> Any:
-    schema = json.loads((SPECS / "EPCIS-JSON-Schema.json").read_text())
+    schema = json.loads((PACKAGED / "EPCIS-JSON-Schema.json").read_text())
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
 
 

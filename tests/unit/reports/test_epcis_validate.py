@@ -12,12 +12,12 @@ import pytest
 from backend.epcis import validate, vocabulary
 from backend.epcis.formats import is_date_time, is_uri, parse_date_time
 
-SPECS = Path(__file__).resolve().parents[3].parent / "shared" / "specs" / "epcis"
+SPECS = Path(__file__).resolve().parents[2] / "fixtures" / "epcis"
 EXAMPLES = sorted((SPECS / "examples").glob("*.jsonld"))
 
 
 def schema_enum(name: str) -> set[str]:
-    definitions = json.loads((SPECS / "EPCIS-JSON-Schema.json").read_text())["definitions"]
+    definitions = json.loads((validate.PACKAGED / "EPCIS-JSON-Schema.json").read_text())["definitions"]
     return set(definitions[name]["anyOf"][1]["enum"])
 
 
@@ -45,7 +45,7 @@ def test_official_examples_conform(example):
 
 def test_the_default_schema_is_beside_the_repository(monkeypatch):
     monkeypatch.delenv(validate.SCHEMA_ENV, raising=False)
-    assert validate.schema_path() == SPECS / "EPCIS-JSON-Schema.json"
+    assert validate.schema_path() == validate.PACKAGED / "EPCIS-JSON-Schema.json"
     assert validate.validator() is validate.validator()  # loaded once
 
 
