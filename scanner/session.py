@@ -211,6 +211,8 @@ class Session:
                 t=round(t, 3),
             )
             if scan.state is ScanState.PENDING:
+                with self._lock:
+                    self._announced.add(scan.idempotency_key)  # this message already says it is saved
                 waiting = Verdict(
                     Level.WAIT, f"already saved: {step.action} {step.subject}", "not queued again"
                 )

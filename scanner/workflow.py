@@ -173,7 +173,9 @@ class Workflow:
     def _bedside(self, t: float, seen: Sequence[Parsed], rejected: Sequence[Detection]) -> list[Step]:
         frame = read_labels(seen, rejected)
         if frame.disagreement is not None:
-            # Never a STOP or a MATCH from such a frame; say why now and then, not every frame.
+            # Never a STOP or a MATCH from such a frame, nor from the disputed label until it has left
+            # the view; say why now and then, not every frame.
+            self._confirmer.dispute(t, frame.disputed)
             self.discarded += 1
             if t - self._told_disagreement > 2.0:
                 self._told_disagreement = t
@@ -242,25 +244,33 @@ class LabelKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LabelRead:
-    """One label seen in one frame, all of its read symbols agreeing."""
+    """One label seen in one frame, all of its read symbols agreeing. ``checked``: its COI Code 128
+    was read too and names the same COI as its anchor."""
 
     kind: LabelKind
     coi: Coi
     unit: UnitId | None = None
     din: Din | None = None
+    checked: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.unit.text if self.unit is not None else self.coi.value}"
+        return label_key(self.kind, self.unit.text if self.unit is not None else self.coi.value)
+
+
+def label_key(kind: LabelKind, value: str) -> str:
+    return f"{kind}:{value}"
 
 
 @dataclass(frozen=True, slots=True)
 class FrameLabels:
     """The labels of one frame. ``disagreement`` says why the frame is discarded (then ``labels`` is
-    empty); ``loose_rejected`` are damaged look-alikes on no recognised label."""
+    empty and ``disputed`` holds the keys of the labels whose symbols disagreed); ``loose_rejected``
+    are damaged look-alikes on no recognised label."""
 
     labels: tuple[LabelRead, ...] = ()
     disagreement: str | None = None
+    disputed: tuple[str, ...] = ()
     loose_rejected: tuple[Detection, ...] = ()
 
 
@@ -291,11 +301,16 @@ class _Label:
     unit: UnitId | None
     dins: set[str]
     din: Din | None = None
+    checked: bool = False
 
     @property
     def size(self) -> int:
         box = self.anchor.detection.bbox
         return max(box.width, box.height, 1)
+
+    @property
+    def key(self) -> str:
+        return label_key(self.kind, self.unit.text if self.unit is not None else self.coi.value)
 
 
 def _anchor(item: Parsed) -> _Label | None:
@@ -315,6 +330,10 @@ def _nearest(labels: Sequence[_Label], box: Rect) -> _Label | None:
     return None if best is None else best[1]
 
 
+def _discard(why: str, *labels: _Label) -> FrameLabels:
+    return FrameLabels(disagreement=why, disputed=tuple(label.key for label in labels))
+
+
 def read_labels(items: Sequence[Parsed], rejected: Sequence[Detection] = ()) -> FrameLabels:
     """The wristbands and bags in one frame's parsed symbols, or why the frame is discarded."""
     labels: list[_Label] = []
@@ -330,11 +349,12 @@ def read_labels(items: Sequence[Parsed], rejected: Sequence[Detection] = ()) -> 
         for b in labels[i + 1 :]:
             near = _gap(a.anchor.detection.bbox, b.anchor.detection.bbox) <= min(a.size, b.size)
             if near and a.kind is b.kind and (a.coi, a.unit) != (b.coi, b.unit):
-                return FrameLabels(disagreement=f"{a.kind} symbols disagree: {a.coi.value} / {b.coi.value}")
+                return _discard(f"{a.kind} symbols disagree: {a.coi.value} / {b.coi.value}", a, b)
     loose: list[Detection] = []
     for detection in rejected:
-        if _nearest(labels, detection.bbox) is not None:
-            return FrameLabels(disagreement=f"a damaged symbol on a label: {detection.text[:40]!r}")
+        owner = _nearest(labels, detection.bbox)
+        if owner is not None:
+            return _discard(f"a damaged symbol on the {owner.kind}: {detection.text[:40]!r}", owner)
         loose.append(detection)
     for item in others:
         owner = _nearest(labels, item.detection.bbox)
@@ -342,20 +362,20 @@ def read_labels(items: Sequence[Parsed], rejected: Sequence[Detection] = ()) -> 
             continue
         match item.identifier:
             case Coi() as coi if coi != owner.coi:
-                return FrameLabels(disagreement=f"COI {coi.value} on the {owner.kind} of {owner.coi.value}")
+                return _discard(f"COI {coi.value} on the {owner.kind} of {owner.coi.value}", owner)
+            case Coi():
+                owner.checked = True
             case Din() as din:
                 if owner.kind is LabelKind.WRISTBAND:
-                    return FrameLabels(disagreement=f"a DIN on the wristband of {owner.coi.value}")
+                    return _discard(f"a DIN on the wristband of {owner.coi.value}", owner)
                 owner.dins.add(din.value)
                 owner.din = din
                 if len(owner.dins) > 1:
-                    return FrameLabels(
-                        disagreement=f"two DINs on the bag {owner.unit.text if owner.unit else ''}"
-                    )
+                    return _discard(f"two DINs on the bag {owner.key}", owner)
             case _:
                 pass  # another kind of code near a label (a shipment id, a logger) says nothing about it
-    reads = tuple(LabelRead(label.kind, label.coi, label.unit, label.din) for label in labels)
-    return FrameLabels(reads, None, tuple(loose))
+    reads = tuple(LabelRead(label.kind, label.coi, label.unit, label.din, label.checked) for label in labels)
+    return FrameLabels(reads, loose_rejected=tuple(loose))
 
 
 @dataclass
@@ -363,43 +383,65 @@ class _Streak:
     last: float
     frames: int
     din: Din | None
+    checked: bool = False
+    disputed: bool = False
     confirmed: bool = False
 
 
 class Confirmer:
-    """A label counts once it was read, consistently, in at least ``frames`` frames, each within ``gap``
-    seconds of the previous one. A bag read with another DIN starts over."""
+    """A label counts once it was read in at least ``frames`` frames, each within ``gap`` seconds of the
+    previous one, and its COI Code 128 was read agreeing in one of them (when ``cross_check``): a label
+    is only known to agree once all of its identity symbols were read. A bag read with another DIN
+    starts over; a label seen with disagreeing symbols is never confirmed until it has been out of view
+    for ``gap`` (then it starts over: a misread may have been the cause)."""
 
-    def __init__(self, *, frames: int = 2, gap: float = 1.0) -> None:
+    def __init__(self, *, frames: int = 2, gap: float = 1.0, cross_check: bool = True) -> None:
         if frames < 1 or gap <= 0:
             raise ValueError("frames must be >= 1 and gap > 0")
         self.frames = frames
         self.gap = gap
+        self.cross_check = cross_check
         self._streaks: dict[str, _Streak] = {}
 
     def see(self, t: float, reads: Sequence[LabelRead]) -> list[LabelRead]:
         """Record one frame's labels; returns those confirmed by this frame (each once per streak)."""
-        unique = {read.key: read for read in reads}
-        confirmed = self._see(t, [(key, read.din) for key, read in unique.items()])
-        return [unique[key] for key in confirmed]
+        unique: dict[str, LabelRead] = {}
+        for read in reads:  # both QR codes of one wristband: one label, checked if either is
+            known = unique.get(read.key)
+            unique[read.key] = read if known is None or read.checked else known
+        sightings = [(key, read.din, read.checked) for key, read in unique.items()]
+        return [unique[key] for key in self._see(t, sightings)]
 
     def see_keys(self, t: float, keys: Sequence[str]) -> list[str]:
-        """:meth:`see` for plain keys."""
-        return self._see(t, [(key, None) for key in dict.fromkeys(keys)])
+        """:meth:`see` for plain keys (no cross-check)."""
+        return self._see(t, [(key, None, True) for key in dict.fromkeys(keys)])
 
-    def _see(self, t: float, sightings: Sequence[tuple[str, Din | None]]) -> list[str]:
+    def dispute(self, t: float, keys: Sequence[str]) -> None:
+        """The labels ``keys`` were seen with disagreeing symbols at ``t``."""
+        for key in keys:
+            streak = self._streak(t, key, None)
+            streak.disputed = True
+            streak.last = t
+
+    def _streak(self, t: float, key: str, din: Din | None) -> _Streak:
+        streak = self._streaks.get(key)
+        if streak is None or t - streak.last > self.gap:
+            streak = self._streaks[key] = _Streak(t, 0, din)
+        return streak
+
+    def _see(self, t: float, sightings: Sequence[tuple[str, Din | None, bool]]) -> list[str]:
         confirmed: list[str] = []
-        for key, din in sightings:
-            streak = self._streaks.get(key)
-            din_conflict = (
-                streak is not None and streak.din is not None and din is not None and streak.din != din
-            )
-            if streak is None or t - streak.last > self.gap or din_conflict:
-                streak = self._streaks[key] = _Streak(t, 0, din)
+        for key, din, checked in sightings:
+            streak = self._streak(t, key, din)
+            if streak.din is not None and din is not None and streak.din != din:
+                disputed = streak.disputed
+                streak = self._streaks[key] = _Streak(t, 0, din, disputed=disputed)
             streak.last = t
             streak.frames += 1
             streak.din = streak.din or din
-            if not streak.confirmed and streak.frames >= self.frames:
+            streak.checked = streak.checked or checked or not self.cross_check
+            ready = streak.frames >= self.frames and streak.checked and not streak.disputed
+            if ready and not streak.confirmed:
                 streak.confirmed = True
                 confirmed.append(key)
         stale = [key for key, streak in self._streaks.items() if t - streak.last > self.gap]

@@ -329,3 +329,55 @@ def test_status_of_a_fresh_install(config: Path, capsys: pytest.CaptureFixture[s
         0,
         [{"event": "status", "pending": 0, "accepted": 0, "refused": 0}],
     )
+
+
+def test_scanning_a_label_again_offline_in_a_new_session_queues_nothing_new(
+    config: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    standin = StandIn(users={"courier": PASSWORD})
+    running = Running(standin, port)
+    _login(capsys, url)
+    running.stop()  # the backend goes away
+
+    photo = _shipment_photo(tmp_path)
+    runs = []
+    for _ in range(3):  # three sessions, one after the other, the same label
+        code, events = _run(capsys, "--image", photo, "--mode", "pickup", "--json", "--send-timeout", "1")
+        assert code == 5  # saved, not yet confirmed
+        runs.append(events)
+    (queued,) = [e["idempotency_key"] for e in runs[0] if e["event"] == "queued"]
+    for events in runs[1:]:
+        assert [e for e in events if e["event"] == "queued"] == []
+        (again,) = [e for e in events if e["event"] == "already-queued"]
+        assert again["idempotency_key"] == queued
+        assert [e["message"] for e in events if e["event"] == "verdict"] == [
+            "already saved: pickup shipment SHP-2026-000123"
+        ]
+    code, events = _run(capsys, "--status", "--json")
+    assert [(e["event"], e["idempotency_key"]) for e in events[1:]] == [("pending", queued)]
+    # Another action on the same label is another scan.
+    _run(
+        capsys,
+        "--image",
+        photo,
+        "--mode",
+        "handover",
+        "--handover-to",
+        "pharmacist",
+        "--json",
+        "--send-timeout",
+        "1",
+    )
+    assert _run(capsys, "--status", "--json")[1][0]["pending"] == 2
+
+    running = Running(standin, port)
+    try:
+        assert _run(capsys, "--flush", "--json")[0] == 0
+        assert [(e["action"], e["outcome"]) for e in standin.events] == [
+            ("pickup", "accepted"),
+            ("handover", "accepted"),
+        ]
+    finally:
+        running.stop()

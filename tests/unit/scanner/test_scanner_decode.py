@@ -150,3 +150,14 @@ def test_frames_of_any_layout_decode_the_same(channels: int | None) -> None:
 def test_an_empty_frame_decodes_to_nothing() -> None:
     assert decode(np.full((480, 640), 200, np.uint8)) == []
     assert read_zbar(View(np.zeros((10, 10), np.uint8))) == []
+
+
+def test_a_second_decoders_other_text_for_the_same_symbol_is_a_misread_not_a_second_code() -> None:
+    box = ((10, 10), (200, 10), (200, 40), (10, 40))
+    coi = Detection("&/CHG123426A1B2C3", "code128", box, "zxing")
+    misread = Detection("&/CHG123436A1B2C3", "code128", ((14, 25), (196, 25)), "zbar")  # its scan line
+    elsewhere = Detection("&/CHG123436A1B2C3", "code128", ((14, 225), (196, 225)), "zbar")
+    qr_on_top = Detection("LGR-T4X9002", "qr", box, "zbar")
+
+    assert merge([coi], [misread]) == [coi]
+    assert merge([coi], [elsewhere, qr_on_top]) == [coi, qr_on_top, elsewhere]

@@ -92,3 +92,18 @@ def test_what_the_operator_reads() -> None:
     sscc = Sscc.build("7612345", "000000123")
     assert display_text(sscc) == f"(00){sscc.digits}"
     assert identity_key(sscc) == f"sscc:{sscc.digits}"
+
+
+@pytest.mark.parametrize(
+    ("text", "gs1"),
+    [
+        ("0109504000059101", False),  # a GTIN in a plain Code 128
+        ("]d20109504000059101", True),  # a drug's GS1 Data Matrix
+        ("]d2010950400005910110ABC123\x1d17261231", True),  # with lot and expiry
+        ("]C10109504000059102", True),  # a GTIN with a wrong check digit: still not one of ours
+    ],
+)
+def test_gs1_codes_without_a_celltrail_key_are_foreign(text: str, gs1: bool) -> None:
+    result = interpret(_d(text, "datamatrix", gs1=gs1))
+    assert isinstance(result, Foreign)
+    assert "carries no SSCC, GIAI or GLN" in result.reason

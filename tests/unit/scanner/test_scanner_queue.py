@@ -95,3 +95,48 @@ def test_only_one_sender_holds_the_lease_until_it_expires_or_is_released(tmp_pat
     one.release_lease("one")
     assert two.acquire_lease("two", 0.0)
     assert one.acquire_lease("one", 60)  # two's lease has expired
+
+
+def test_one_pending_scan_per_item_across_sessions(tmp_path: Path) -> None:
+    path = tmp_path / "queue.sqlite3"
+    item = "pickup|CRX-ZRH|shipment:SHP-2026-000123"
+    first = ScanQueue(path)
+    scan = first.enqueue(BACKEND, "key-00000001", b"{}", "shipment SHP-2026-000123", item)
+    first.close()
+
+    again = ScanQueue(path)  # a new session
+    same = again.enqueue(BACKEND, "key-00000002", b"{}", "shipment SHP-2026-000123", item)
+    assert same.idempotency_key == scan.idempotency_key
+    assert [s.idempotency_key for s in again.scans()] == ["key-00000001"]
+    # Another site, action or backend is another scan; so is the same item once the first is answered.
+    again.enqueue(BACKEND, "key-00000003", b"{}", "", "pickup|HOSP-BSL|shipment:SHP-2026-000123")
+    again.enqueue("http://other.test", "key-00000004", b"{}", "", item)
+    again.record_answer(scan.seq, ScanState.ACCEPTED, 201, b"{}")
+    later = again.enqueue(BACKEND, "key-00000005", b"{}", "", item)
+    assert later.idempotency_key == "key-00000005"
+    assert again.count_pending() == 3
+    # Scans without an item (older sessions) are never merged.
+    again.enqueue(BACKEND, "key-00000006", b"{}")
+    again.enqueue(BACKEND, "key-00000007", b"{}")
+    assert again.count_pending() == 5
+
+
+def test_a_queue_from_before_items_gains_the_column_and_keeps_its_scans(tmp_path: Path) -> None:
+    path = tmp_path / "queue.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE scans (seq INTEGER PRIMARY KEY AUTOINCREMENT, idempotency_key TEXT NOT NULL UNIQUE, "
+        "backend TEXT NOT NULL, body BLOB NOT NULL, subject TEXT NOT NULL DEFAULT '', "
+        "state TEXT NOT NULL DEFAULT 'pending', created_at TEXT NOT NULL, attempts INTEGER NOT NULL "
+        "DEFAULT 0, last_attempt_at TEXT, last_error TEXT, http_status INTEGER, response BLOB, "
+        "answered_at TEXT);"
+        "INSERT INTO scans (idempotency_key, backend, body, created_at) "
+        "VALUES ('key-00000001', 'http://backend.test', x'7b7d', '2026-01-01T00:00:00Z');"
+    )
+    old.close()
+    queue = ScanQueue(path)
+    assert [s.idempotency_key for s in queue.scans(ScanState.PENDING)] == ["key-00000001"]
+    queue.enqueue(BACKEND, "key-00000002", b"{}", "", "store|S|unit:X")
+    assert (
+        queue.enqueue(BACKEND, "key-00000003", b"{}", "", "store|S|unit:X").idempotency_key == "key-00000002"
+    )

@@ -66,3 +66,33 @@ def test_the_region_is_clipped_to_the_frame() -> None:
 def test_nonsense_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="full_every"):
         RoiTracker(full_every=0)
+
+
+def test_searching_passes_alternate_thorough_and_quick_and_every_pass_over_a_label_is_thorough() -> None:
+    tracker = RoiTracker(full_every=4)
+    plans = _run(tracker, [[], [], [], [], _hit(500, 300, 600, 340), _hit(500, 300, 600, 340), []])
+    assert [p.thorough for p in plans] == [True, False, True, False, True, True, True]
+
+
+def test_when_region_passes_find_nothing_for_a_second_every_pass_reads_the_whole_frame() -> None:
+    """Dark frames: the whole frame (shrunk, so less noisy) still reads the label, its region does not."""
+    tracker = RoiTracker(full_every=4, hold=8, fallback_seconds=1.0)
+    plans = []
+    for i in range(30):
+        t = i / 10
+        plan = tracker.plan(FRAME, t)
+        plans.append(plan)
+        tracker.update(_hit(500, 300, 600, 340) if plan.region is None else [], FRAME)
+    regions = [p.region is not None for p in plans]
+    assert regions[:4] == [False, True, True, True]
+    first_miss = 0.1
+    fallen_back = next(i for i in range(30) if i / 10 >= first_miss + 1.0)
+    assert not any(regions[fallen_back:])  # from then on the whole frame, every pass
+    assert any(regions[:fallen_back])
+    assert tracker.fallback
+    # The label goes: after hold passes without a hit the tracker starts afresh, regions allowed again.
+    for i in range(30, 40):
+        tracker.plan(FRAME, i / 10)
+        tracker.update([], FRAME)
+    assert not tracker.fallback
+    assert tracker.region is None

@@ -15,8 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
+import zxingcpp
 from scanner_media import (
     COI_A,
     COI_B,
@@ -32,12 +34,17 @@ from scanner_media import (
 )
 from scanner_standin import Running, StandIn
 
-from backend.domain.identifiers import Coi
+from backend.domain.identifiers import Coi, Giai
+from labels.model import AssetTag, BagLabel, Label
 from scanner.camera import Source, SourceKind
+from scanner.decode import decode
 from scanner.output import Reporter
+from scanner.parse import Parsed, interpret
+from scanner.pipeline import Frame, FrameProcessor
+from scanner.roi import RoiTracker
 from scanner.session import SessionOptions, run_session
 from scanner.verdict import ExitCode
-from scanner.workflow import Mode
+from scanner.workflow import Mode, is_wristband_symbol
 
 FPS = 10.0
 VGA = (640, 480)
@@ -287,3 +294,222 @@ def test_the_command_line_reports_json_lines_and_the_verdict_as_exit_status(
     code, events = outcomes["bedside-mismatch.avi"]
     assert code == 1
     assert [e["level"] for e in events if e["event"] == "verdict"] == ["info", "stop"]
+
+
+# ------------------------------------------------------------------------------------------- issue 19
+
+
+def _bag_without_din(coi: Coi = COI_A) -> np.ndarray:
+    label = bag(coi)
+    return label_image(BagLabel(coi=label.coi, unit=label.unit, product=label.product, expiry=label.expiry))
+
+
+def _pan_x(i: int) -> float:
+    """The bag's centre: whole in view (frames 0-7), panned right until only its COI Code 128 is in view
+    (frames 12-39, 2.8 s: longer than the debounce window), back (frames 40-49)."""
+    if i < 8:
+        return 640.0
+    if i < 12:
+        return 640.0 + (i - 7) * 105
+    if i < 40:
+        return 1160.0 + 8 * ((i // 4) % 2)
+    return max(640.0, 1160.0 - (i - 39) * 130)
+
+
+@pytest.fixture(scope="module")
+def bag_pan_video(media: Path) -> Path:
+    """1280x720: a single bag label (no DIN), no wristband anywhere. Its COI Code 128 is alone in view for
+    2.8 s while the QR code with its unit is out of frame on the right."""
+    image = _bag_without_din()
+    frames = [
+        compose(HD, [Placement(image, _pan_x(i), 380, scale=1.0, angle=1.0)], blur=0.4, noise=2, seed=i)
+        for i in range(50)
+    ]
+    return write_video(media / "bag-pan.avi", frames, FPS)
+
+
+def test_a_bag_only_pan_never_matches(bag_pan_video: Path, tmp_path: Path) -> None:
+    code, reporter = _run(bag_pan_video, Mode.BEDSIDE_VERIFY, tmp_path)
+
+    # The COI Code 128 was read alone (the case of the issue), and again and again...
+    coi_alone = [e["frame"] for e in reporter.of("code") if e["id"] == "coi:CHG123426A1B2C3"]
+    assert coi_alone
+    # ...but a bare COI never counts as a wristband: the bag only asks for one.
+    verdicts = [(e["level"], e["message"]) for e in reporter.of("verdict")]
+    assert verdicts
+    assert all(level == "info" for level, _ in verdicts), verdicts
+    assert all("wristband first" in message for _, message in verdicts)
+    assert code is ExitCode.NOTHING
+
+
+def _disagreeing_bag(qr_coi: Coi, code_coi: Coi) -> np.ndarray:
+    """A bag label of ``qr_coi`` whose COI Code 128 says ``code_coi`` (a misprint, or how a misread looks)."""
+    image = label_image(bag(qr_coi)).copy()
+    other = label_image(bag(code_coi))
+    x0, y0, x1, y1 = symbol_box(other, code_coi.barcode)
+    image[y0 - 4 : y1 + 4, x0 - 30 : x1 + 30] = other[y0 - 4 : y1 + 4, x0 - 30 : x1 + 30]
+    return image
+
+
+@pytest.mark.parametrize("wristband_coi", [COI_A, COI_B])
+def test_symbols_that_disagree_on_one_label_give_neither_match_nor_stop(
+    wristband_coi: Coi, media: Path, tmp_path: Path
+) -> None:
+    """Wristband first, then a bag whose QR code says COI A and whose COI Code 128 says COI B."""
+    band, bad_bag = _wristband_part(wristband_coi), _disagreeing_bag(COI_A, COI_B)
+    frames = []
+    for i in range(30):
+        if i < 10:
+            placement = Placement(band, 600 + 4 * i, 330, scale=0.8, angle=2)
+        else:
+            placement = Placement(bad_bag, 620 + 3 * (i - 10), 380, scale=0.9, angle=-3 + 0.3 * (i - 10))
+        frames.append(compose(HD, [placement] if i < 10 or i >= 13 else [], blur=0.5, noise=3, seed=i))
+    video = write_video(media / f"disagree-{wristband_coi.sequence}.avi", frames, FPS)
+
+    code, reporter = _run(video, Mode.BEDSIDE_VERIFY, tmp_path)
+
+    ids = {e["id"] for e in reporter.of("code")}
+    assert {"unit:CHG123426A1B2C3-PRC-01", f"coi:{COI_B.value}"} <= ids
+    levels = [e["level"] for e in reporter.of("verdict")]
+    assert "ok" not in levels
+    assert "stop" not in levels
+    assert any("disagree" in e["message"] for e in reporter.of("verdict"))
+    assert code is ExitCode.NOTHING
+
+
+def _matrix_frames(label: Label, scale: float) -> list[np.ndarray]:
+    image = label_image(label)
+    return [
+        compose(
+            HD,
+            [Placement(image, 560 + 6 * i, 360 - 2 * i, scale=scale, angle=4 + 0.5 * i)],
+            blur=0.5,
+            noise=3,
+            seed=i,
+        )
+        for i in range(20)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("label", "scale", "prefix"),
+    [
+        # 203 dpi: the asset tag's 0.5 mm modules are 4 dots, the shipping label's 0.8 mm ones 6 dots.
+        (AssetTag(asset=Giai.build("7612345", "SHIPPER0042")), 0.5, "]d28004"),
+        (shipment(), 1 / 3, "]d200"),
+    ],
+    ids=["asset tag", "shipment label"],
+)
+def test_data_matrix_at_2_px_per_module_reads_at_least_as_often_as_zxing_cpp_alone(
+    label: Label, scale: float, prefix: str
+) -> None:
+    processor = FrameProcessor()
+    ours = alone = 0
+    for i, frame in enumerate(_matrix_frames(label, scale)):
+        decoded = processor.process(Frame(i, i / FPS, frame))
+        ours += any(d.text.startswith(prefix) for d in decoded.detections)
+        reference = zxingcpp.read_barcodes(frame)  # zxing-cpp alone, every option at its default
+        alone += any(r.format == zxingcpp.BarcodeFormat.DataMatrix for r in reference)
+    assert alone >= 15  # the frames are readable...
+    assert ours >= alone  # ...and the scanner reads them at least as often (blurred first: 0-4 of 20)
+
+
+def test_an_inverted_qr_code_is_read() -> None:
+    """A wristband printed light on dark: its QR code is read in every frame, and identifies it."""
+    inverted = np.ascontiguousarray(255 - _wristband_part(COI_A))
+    frames = [
+        compose(
+            HD, [Placement(inverted, 600 + 5 * i, 360, angle=3)], blur=0.5, noise=3, seed=i, background=200
+        )
+        for i in range(10)
+    ]
+    processor = FrameProcessor()
+    for i, frame in enumerate(frames):
+        texts = {d.text for d in processor.process(Frame(i, i / FPS, frame)).detections}
+        assert f"CT1:COI:{COI_A.value}" in texts, i
+    # The symbol, not the text, identifies the wristband: the inverted QR code does.
+    (qr,) = [d for d in decode(frames[0]) if d.symbology == "qr"]
+    parsed = interpret(qr)
+    assert isinstance(parsed, Parsed)
+    assert is_wristband_symbol(parsed)
+
+
+def _drug_codes() -> list[np.ndarray]:
+    """A drug's GS1 Data Matrix (GTIN, lot, expiry) and a plain Code 128 with a GTIN, as on a box."""
+    matrix = zxingcpp.create_barcode(
+        "(01)09504000059101(10)ABC123(17)261231", zxingcpp.BarcodeFormat.DataMatrix, gs1=True
+    )
+    plain = zxingcpp.create_barcode("0109504000059101", zxingcpp.BarcodeFormat.Code128)
+    return [
+        np.asarray(
+            cv2.copyMakeBorder(
+                np.asarray(code.to_image(scale=scale), np.uint8),
+                20,
+                20,
+                20,
+                20,
+                cv2.BORDER_CONSTANT,
+                value=255,
+            ),
+            np.uint8,
+        )
+        for code, scale in ((matrix, 6), (plain, 3))
+    ]
+
+
+def test_a_foreign_gs1_code_is_ignored_at_the_bedside(media: Path, tmp_path: Path) -> None:
+    """The match video's wristband and bag, with a drug's Data Matrix and GTIN Code 128 on the bedside
+    table in view throughout: ignored, and the verification still completes."""
+    band, bag_image = _wristband_part(COI_A), label_image(bag(COI_A))
+    matrix, plain = _drug_codes()
+    frames = []
+    for i in range(35):
+        placements = [Placement(matrix, 150, 150), Placement(plain, 1000, 620)]
+        if i < 15:
+            placements.append(Placement(band, 600 + 4 * i, 330, scale=0.8, angle=2))
+        elif i >= 20:
+            placements.append(Placement(bag_image, 640 + 3 * (i - 20), 330, scale=0.9, angle=-3))
+        frames.append(compose(HD, placements, blur=0.5, noise=3, seed=i))
+    video = write_video(media / "foreign-gs1.avi", frames, FPS)
+
+    code, reporter = _run(video, Mode.BEDSIDE_VERIFY, tmp_path)
+
+    ignored = {e["text"] for e in reporter.of("ignored")}
+    assert "]d20109504000059101" + "10ABC123\x1d17261231" in ignored or any(
+        text.startswith("]d201095040000591") for text in ignored
+    )
+    assert any("0109504000059101" in text for text in ignored if not text.startswith("]d2"))
+    assert reporter.of("rejected") == []
+    assert [e["level"] for e in reporter.of("verdict")] == ["info", "ok"]
+    assert code is ExitCode.OK
+
+
+def _dark(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A dim room: about a tenth of the light, and the sensor noise that comes with the gain."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    dark = gray * 0.1 + 6 + rng.normal(0, 6, gray.shape).astype(np.float32)
+    return np.asarray(dark.clip(0, 255), np.uint8)
+
+
+def test_in_dark_frames_a_region_that_finds_nothing_for_a_second_falls_back_to_the_whole_frame() -> None:
+    """1920x1080, dark: the whole frame (shrunk to 1280 px, which averages the noise away) reads the
+    bag, the region around it at full resolution does not."""
+    image = label_image(bag())
+    rng = np.random.default_rng(0)
+    frames = [
+        _dark(compose((1920, 1080), [Placement(image, 900 + 2 * i, 540, scale=1.2, angle=2)]), rng)
+        for i in range(30)
+    ]
+    read: dict[str, list[bool]] = {}
+    for name, tracker in (
+        ("fallback", RoiTracker()),
+        ("no fallback", RoiTracker(fallback_seconds=float("inf"))),
+    ):
+        processor = FrameProcessor(tracker)
+        read[name] = [bool(processor.process(Frame(i, i / FPS, f)).detections) for i, f in enumerate(frames)]
+    # Without the fallback about one frame in four is read: the periodic whole-frame passes.
+    assert sum(read["no fallback"]) <= 12
+    assert sum(read["no fallback"][20:]) <= 3
+    # With it, once the region passes have found nothing for a second (the last region hit was in frame
+    # 9), every frame is read: the whole frame, each time.
+    assert all(read["fallback"][20:])
