@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -15,11 +16,13 @@ from backend.api.errors import Problem, problem_response
 from backend.api.reports import RECORD_READERS
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
+from backend.epcis import query as epcis_query
 from backend.epcis.capture import CaptureResult, capture
 from backend.epcis.export import case_document, shipment_document
 from backend.epcis.validate import SchemaUnavailable
 from backend.reports.record import CaseRecord, case_record, load_record
 from backend.services.shipments import get_shipment
+from backend.services.visibility import site_filter
 from backend.settings import Settings
 
 EPCIS_JSON_LD: Final = "application/ld+json"
@@ -49,6 +52,39 @@ class EpcisController(Controller):
         shipment = await get_shipment(pool, principal, shipment_id)
         record = await _record_of_shipment(pool, principal, shipment.coi)
         return Response(shipment_document(record, shipment.id, datetime.now(UTC)), media_type=EPCIS_JSON_LD)
+
+    @get(
+        "/epcis/events",
+        opt=policy(*RECORD_READERS),
+        operation_id="queryEpcisEvents",
+        responses={422: ResponseSpec(Problem, description="a query parameter is not understood")},
+    )
+    async def query_events(
+        self,
+        request: Request[Any, Any, Any],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Response[dict[str, Any]]:
+        """EPCIS 2.0 SimpleEventQuery over the events you may see: `eventType`, `GE_eventTime`,
+        `LT_eventTime`, `EQ_bizStep`, `EQ_disposition`, `MATCH_epc`, `EQ_bizLocation` (each may repeat or
+        be comma-separated), `perPage` (1-100, default 30) and `nextPageToken`; the next page's address is
+        in the `Link: <...>; rel="next"` header."""
+        params = {key: request.query_params.getall(key) for key in request.query_params}
+        query = epcis_query.parse_query(params)
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            page = await epcis_query.query_events(conn, site_filter(principal), query, principal.full_name)
+        headers = {}
+        if page.next_page is not None:
+            token = epcis_query.encode_cursor(page.next_page)
+            kept = [(k, v) for k, v in request.query_params.multi_items() if k != "nextPageToken"]
+            headers["Link"] = (
+                f'<{request.url.path}?{urlencode([*kept, ("nextPageToken", token)])}>; rel="next"'
+            )
+        return Response(
+            epcis_query.query_document(page.events, datetime.now(UTC)),
+            media_type=EPCIS_JSON_LD,
+            headers=headers,
+        )
 
     @post(
         "/epcis/capture",

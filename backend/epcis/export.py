@@ -67,6 +67,11 @@ def _leg(record: CaseRecord, shipment_id: str | None) -> TemperatureLeg | None:
     return next((leg for leg in record.legs if leg.shipment_id == shipment_id), None)
 
 
+def events_of_step(record: CaseRecord, event: EventLine) -> list[dict[str, Any]]:
+    """The EPCIS events one stored custody step exports as (none for refusals and administration)."""
+    return _events(record, event)
+
+
 def _events(record: CaseRecord, event: EventLine) -> list[dict[str, Any]]:
     if event.outcome != "accepted":
         return []

@@ -403,6 +403,10 @@ TABLE: dict[str, list[Probe]] = {
     "caseRecordJson": [Probe("record", "/api/v1/cases/{coi}/record.json")],
     "caseReportPdf": [Probe("record", "/api/v1/cases/{coi}/report.pdf")],
     "captureEpcis": [Probe("record", "/api/v1/epcis/capture", body=_epcis)],
+    "queryEpcisEvents": [
+        Probe("list", "/api/v1/epcis/events"),
+        Probe("list", "/api/v1/epcis/events", query={"MATCH_epc": "urn:celltrail:isbt128:unit:{prc}"}),
+    ],
     "caseEpcis": [Probe("record", "/api/v1/cases/{coi}/epcis")],
     "shipmentEpcis": [Probe("record", "/api/v1/shipments/{ship_out}/epcis")],
     "alertsCsv": [

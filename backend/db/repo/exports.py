@@ -132,3 +132,44 @@ async def shipment_by_sscc(conn: Conn, sscc: str) -> str | None:
         [sscc, f"00{sscc}", f"(00){sscc}"],
     )
     return str(value) if value is not None else None
+
+
+# Accepted custody steps of cases visible to `sites` (NULL: all), in (server_time, id) order after a
+# position. Visibility is the object gate's rule for cases (treatment site, legs' ends, units' sites).
+_STEPS = """
+SELECT e.id, e.coi, e.server_time FROM custody_events e JOIN cases c ON c.coi = e.coi
+WHERE e.outcome = 'accepted'
+  AND ($1::text[] IS NULL
+       OR c.treatment_site = ANY($1)
+       OR EXISTS (SELECT 1 FROM shipments s WHERE s.coi = e.coi AND (s.from_site = ANY($1) OR s.to_site = ANY($1)))
+       OR EXISTS (SELECT 1 FROM units u WHERE u.coi = e.coi AND u.site = ANY($1)))
+  AND ($2::timestamptz IS NULL OR e.server_time >= $2)
+  AND ($3::timestamptz IS NULL OR e.server_time < $3)
+  AND ($4::text[] IS NULL OR e.action = ANY($4))
+  AND ($5::timestamptz IS NULL OR (e.server_time, e.id) > ($5, $6::bigint))
+ORDER BY e.server_time, e.id
+LIMIT $7
+"""
+
+
+async def custody_steps_page(
+    conn: Conn,
+    sites: list[str] | None,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    actions: list[str] | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[tuple[int, str, datetime]]:
+    rows = await conn.fetch(
+        _STEPS,
+        sites,
+        since,
+        until,
+        actions,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [(r["id"], r["coi"], r["server_time"]) for r in rows]
