@@ -14,8 +14,7 @@ from backend.db.repo import alerts
 from backend.db.repo.alerts import AlertRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
-from backend.domain.errors import Conflict
-from backend.services import ledger, objects
+from backend.services import alarms
 from backend.services.visibility import site_filter
 
 
@@ -33,35 +32,12 @@ class AlertsController(Controller):
         shipment_id: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
     ) -> list[AlertRow]:
-        """Alerts at your sites, critical first; `status` may repeat (open, acknowledged, closed...)."""
+        """Alerts at your sites, critical first; `status` may repeat. Alarm states (ISA-18.2): `open`
+        (active, unacknowledged), `acknowledged` (active, acknowledged), `cleared_unacknowledged` (a
+        critical alert whose condition ended before anyone acknowledged it: it stays until acknowledged),
+        `resolved` (back to normal), `closed` (shelved or closed with a reason, or withdrawn)."""
         async with pool.acquire() as conn:
             return await alerts.list_for(conn, site_filter(principal), status, coi, shipment_id, limit)
-
-    async def _change(
-        self, pool: Pool, principal: Principal, alert_id: int, closing: bool, text: str
-    ) -> AlertRow:
-        async with pool.acquire() as conn, conn.transaction():
-            alert = await objects.alert(conn, principal, alert_id, lock=True)
-            if alert.status in ("resolved", "closed"):
-                raise Conflict(f"alert {alert_id} is already {alert.status}")
-            if closing:
-                await alerts.close(conn, alert_id, principal.user_id, text)
-            else:
-                await alerts.acknowledge(conn, alert_id, principal.user_id, text)
-            await ledger.announce(
-                conn,
-                "alert",
-                alert.sites,
-                alert.coi,
-                {
-                    "id": alert_id,
-                    "status": "closed" if closing else "acknowledged",
-                    "by": principal.full_name,
-                },
-            )
-            changed = await alerts.get(conn, alert_id)
-        assert changed is not None
-        return changed
 
     @post(
         "/{alert_id:int}/acknowledge",
@@ -75,7 +51,10 @@ class AlertsController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
     ) -> AlertRow:
-        return await self._change(pool, principal, alert_id, False, data.comment)
+        """Acknowledge with a comment. An active alert becomes `acknowledged`; a latched one
+        (`cleared_unacknowledged`) becomes `resolved`; acknowledging again adds to the alert's
+        `acknowledgements` history and never replaces the first."""
+        return await alarms.acknowledge(pool, principal, alert_id, data.comment)
 
     @post("/{alert_id:int}/close", opt=policy(Role.COORDINATOR, Role.QA), operation_id="closeAlert")
     async def close(
@@ -85,5 +64,5 @@ class AlertsController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
     ) -> AlertRow:
-        """Close with a reason (coordinators and QA)."""
-        return await self._change(pool, principal, alert_id, True, data.reason)
+        """Close (shelve) with a reason (coordinators and QA): an active or latched alert."""
+        return await alarms.close(pool, principal, alert_id, data.reason)

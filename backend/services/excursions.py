@@ -22,6 +22,7 @@ from backend.db.repo.alerts import AlertRow
 from backend.db.repo.excursions import EngineAlert, Leg, LegReading, NewAlert
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Conn, Pool
+from backend.domain import alarm_states
 from backend.domain.access import Principal
 from backend.domain.errors import InvalidInput
 from backend.domain.excursions import (
@@ -140,7 +141,11 @@ async def _apply(
         text = wording.detail(episode, leg.logger_id, rules)
         rule = {**snapshot_of, **rules.snapshot(list(episode.rules))}
         if isinstance(action, Open):
-            status = "open" if episode.end is None else "resolved"
+            status = alarm_states.OPEN
+            if episode.end is not None:
+                status = alarm_states.when_raised_cleared(episode.severity)
+            # An escalation raised after the warning was closed fired when the episode escalated.
+            fired = episode.escalated_at if action.escalates is not None else None
             alert_id = await repo.insert_alert(
                 conn,
                 NewAlert(
@@ -156,7 +161,7 @@ async def _apply(
                     logger_id=leg.logger_id,
                     started_at=_when(episode.start),
                     ended_at=_dt(episode.end),
-                    fired_at=_when(episode.fired_at),
+                    fired_at=_when(fired if fired is not None else episode.fired_at),
                     escalated_at=_dt(episode.escalated_at),
                     peak_value=episode.peak,
                     minutes_beyond=episode.minutes_beyond,
@@ -170,16 +175,23 @@ async def _apply(
                 )
                 continue
             opened += 1
-            await ledger.announce(
-                conn, "alert", sites, leg.coi, _payload(alert_id, leg, episode, title, status, "opened")
-            )
+            payload = _payload(alert_id, leg, episode, title, status, "opened")
+            if action.escalates is not None:
+                payload["escalates"] = action.escalates
+            await ledger.announce(conn, "alert", sites, leg.coi, payload)
             continue
         assert isinstance(action, Update)
         before = by_id[action.alert_id]
+        severity = episode.severity if action.escalate else before.severity
+        cleared = (
+            alarm_states.when_cleared(before.status, severity, reopened=action.escalate)
+            if action.resolve
+            else None
+        )
         await repo.update_alert(
             conn,
             action.alert_id,
-            severity=episode.severity if action.escalate else before.severity,
+            severity=severity,
             detail=text,
             started_at=_when(episode.start),
             ended_at=_dt(episode.end),
@@ -187,12 +199,12 @@ async def _apply(
             peak_value=episode.peak,
             minutes_beyond=episode.minutes_beyond,
             rule=rule,
-            resolve=action.resolve,
+            cleared_status=cleared,
             reopen=action.escalate,
         )
         if action.escalate:
             escalated += 1
-            status = "resolved" if action.resolve else "open"
+            status = cleared if cleared is not None else alarm_states.OPEN
             await ledger.announce(
                 conn,
                 "alert",
@@ -200,14 +212,16 @@ async def _apply(
                 leg.coi,
                 _payload(action.alert_id, leg, episode, title, status, "escalated"),
             )
-        if action.resolve:
+        if cleared is not None:
             resolved += 1
+            # A latched critical alert stays on the board: the stream says it cleared, not resolved.
+            event = "cleared" if cleared == alarm_states.CLEARED_UNACKNOWLEDGED else "resolved"
             await ledger.announce(
                 conn,
                 "alert",
                 before.sites,
                 leg.coi,
-                _payload(action.alert_id, leg, episode, title, "resolved", "resolved"),
+                _payload(action.alert_id, leg, episode, title, cleared, event),
             )
     return Evaluation(leg.shipment_id, 0, False, opened, escalated, resolved)
 
@@ -461,5 +475,5 @@ async def case_temperature(pool: Pool, principal: Principal, coi: str) -> CaseTe
     for summary in summaries:
         for limit, minutes in summary.minutes_beyond.items():
             totals[limit] = round(totals.get(limit, 0.0) + minutes, 2)
-    open_count = sum(1 for s in summaries for a in s.alerts if a.status in ("open", "acknowledged"))
+    open_count = sum(1 for s in summaries for a in s.alerts if a.status in alarm_states.NEEDS_ATTENTION)
     return CaseTemperature(case.coi, summaries, open_count, totals)

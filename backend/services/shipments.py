@@ -10,6 +10,7 @@ import msgspec
 from backend.db.repo import alerts, audit, cases, shipments, sites
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
+from backend.domain import alarm_states
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal, receipt_decision
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
@@ -203,7 +204,9 @@ async def receipt_view(pool: Pool, principal: Principal, shipment_id: str) -> Re
     shipment = await get_shipment(pool, principal, shipment_id)
     summary = await temperature_summary(pool, shipment)
     async with pool.acquire() as conn:
-        open_alerts = await alerts.list_for(conn, None, ["open", "acknowledged"], None, shipment.id, 100)
+        open_alerts = await alerts.list_for(
+            conn, None, list(alarm_states.NEEDS_ATTENTION), None, shipment.id, 100
+        )
     return ReceiptView(
         shipment=shipment,
         expected=shipment.manifest,

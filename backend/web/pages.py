@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 from backend.api.reports import RECORD_READERS
 from backend.db.repo import alerts as alert_repo
 from backend.db.types import Pool
+from backend.domain import alarm_states
 from backend.domain.access import Principal, Role, policy
 from backend.reports.record import case_record
 from backend.services import board, shipments
@@ -139,7 +140,7 @@ async def alerts_page(
 ) -> Template:
     sites = site_filter(principal)
     async with pool.acquire() as conn:
-        current = await alert_repo.list_for(conn, sites, ["open", "acknowledged"], None, None, 500)
+        current = await alert_repo.list_for(conn, sites, list(alarm_states.NEEDS_ATTENTION), None, None, 500)
         history = await alert_repo.list_for(conn, sites, ["resolved", "closed"], None, None, 100)
     return Template(
         "alerts.html",

@@ -1,4 +1,5 @@
-"""Alerts: one open row per ongoing condition (a partial unique index on condition_key)."""
+"""Alerts: one open row per ongoing condition (a partial unique index on condition_key), and each alert's
+append-only history of acknowledgements (migration 0015)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ import msgspec
 
 if TYPE_CHECKING:
     from backend.db.types import Conn
+
+
+class Acknowledgement(msgspec.Struct, frozen=True):
+    by: str
+    by_name: str
+    at: datetime
+    comment: str
+    # The alarm state it acknowledged and the one it left (cleared_unacknowledged -> resolved...).
+    status_before: str
+    status_after: str
+    severity: str
 
 
 class AlertRow(msgspec.Struct, frozen=True):
@@ -34,15 +46,28 @@ class AlertRow(msgspec.Struct, frozen=True):
     closed_at: datetime | None
     closed_by: str | None
     close_reason: str | None
+    # Every acknowledgement, oldest first; acknowledged_* above are the first of them.
+    acknowledgements: list[Acknowledgement] = msgspec.field(default_factory=list)
 
 
 _SELECT = """
 SELECT a.id, a.kind, a.severity, a.status, a.title, a.detail, a.coi, a.shipment_id, a.unit_id, a.logger_id,
        a.sites, a.started_at, a.ended_at, a.peak_value, a.rule, a.event_id, a.acknowledged_at,
        (SELECT username FROM users WHERE id = a.acknowledged_by) AS acknowledged_by, a.ack_comment,
-       a.closed_at, (SELECT username FROM users WHERE id = a.closed_by) AS closed_by, a.close_reason
+       a.closed_at, (SELECT username FROM users WHERE id = a.closed_by) AS closed_by, a.close_reason,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                   'by', k.username, 'by_name', k.full_name, 'at', k.at, 'comment', k.comment,
+                   'status_before', k.status_before, 'status_after', k.status_after, 'severity', k.severity)
+               ORDER BY k.id), '[]'::jsonb)
+        FROM alert_acknowledgements k WHERE k.alert_id = a.id) AS acknowledgements
 FROM alerts a
 """
+
+
+def _alert(row: Any) -> AlertRow:
+    values = dict(row)
+    values["acknowledgements"] = msgspec.convert(values["acknowledgements"], list[Acknowledgement])
+    return AlertRow(**values)
 
 
 async def open_alert(
@@ -92,7 +117,7 @@ async def get(conn: Conn, alert_id: int, lock: bool = False) -> AlertRow | None:
     if lock:
         await conn.execute("SELECT 1 FROM alerts WHERE id = $1 FOR UPDATE", alert_id)
     row = await conn.fetchrow(_SELECT + " WHERE a.id = $1", alert_id)
-    return AlertRow(**row) if row else None
+    return _alert(row) if row else None
 
 
 async def list_for(
@@ -115,14 +140,41 @@ async def list_for(
         shipment_id,
         limit,
     )
-    return [AlertRow(**r) for r in rows]
+    return [_alert(r) for r in rows]
 
 
-async def acknowledge(conn: Conn, alert_id: int, user_id: int, comment: str) -> None:
+async def acknowledge(
+    conn: Conn,
+    alert: AlertRow,
+    *,
+    user_id: int,
+    username: str,
+    full_name: str,
+    comment: str,
+    status_after: str,
+) -> None:
+    """Append to the alert's acknowledgement history and move it to `status_after`. The alert's own
+    acknowledged_* columns keep the first acknowledgement: a later one never overwrites it."""
     await conn.execute(
-        """UPDATE alerts SET status = 'acknowledged', acknowledged_by = $2, acknowledged_at = now(),
-                             ack_comment = $3 WHERE id = $1""",
-        alert_id,
+        """INSERT INTO alert_acknowledgements
+               (alert_id, user_id, username, full_name, comment, status_before, status_after, severity)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        alert.id,
+        user_id,
+        username,
+        full_name,
+        comment,
+        alert.status,
+        status_after,
+        alert.severity,
+    )
+    await conn.execute(
+        """UPDATE alerts SET status = $2, acknowledged_by = coalesce(acknowledged_by, $3),
+                             acknowledged_at = coalesce(acknowledged_at, now()),
+                             ack_comment = CASE WHEN acknowledged_at IS NULL THEN $4 ELSE ack_comment END
+           WHERE id = $1""",
+        alert.id,
+        status_after,
         user_id,
         comment,
     )
@@ -139,8 +191,11 @@ async def close(conn: Conn, alert_id: int, user_id: int, reason: str) -> None:
 
 
 async def resolve_condition(conn: Conn, condition_key: str, ended_at: datetime) -> int | None:
+    """End the condition's alert: a critical one nobody acknowledged latches (cleared_unacknowledged)."""
     value = await conn.fetchval(
-        """UPDATE alerts SET status = 'resolved', ended_at = $2
+        """UPDATE alerts SET ended_at = $2,
+                  status = CASE WHEN severity = 'critical' AND status = 'open' THEN 'cleared_unacknowledged'
+                                ELSE 'resolved' END
            WHERE condition_key = $1 AND status IN ('open', 'acknowledged') RETURNING id""",
         condition_key,
         ended_at,

@@ -67,7 +67,7 @@ LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE severity = 'critical') AS critical,
            count(*) FILTER (WHERE severity = 'warning') AS warning,
            count(*) FILTER (WHERE severity = 'info') AS info
-    FROM alerts WHERE shipment_id = s.id AND status IN ('open', 'acknowledged')
+    FROM alerts WHERE shipment_id = s.id AND status IN ('open', 'acknowledged', 'cleared_unacknowledged')
 ) a ON true
 WHERE s.status NOT IN ('received', 'quarantined', 'cancelled')
   AND ($1::text[] IS NULL OR s.from_site = ANY($1) OR s.to_site = ANY($1))

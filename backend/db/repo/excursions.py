@@ -232,16 +232,17 @@ async def update_alert(
     peak_value: float | None,
     minutes_beyond: float,
     rule: Any,
-    resolve: bool,
+    cleared_status: str | None,
     reopen: bool,
 ) -> None:
-    """`reopen`: an escalation asks for a new acknowledgement; `resolve`: the episode ended."""
+    """`reopen`: an escalation asks for a new acknowledgement; `cleared_status`: the episode ended and
+    the alert takes this status (resolved, or cleared_unacknowledged when a critical alert latches)."""
     await conn.execute(
         """UPDATE alerts SET severity = $2, detail = $3, started_at = $4,
                   ended_at = CASE WHEN $5::timestamptz IS NOT NULL THEN $5 ELSE ended_at END,
                   escalated_at = coalesce($6, escalated_at), peak_value = $7, minutes_beyond = $8, rule = $9,
                   status = CASE WHEN status = 'closed' THEN status
-                                WHEN $10 THEN 'resolved' WHEN $11 THEN 'open' ELSE status END
+                                WHEN $10::text IS NOT NULL THEN $10 WHEN $11 THEN 'open' ELSE status END
            WHERE id = $1""",
         alert_id,
         severity,
@@ -252,7 +253,7 @@ async def update_alert(
         peak_value,
         minutes_beyond,
         rule,
-        resolve,
+        cleared_status,
         reopen,
     )
 

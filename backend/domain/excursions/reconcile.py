@@ -5,6 +5,11 @@ overlap, since a backlog may move an episode's start earlier; a resolved one by 
 coordinator closed stays closed for its episode: matching it by start keeps the engine from reopening it.
 An alert raised on partial data that the complete readings do not bear out is withdrawn, never deleted:
 it was announced, and the record keeps what was said.
+
+Escalation always raises (issue 20, finding 1): when a coordinator closed the warning of an excursion
+that then becomes critical, the closed warning stays closed and a new critical alert opens for the same
+episode. A critical alert whose episode ends while unacknowledged latches (``cleared_unacknowledged``,
+see backend/domain/alarm_states.py) instead of resolving.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import math
 
 import msgspec
 
+from backend.domain import alarm_states
 from backend.domain.excursions.profiles import SEVERITY_RANK
 from backend.domain.excursions.state import Episode
 
-ONGOING = ("open", "acknowledged")
+ONGOING = alarm_states.ACTIVE
 
 
 class ExistingAlert(msgspec.Struct, frozen=True):
@@ -33,6 +39,8 @@ class ExistingAlert(msgspec.Struct, frozen=True):
 
 class Open(msgspec.Struct, frozen=True, tag=True):
     episode: Episode
+    # The alert of the same episode a person closed at a lower severity: this one is its escalation.
+    escalates: int | None = None
 
 
 class Update(msgspec.Struct, frozen=True, tag=True):
@@ -59,6 +67,8 @@ def _overlaps(alert: ExistingAlert, episode: Episode) -> bool:
 
 def _match(episode: Episode, candidates: list[ExistingAlert]) -> ExistingAlert | None:
     same_kind = [a for a in candidates if a.kind == episode.kind and not a.withdrawn]
+    # An escalation raised after a close shares the closed alert's start: the live one speaks for it.
+    same_kind.sort(key=lambda a: a.status == alarm_states.CLOSED)
     for alert in same_kind:
         if alert.started_at == episode.start:
             return alert
@@ -66,7 +76,7 @@ def _match(episode: Episode, candidates: list[ExistingAlert]) -> ExistingAlert |
         if alert.status in ONGOING and _overlaps(alert, episode):
             return alert
     for alert in same_kind:
-        if alert.status == "resolved" and alert.ended_at is not None and _overlaps(alert, episode):
+        if alert.status in alarm_states.CLEARED and alert.ended_at is not None and _overlaps(alert, episode):
             return alert
     return None
 
@@ -94,12 +104,16 @@ def plan(episodes: list[Episode], existing: list[ExistingAlert], full: bool) -> 
             opens.append(Open(episode))
             continue
         left.remove(alert)
-        if alert.status == "closed":
-            continue
         escalate = SEVERITY_RANK[episode.severity] > SEVERITY_RANK[alert.severity]
+        if alert.status == alarm_states.CLOSED:
+            # Closing a warning is a decision about the warning; a critical condition was not seen yet.
+            if escalate:
+                opens.append(Open(episode, escalates=alert.id))
+            continue
         resolve = episode.end is not None and alert.status in ONGOING
         if escalate or resolve or _changed(alert, episode):
             updates.append(Update(alert.id, episode, escalate, resolve))
     if full:
-        updates += [Retire(a.id) for a in left if not a.withdrawn and a.status in (*ONGOING, "resolved")]
+        retirable = (*ONGOING, *alarm_states.CLEARED)
+        updates += [Retire(a.id) for a in left if not a.withdrawn and a.status in retirable]
     return updates + opens

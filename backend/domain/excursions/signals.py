@@ -9,7 +9,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from backend.domain.excursions.state import BATTERY, LID, MKT, PREDICTED, RATE, Reading, Track, fire
+from backend.domain.excursions.state import (
+    BATTERY,
+    LID,
+    MKT,
+    PREDICTED,
+    RATE,
+    TEMPERATURE_HIGH,
+    Reading,
+    Track,
+    fire,
+)
 from backend.domain.temperature import ACTIVATION_OVER_R_K
 
 if TYPE_CHECKING:
@@ -143,7 +153,13 @@ def _predict(engine: Engine, r: Reading, limit_c: float, window_s: float, arriva
         at = datetime.fromtimestamp(eta, UTC).isoformat(timespec="minutes")
         due = datetime.fromtimestamp(arrival, UTC).isoformat(timespec="minutes")
         note = f"warming trend reaches {limit_c:g} °C at about {at}, before the planned arrival {due}"
-    _flag(engine, PREDICTED, r.t, on=predicted, off=not predicted, value=r.temp_c, better=max, note=note)
+    # Past the limit the warning hands over to the excursion alert only once that alert fires: ending it at
+    # the crossing left a dry shipper above -150 °C with no open alert for the critical rule's delay
+    # (issue 20, finding 8). Back in range without a predicted crossing, it ends as before.
+    excursion = s.tracks.get(TEMPERATURE_HIGH)
+    handed_over = excursion is not None and excursion.active and excursion.severity is not None
+    off = handed_over or (r.temp_c <= limit_c and not predicted)
+    _flag(engine, PREDICTED, r.t, on=predicted, off=off, value=r.temp_c, better=max, note=note)
 
 
 def mkt_of(buckets: list[tuple[int, float, int]]) -> float:

@@ -93,7 +93,8 @@ async def test_a_signed_webhook_is_retried_with_backoff_and_logged(client, pool,
         await evaluate_after_ingest(pool, set(), {LOGGER})
         await run_periodic_checks(pool, fast)
         await until_delivered(pool, fast, hooks, 3)
-        assert hooks.received[2][0]["x-celltrail-event"] == "resolved"
+        # A critical alert nobody acknowledged latches rather than resolves (issue 20, finding 2).
+        assert hooks.received[2][0]["x-celltrail-event"] == "cleared_unacknowledged"
 
 
 async def test_critical_alerts_are_emailed_and_warnings_are_not(client, pool, settings):

@@ -35,12 +35,13 @@ async def test_a_fresh_excursion_warns_escalates_to_critical_and_resolves_with_i
     await evaluate_after_ingest(pool, set(), {LOGGER})
     [same] = await alerts_of(pool, shipment)
     assert same.id == alert.id
-    assert (same.severity, same.status) == ("critical", "resolved")
+    # Critical and never acknowledged: it latches until someone does (issue 20, finding 2).
+    assert (same.severity, same.status) == ("critical", "cleared_unacknowledged")
     assert same.peak_value == 16.0
     assert same.ended_at == BASE + timedelta(minutes=80)
     async with pool.acquire() as conn:
         events = await conn.fetch("SELECT payload FROM outbox WHERE kind = 'alert' ORDER BY id")
-    assert [e["payload"]["event"] for e in events] == ["opened", "escalated", "resolved"]
+    assert [e["payload"]["event"] for e in events] == ["opened", "escalated", "cleared"]
 
 
 async def test_a_shuffled_backlog_gives_the_alerts_of_in_order_arrival(client, pool):
@@ -67,7 +68,8 @@ async def test_a_shuffled_backlog_gives_the_alerts_of_in_order_arrival(client, p
     expected = shape(await alerts_of(pool, in_order))
     assert [(k, s, st) for k, s, st, *_ in expected] == [
         ("temperature_high", "warning", "resolved"),
-        ("temperature_low", "critical", "resolved"),
+        # Critical and never acknowledged: latched (issue 20, finding 2).
+        ("temperature_low", "critical", "cleared_unacknowledged"),
         ("temperature_high", "warning", "resolved"),
     ]
     assert shape(await alerts_of(pool, shuffled)) == expected

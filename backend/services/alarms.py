@@ -1,0 +1,80 @@
+"""What people do with alerts: acknowledge (an append-only history) and close with a reason. The alarm
+states and their transitions are backend/domain/alarm_states.py; every change is announced on the live
+stream and written to the audit trail in the same transaction."""
+
+from __future__ import annotations
+
+from backend.db.repo import alerts, audit
+from backend.db.repo.alerts import AlertRow
+from backend.db.types import Pool
+from backend.domain import alarm_states
+from backend.domain.access import Principal
+from backend.services import ledger, objects
+
+
+async def acknowledge(pool: Pool, principal: Principal, alert_id: int, comment: str) -> AlertRow:
+    """Acknowledge an active or latched alert; acknowledging again adds to the history."""
+    async with pool.acquire() as conn, conn.transaction():
+        alert = await objects.alert(conn, principal, alert_id, lock=True)
+        after = alarm_states.when_acknowledged(alert_id, alert.status)
+        await alerts.acknowledge(
+            conn,
+            alert,
+            user_id=principal.user_id,
+            username=principal.username,
+            full_name=principal.full_name,
+            comment=comment,
+            status_after=after,
+        )
+        await audit.record(
+            conn,
+            actor_id=principal.user_id,
+            actor_name=principal.username,
+            action="acknowledge",
+            entity="alert",
+            entity_id=str(alert_id),
+            old_value={"status": alert.status, "severity": alert.severity},
+            new_value={"status": after, "severity": alert.severity, "comment": comment},
+            reason=comment,
+            sites=alert.sites,
+        )
+        await ledger.announce(
+            conn,
+            "alert",
+            alert.sites,
+            alert.coi,
+            {"id": alert_id, "status": after, "status_before": alert.status, "by": principal.full_name},
+        )
+        changed = await alerts.get(conn, alert_id)
+    assert changed is not None
+    return changed
+
+
+async def close(pool: Pool, principal: Principal, alert_id: int, reason: str) -> AlertRow:
+    """Close (shelve) an alert with a reason: active, or latched and not yet acknowledged."""
+    async with pool.acquire() as conn, conn.transaction():
+        alert = await objects.alert(conn, principal, alert_id, lock=True)
+        alarm_states.check_closable(alert_id, alert.status)
+        await alerts.close(conn, alert_id, principal.user_id, reason)
+        await audit.record(
+            conn,
+            actor_id=principal.user_id,
+            actor_name=principal.username,
+            action="close",
+            entity="alert",
+            entity_id=str(alert_id),
+            old_value={"status": alert.status, "severity": alert.severity},
+            new_value={"status": alarm_states.CLOSED, "severity": alert.severity},
+            reason=reason,
+            sites=alert.sites,
+        )
+        await ledger.announce(
+            conn,
+            "alert",
+            alert.sites,
+            alert.coi,
+            {"id": alert_id, "status": alarm_states.CLOSED, "by": principal.full_name},
+        )
+        changed = await alerts.get(conn, alert_id)
+    assert changed is not None
+    return changed
