@@ -131,25 +131,24 @@ def _zxing(view: View, image: Image, formats: list[Any], *, invert: bool = False
     return detections
 
 
-def read_zxing(view: View, *, thorough: bool = True) -> list[Detection]:
+def read_zxing(view: View, *, invert: bool = True, raw_matrix: bool = True) -> list[Detection]:
     """zxing-cpp in plain text mode: its default "HRI" mode rewrites GS1 data as ``(00)...`` for people,
     which is not what the symbol holds.
 
-    A ``thorough`` read (the default) reads QR and Code 128 light-on-dark too, and Data Matrix on the
-    unblurred pixels. A QR printed inverted (white on a dark sleeve, a phone in dark mode) is otherwise
-    invisible.
-    A 3x3 blur before the Data Matrix pass calms sensor noise, on which the finder chases speckle (9 ms
-    instead of under 1 ms on a noisy 720p frame without a code), but it also erases modules of 2 px:
-    asset and shipment Data Matrix at 2 px per module read 1/20 and 0/20 with it, against 20/20 and
-    17/20 for zxing-cpp alone. A quick read (``thorough=False``, for every other pass while nothing is
-    in view, see :mod:`scanner.roi`) keeps the blurred pass and reads QR dark-on-light only.
+    ``invert`` reads QR (and Code 128) light-on-dark too: a QR printed inverted (white on a dark
+    sleeve, a phone in dark mode) is otherwise invisible. ``raw_matrix`` reads Data Matrix on the
+    unblurred pixels, else after a 3x3 blur. The blur calms sensor noise, on which the Data Matrix finder
+    chases speckle (9 ms instead of under 1 ms on a noisy 720p frame without a code), but it also erases
+    modules of 2 px: asset and shipment Data Matrix at 2 px per module read 1/20 and 0/20 with it,
+    against 20/20 and 17/20 for zxing-cpp alone. :mod:`scanner.roi` decides when each costly read is
+    worth making.
     """
     import cv2
     import zxingcpp
 
     formats = zxingcpp.BarcodeFormat
-    found = _zxing(view, view.image, [formats.Code128, formats.QRCode], invert=thorough)
-    if thorough:
+    found = _zxing(view, view.image, [formats.Code128, formats.QRCode], invert=invert)
+    if raw_matrix:
         return found + _zxing(view, view.image, [formats.DataMatrix])
     smooth = np.asarray(cv2.GaussianBlur(view.image, (3, 3), 0), np.uint8)
     return found + _zxing(view, smooth, [formats.DataMatrix])
@@ -233,10 +232,11 @@ def decode(
     region: Rect | None = None,
     zbar: bool = True,
     max_side: int = DEFAULT_MAX_SIDE,
-    thorough: bool = True,
+    invert: bool = True,
+    raw_matrix: bool = True,
 ) -> list[Detection]:
     """Every symbol in ``region`` of ``frame`` (the whole frame if None): zxing-cpp, then pyzbar's Code 128
     reader when ``zbar`` is set; a symbol both read is reported once, as zxing-cpp read it."""
     view = view_of(to_gray(frame), region, max_side)
-    found = read_zxing(view, thorough=thorough)
+    found = read_zxing(view, invert=invert, raw_matrix=raw_matrix)
     return merge(found, read_zbar(view) if zbar else [])

@@ -46,7 +46,12 @@ class FrameProcessor:
         bounds = frame_rect(gray)
         plan = self.tracker.plan(bounds, frame.t)
         detections = decode(
-            gray, region=plan.region, zbar=plan.zbar, max_side=self.max_side, thorough=plan.thorough
+            gray,
+            region=plan.region,
+            zbar=plan.zbar,
+            max_side=self.max_side,
+            invert=plan.invert,
+            raw_matrix=plan.raw_matrix,
         )
         self.tracker.update(detections, bounds)
         return Decoded(frame, detections, plan, time.perf_counter() - started)

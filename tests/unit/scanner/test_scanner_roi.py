@@ -66,12 +66,22 @@ def test_the_region_is_clipped_to_the_frame() -> None:
 def test_nonsense_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="full_every"):
         RoiTracker(full_every=0)
+    with pytest.raises(ValueError, match="thorough_every"):
+        RoiTracker(thorough_every=0)
 
 
-def test_searching_passes_alternate_thorough_and_quick_and_every_pass_over_a_label_is_thorough() -> None:
-    tracker = RoiTracker(full_every=4)
-    plans = _run(tracker, [[], [], [], [], _hit(500, 300, 600, 340), _hit(500, 300, 600, 340), []])
-    assert [p.thorough for p in plans] == [True, False, True, False, True, True, True]
+def test_the_costly_reads_take_turns_unless_a_data_matrix_is_in_view() -> None:
+    tracker = RoiTracker(full_every=100, thorough_every=3)
+    hit = _hit(500, 300, 600, 340)
+    matrix = [Detection("]d200076123450000001234", "datamatrix", ((500, 300), (540, 340)), "zxing")]
+    plans = _run(tracker, [[], [], [], [], [], hit, hit, hit, hit, matrix, hit, hit, hit])
+    # Searching: both costly reads on every third pass, the first one included.
+    assert [(p.invert, p.raw_matrix) for p in plans[:6]] == [(True, True), (False, False), (False, False)] * 2
+    # A label tracked: inverted reads every pass; unblurred Data Matrix every third pass...
+    assert [p.invert for p in plans[6:]] == [True] * 7
+    assert [p.raw_matrix for p in plans[6:10]] == [True, False, False, True]
+    # ...and every pass once a Data Matrix was read.
+    assert [p.raw_matrix for p in plans[10:]] == [True, True, True]
 
 
 def test_when_region_passes_find_nothing_for_a_second_every_pass_reads_the_whole_frame() -> None:
