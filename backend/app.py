@@ -27,7 +27,7 @@ from backend.api.health import healthz
 from backend.api.security import authorize, provide_principal
 from backend.api.sites import SitesController
 from backend.api.users import UsersController
-from backend.db.migrate import migrate
+from backend.db.migrate import migrate, migrate_url
 from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
@@ -70,14 +70,19 @@ def create_app(settings: Settings) -> Litestar:
             "CELLTRAIL_DATABASE_URL is not set (`celltrail up` sets it for its embedded server)"
         )
     database_url = settings.database_url
+    owner_url = settings.owner_database_url or database_url
     # Refused signatures count against the same sign-in limits as the sign-in form.
     signing.configure(auth.LoginLimits.of(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if owner_url != database_url:
+            # Migrations as the schema owner; the pool (the application role) could not run them.
+            await migrate_url(owner_url)
         pool = await create_pool(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-        async with pool.acquire() as conn:
-            await migrate(conn)
+        if owner_url == database_url:
+            async with pool.acquire() as conn:
+                await migrate(conn)
         await ensure_first_admin(pool, settings.admin_password)
         monitor = BrokerMonitor(
             settings.mqtt_url, settings.mqtt_username, settings.mqtt_password, settings.broker_check_seconds

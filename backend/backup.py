@@ -22,6 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+
+from backend.db.migrate import grant_app_role
 from backend.db.pool import create_pool
 from backend.db.repo import catalog
 from backend.embedded.postgres import EmbeddedPostgresError, find_bin_dir
@@ -137,6 +140,14 @@ async def verify_chains(url: str) -> ChainReport:
     return ChainReport(len(cois), len(cois) - len(broken), broken)
 
 
+async def _grant(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await grant_app_role(conn)
+    finally:
+        await conn.close()
+
+
 def restore(url: str, dump: Path, *, clean: bool = False) -> RestoreReport:
     """Restore `dump` into the database at `url`, in one transaction (all or nothing), then verify
     every custody chain. Refuses a database that already holds tables unless `clean` (which drops
@@ -156,7 +167,8 @@ def restore(url: str, dump: Path, *, clean: bool = False) -> RestoreReport:
         str(_tool("pg_restore")),
         f"--dbname={target}",
         # Owners and grants of the source server may not exist here (embedded `postgres` vs a managed
-        # server's application role): everything belongs to the user who restores.
+        # server's application role): everything belongs to the user who restores (the schema owner,
+        # CELLTRAIL_MIGRATION_DATABASE_URL), and grant_app_role grants the application role afterwards.
         "--no-owner",
         "--no-privileges",
         "--exit-on-error",
@@ -165,4 +177,7 @@ def restore(url: str, dump: Path, *, clean: bool = False) -> RestoreReport:
     if clean:
         args += ["--clean", "--if-exists"]
     _run([*args, str(dump)], env, "pg_restore")
+    # --no-privileges restored no grants: the application role gets its own back (and PUBLIC loses
+    # EXECUTE on the chain-head function again).
+    asyncio.run(_grant(url))
     return RestoreReport(tables, asyncio.run(verify_chains(url)))

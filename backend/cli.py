@@ -10,10 +10,13 @@ import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.private_files import PRIVATE_UMASK
 from backend.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from backend.up import DatabaseUrls
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -37,19 +40,26 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[str]:
-    """The configured database, or the embedded one (reused when `celltrail up` runs it, else started
-    for the duration of this command)."""
-    if settings.database_url:
-        yield settings.database_url
-        return
-    from backend.up import Stack, start_database
+def _databases(settings: Settings) -> Iterator[DatabaseUrls]:
+    """The configured database (the application's URL and the owner's), or the embedded one (reused when
+    `celltrail up` runs it, else started for the duration of this command)."""
+    from backend.up import DatabaseUrls, Stack, start_database
 
+    if settings.database_url:
+        yield DatabaseUrls(settings.database_url, settings.owner_database_url or settings.database_url)
+        return
     stack = Stack()
     try:
         yield start_database(settings, stack)
     finally:
         stack.stop()
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[str]:
+    """The application's URL of `_databases` (what reads and records run as)."""
+    with _databases(settings) as urls:
+        yield urls.app
 
 
 # ------------------------------------------------------------------------------------------------- verbs
@@ -107,8 +117,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from backend.db.migrate import migrate_url
 
     settings = _settings(args)
-    with _database(settings) as url:
-        applied = asyncio.run(migrate_url(url))
+    with _databases(settings) as urls:
+        applied = asyncio.run(migrate_url(urls.owner))
     print("\n".join(f"applied {name}" for name in applied) or "the schema is up to date")
     return 0
 
@@ -129,9 +139,9 @@ def _run_with_pool(args: argparse.Namespace, command: str, body: Callable[[Any],
     from backend.db.pool import create_pool
     from backend.domain.errors import DomainError
 
-    async def run(url: str) -> int:
-        await migrate_url(url)
-        pool: Any = await create_pool(url, min_size=1, max_size=2)
+    async def run(urls: DatabaseUrls) -> int:
+        await migrate_url(urls.owner)
+        pool: Any = await create_pool(urls.app, min_size=1, max_size=2)
         try:
             await body(pool)
         except DomainError as exc:
@@ -141,8 +151,8 @@ def _run_with_pool(args: argparse.Namespace, command: str, body: Callable[[Any],
             await pool.close()
         return 0
 
-    with _database(_settings(args)) as url:
-        return asyncio.run(run(url))
+    with _databases(_settings(args)) as urls:
+        return asyncio.run(run(urls))
 
 
 def cmd_user(args: argparse.Namespace) -> int:
@@ -232,8 +242,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     settings = _settings(args)
     out = Path(args.out) if args.out else Path(default_file_name())
     try:
-        with _database(settings) as url:
-            report = backup(url, out)
+        with _databases(settings) as urls:
+            report = backup(urls.owner, out)
     except BackupError as exc:
         print(f"celltrail backup: {exc}", file=sys.stderr)
         return 1
@@ -248,8 +258,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     try:
-        with _database(settings) as url:
-            report = restore(url, Path(args.file), clean=args.clean)
+        with _databases(settings) as urls:
+            report = restore(urls.owner, Path(args.file), clean=args.clean)
     except BackupError as exc:
         print(f"celltrail restore: {exc}", file=sys.stderr)
         return 1

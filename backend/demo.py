@@ -47,7 +47,8 @@ DEMO_LOGGERS = 12
 async def _register_demo_loggers(pool: Pool, count: int) -> None:
     """The loggers `celltrail simulate --loggers N` plays (LGR-0001...), owned by the courier depot and
     calibrated for another year; the last is overdue, so a shipment it joins raises a calibration alert.
-    No broker passwords: the embedded broker of `celltrail up` admits anyone on the loopback."""
+    No broker passwords issued here: the embedded broker of `celltrail up` generates each simulated
+    logger's own (backend/embedded/mqtt.py) and the simulator signs in with them."""
     today = datetime.now(UTC).date()
     for index in range(1, count + 1):
         logger_id = simulated_logger_id(index)

@@ -24,8 +24,11 @@ class SettingsError(ValueError):
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    # Unset means "start an embedded one" for `celltrail up`.
+    # Unset means "start an embedded one" for `celltrail up`. The backend runs as this URL's user (the
+    # application role, see backend/db/migrate.py); migrations, backup and restore use
+    # migration_database_url (the schema owner) when set, else this one.
     database_url: str | None = None
+    migration_database_url: str | None = None
     mqtt_url: str | None = None
     mqtt_username: str | None = None
     mqtt_password: str | None = None
@@ -86,12 +89,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{PREFIX}DB_POOL_MIN ({self.db_pool_min}) must not exceed {PREFIX}DB_POOL_MAX "
                 f"({self.db_pool_max})"
             )
-        if self.database_url is not None and not self.database_url.startswith(
-            ("postgresql://", "postgres://")
+        for name, url in (
+            ("DATABASE_URL", self.database_url),
+            ("MIGRATION_DATABASE_URL", self.migration_database_url),
         ):
+            if url is not None and not url.startswith(("postgresql://", "postgres://")):
+                raise SettingsError(
+                    f"{PREFIX}{name} must start with postgresql:// (got a value starting with "
+                    f"{url.split(':', 1)[0]!r})"
+                )
+        if self.migration_database_url is not None and self.database_url is None:
             raise SettingsError(
-                f"{PREFIX}DATABASE_URL must start with postgresql:// (got a value starting with "
-                f"{self.database_url.split(':', 1)[0]!r})"
+                f"{PREFIX}MIGRATION_DATABASE_URL is set without {PREFIX}DATABASE_URL (the application's)"
             )
         if self.mqtt_url is not None and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
             raise SettingsError(f"{PREFIX}MQTT_URL must start with mqtt:// or mqtts://")
@@ -107,6 +116,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxies)
+
+    @property
+    def owner_database_url(self) -> str | None:
+        """The URL migrations, backup and restore use: the schema owner's when configured."""
+        return self.migration_database_url or self.database_url
 
     @property
     def data_path(self) -> Path:

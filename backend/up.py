@@ -16,11 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
-from backend.db.migrate import migrate_url
+from backend.db.migrate import APP_ROLE, migrate_url
 from backend.db.pool import create_pool
-from backend.embedded.mqtt import EmbeddedBroker
+from backend.embedded.mqtt import BRIDGE_USER, HEALTH_USER, EmbeddedBroker
 from backend.embedded.ports import free_port, port_open
 from backend.embedded.postgres import EmbeddedPostgres
 from backend.settings import Settings
@@ -28,6 +26,7 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "celltrail"
+OWNER_ROLE = "celltrail_owner"
 BRIDGE_USERNAME = "bridge"
 BRIDGE_KEY_NAME = "celltrail up (local bridge)"
 DEMO_ADMIN_PASSWORD = "celltrail-admin"  # noqa: S105 - demo only, printed at start
@@ -72,20 +71,20 @@ class Stack:
                 log.exception("could not stop a component cleanly")
 
 
-async def _ensure_database(server_url: str, name: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            # CREATE DATABASE cannot take a parameter; the name is our own constant.
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+@dataclass(frozen=True)
+class DatabaseUrls:
+    """Where the backend connects (the application role) and where migrations, backup and restore
+    connect (the schema owner); the same URL when only CELLTRAIL_DATABASE_URL is configured."""
+
+    app: str
+    owner: str
+    # The embedded server's password file (libpq's PGPASSFILE): the URLs carry no password.
+    passfile: Path | None = None
 
 
-def start_database(settings: Settings, stack: Stack) -> str:
+def start_database(settings: Settings, stack: Stack) -> DatabaseUrls:
     if settings.database_url:
-        return settings.database_url
+        return DatabaseUrls(settings.database_url, settings.owner_database_url or settings.database_url)
     cluster = EmbeddedPostgres(settings.data_path / "postgres")
     running = cluster.running_port()
     if running is not None:
@@ -94,18 +93,60 @@ def start_database(settings: Settings, stack: Stack) -> str:
     else:
         cluster.start()
         stack.cleanups.append(cluster.stop)
-    asyncio.run(_ensure_database(cluster.url, DATABASE_NAME))
-    return cluster.database_url(DATABASE_NAME)
+    # The owner runs migrations and owns the schema; the backend runs as the application role (the
+    # grants of backend/db/migrate.py). Their passwords are in the password file, never in a URL.
+    cluster.ensure_roles([OWNER_ROLE, APP_ROLE])
+    cluster.ensure_database(DATABASE_NAME, OWNER_ROLE)
+    cluster.adopt_schema(DATABASE_NAME, OWNER_ROLE)
+    os.environ["PGPASSFILE"] = str(cluster.passfile.resolve())
+    return DatabaseUrls(
+        cluster.role_url(APP_ROLE, DATABASE_NAME, password=False),
+        cluster.role_url(OWNER_ROLE, DATABASE_NAME, password=False),
+        cluster.passfile.resolve(),
+    )
 
 
-def start_broker(settings: Settings, stack: Stack) -> str:
+@dataclass(frozen=True)
+class BrokerAccess:
+    """The broker's URL and, for the embedded one, who signs in with what: the passwords it generated
+    for the bridge and the health probe, and the file of the simulated loggers' own."""
+
+    url: str
+    credentials: dict[str, str] = field(default_factory=dict)
+    logger_credentials: Path | None = None
+
+    def env_for(self, user: str) -> dict[str, str]:
+        """CELLTRAIL_MQTT_USERNAME/PASSWORD for a child signing in as `user` (nothing for a configured
+        broker: the operator's own variables pass through)."""
+        if user not in self.credentials:
+            return {}
+        return {"CELLTRAIL_MQTT_USERNAME": user, "CELLTRAIL_MQTT_PASSWORD": self.credentials[user]}
+
+    def describe(self) -> str:
+        """The URL, and where the embedded broker's passwords are (never the passwords)."""
+        if self.logger_credentials is None:
+            return self.url
+        return f"{self.url}   (passwords in {self.logger_credentials.parent / 'credentials'})"
+
+
+def start_broker(settings: Settings, stack: Stack, loggers: list[str] | None = None) -> BrokerAccess:
+    """The configured broker, or the embedded one: authenticated, with the production ACL, and a
+    generated password (kept 0600 in <data dir>/mqtt) for the bridge, the probe and each of `loggers`."""
     if settings.mqtt_url:
-        return settings.mqtt_url
+        return BrokerAccess(settings.mqtt_url)
     port = 1883 if not port_open("127.0.0.1", 1883) else free_port()
-    broker = EmbeddedBroker(settings.data_path / "mqtt", port).start()
+    broker = EmbeddedBroker(settings.data_path / "mqtt", port, loggers=loggers or []).start()
     stack.cleanups.append(broker.stop)
     log.info("embedded MQTT broker running", extra={"broker": broker.kind, "port": port})
-    return broker.url
+    return BrokerAccess(broker.url, broker.credentials(), broker.logger_credentials_file.resolve())
+
+
+def _simulated_loggers(count: int) -> list[str]:
+    if not _component_available("firmware_bridge.simulator"):
+        return []
+    from firmware_bridge.simulator import logger_id
+
+    return [logger_id(index) for index in range(1, count + 1)]
 
 
 def _wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -148,7 +189,7 @@ def _write_secret(path: Path, secret: str) -> None:
 
 
 async def _prepare(
-    database_url: str,
+    database: DatabaseUrls,
     admin_password: str | None,
     bridge_key: str | None,
     demo: bool,
@@ -161,8 +202,8 @@ async def _prepare(
     from backend.demo import seed
     from backend.services import accounts, api_keys
 
-    await migrate_url(database_url)
-    pool: Any = await create_pool(database_url, min_size=1, max_size=2)
+    await migrate_url(database.owner)
+    pool: Any = await create_pool(database.app, min_size=1, max_size=2)
     try:
         await accounts.ensure_first_admin(pool, admin_password)
         await api_keys.create_service_account(pool, BRIDGE_USERNAME, "Firmware bridge", accounts.HQ_SITE.code)
@@ -195,15 +236,16 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         # Ours only when we create it (an existing one keeps its mode: the database's service user may
         # have been granted traverse on it, see EmbeddedPostgres._allow_traverse).
         settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        database_url = start_database(settings, stack)
-        mqtt_url = start_broker(settings, stack)
+        database = start_database(settings, stack)
+        broker = start_broker(settings, stack, _simulated_loggers(loggers) if demo else [])
+        mqtt_url = broker.url
         admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)
         # The bridge authenticates with an API key, not a sign-in: failed sign-ins from this host (which
         # lock the client address 127.0.0.1) cannot stall the readings. Made once, kept in the data
         # directory, made again if an administrator revoked it.
         key_file = _bridge_key_file(settings.data_path)
         bridge_key = _read_secret(key_file)
-        fresh = asyncio.run(_prepare(database_url, admin_password, bridge_key, demo, loggers, settings.fin))
+        fresh = asyncio.run(_prepare(database, admin_password, bridge_key, demo, loggers, settings.fin))
         if fresh is not None:
             _write_secret(key_file, fresh)
             bridge_key = fresh
@@ -211,22 +253,27 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         for name in ("CELLTRAIL_BRIDGE_USERNAME", "CELLTRAIL_BRIDGE_PASSWORD"):
             env.pop(name, None)
         env.update(
-            CELLTRAIL_DATABASE_URL=database_url,
+            CELLTRAIL_DATABASE_URL=database.app,
+            CELLTRAIL_MIGRATION_DATABASE_URL=database.owner,
+            **({"PGPASSFILE": str(database.passfile)} if database.passfile else {}),
             CELLTRAIL_MQTT_URL=mqtt_url,
             CELLTRAIL_BACKEND_URL=f"http://{settings.host}:{settings.port}",
             CELLTRAIL_BRIDGE_API_KEY=bridge_key,
             CELLTRAIL_BRIDGE_BUFFER_DIR=str((settings.data_path / "bridge-buffer").resolve()),
         )
         celltrail = [sys.executable, "-m", "backend.cli"]
-        stack.spawn("backend", [*celltrail, "serve"], env)
+        # Each component signs in to the embedded broker as itself (the ACL's `healthcheck` and `bridge`).
+        stack.spawn("backend", [*celltrail, "serve"], {**env, **broker.env_for(HEALTH_USER)})
         _wait_for(lambda: _healthy(settings.base_url) or stopping, 60, "the backend")
         if _component_available("firmware_bridge.cli"):
-            stack.spawn("bridge", [*celltrail, "bridge"], env)
+            stack.spawn("bridge", [*celltrail, "bridge"], {**env, **broker.env_for(BRIDGE_USER)})
             if demo:
-                stack.spawn(
-                    "simulator", [*celltrail, "simulate", "--loggers", str(loggers), "--interval", "5"], env
-                )
-        _announce(settings, demo, admin_password, database_url, mqtt_url)
+                simulate = [*celltrail, "simulate", "--loggers", str(loggers), "--interval", "5"]
+                if broker.logger_credentials is not None:
+                    # Each simulated logger signs in as itself, with its own password from this file.
+                    simulate += ["--credentials", str(broker.logger_credentials)]
+                stack.spawn("simulator", simulate, env)
+        _announce(settings, demo, admin_password, database.app, broker.describe())
         while not stopping:
             for child in stack.children:
                 if child.process.poll() is not None:
@@ -251,7 +298,7 @@ def _announce(
         "",
         f"Celltrail is running at {settings.base_url}   (health: {settings.base_url}/healthz, "
         f"API description: {settings.base_url}/schema)",
-        f"  database: {_without_password(database_url)}",
+        f"  database: {_describe_database(database_url)}",
         f"  broker:   {mqtt_url}",
     ]
     if admin_password and demo:
@@ -261,6 +308,15 @@ def _announce(
         lines.append(f"  demo users ({people}) all use the password {DEMO_PASSWORD}")
     lines.append("Press Ctrl-C to stop.")
     print("\n".join(lines), flush=True)
+
+
+def _describe_database(url: str) -> str:
+    """The URL without its password, and where the password is when it comes from a password file."""
+    shown = _without_password(url)
+    passfile = os.environ.get("PGPASSFILE")
+    if passfile and "@" in shown and ":***@" not in shown:
+        return f"{shown}   (password in {passfile})"
+    return shown
 
 
 def _without_password(url: str) -> str:

@@ -132,7 +132,19 @@ def configure_simulate_parser(parser: argparse.ArgumentParser) -> None:
         "--connections", type=_positive_int, default=1, help="MQTT connections to spread loggers over"
     )
     parser.add_argument("--mqtt-url", help=f"broker URL ({ENV_NAMES['mqtt_url']})")
+    parser.add_argument(
+        "--credentials",
+        help="file of `logger_id:password` lines: each logger then signs in as itself on a connection of "
+        "its own, as the per-logger ACL of deploy/mosquitto/acl requires (`celltrail up --demo` passes "
+        "the embedded broker's); without it all loggers share CELLTRAIL_MQTT_USERNAME's connections",
+    )
     _add_log_level(parser)
+
+
+def _logger_credentials(path: str) -> dict[str, str]:
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -163,7 +175,28 @@ def run_simulate(args: argparse.Namespace) -> int:
     )
     endpoint = settings.mqtt_endpoint()
     ca_file = str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
-    publishers = [
+    own: dict[str, Publisher] = {}
+    if args.credentials:
+        try:
+            credentials = _logger_credentials(args.credentials)
+        except OSError as exc:
+            print(f"celltrail simulate: cannot read --credentials: {exc.strerror}", file=sys.stderr)
+            return 2
+        missing = [lg.logger_id for lg in fleet.loggers if lg.logger_id not in credentials]
+        if missing:
+            print(
+                f"celltrail simulate: no password for {', '.join(missing)} in --credentials", file=sys.stderr
+            )
+            return 2
+        own = {
+            lg.logger_id: Publisher(
+                endpoint._replace(username=lg.logger_id, password=credentials[lg.logger_id]),
+                f"celltrail-sim-{os.getpid()}-{lg.logger_id}",
+                ca_file=ca_file,
+            )
+            for lg in fleet.loggers
+        }
+    publishers = list(own.values()) or [
         Publisher(endpoint, f"celltrail-sim-{os.getpid()}-{i}", ca_file=ca_file)
         for i in range(args.connections)
     ]
@@ -175,6 +208,9 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     def publish(message: simulator.Outgoing) -> None:
         parsed = topics.parse_topic(message.topic)
+        if own and parsed is not None:
+            own[parsed.logger_id].publish(message.topic, message.payload, retain=message.retain)
+            return
         # One logger always uses the same connection, so its own messages keep their order.
         key = zlib.crc32(parsed.logger_id.encode()) if parsed else 0
         publishers[key % len(publishers)].publish(message.topic, message.payload, retain=message.retain)

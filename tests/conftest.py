@@ -3,6 +3,7 @@ per test cloned from a migrated template (fast, and no test sees another's rows)
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -17,17 +18,29 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
-from backend.db.migrate import migrate_url
+from backend.db.migrate import APP_ROLE, migrate_url
 from backend.settings import Settings, load_settings
 from tests.servers import Broker, start_postgres
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+# The backend under test runs as the application role (least privilege, backend/db/migrate.py), signing
+# in with this password; fixtures and tests that poke at the database use the superuser's URL.
+APP_ROLE_PASSWORD = "app-role-password-for-tests"
 _numbers = itertools.count()
 
 
 def _with_database(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"
+
+
+def as_app_role(url: str) -> str:
+    """The same server and database, signed in as the application role."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = f"{APP_ROLE}:{APP_ROLE_PASSWORD}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _server_directory() -> Path:
@@ -65,6 +78,8 @@ async def template_database(postgres_url: str) -> str:
     name = f"celltrail_template_{os.getpid()}"
     conn = await asyncpg.connect(postgres_url)
     try:
+        # Roles are the cluster's: every database cloned from the template keeps the grants to it.
+        await ensure_app_role(conn)
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -113,11 +128,29 @@ def mqtt_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         broker.stop()
 
 
+async def ensure_app_role(conn: asyncpg.Connection[Any]) -> None:
+    """The application role, able to sign in with APP_ROLE_PASSWORD (created when missing)."""
+    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE):
+        with contextlib.suppress(asyncpg.DuplicateObjectError):
+            await conn.execute(await conn.fetchval("SELECT format('CREATE ROLE %I', $1::text)", APP_ROLE))
+    statement = await conn.fetchval(
+        "SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)", APP_ROLE, APP_ROLE_PASSWORD
+    )
+    await conn.execute(statement)
+
+
+@pytest.fixture
+def app_database_url(database_url: str) -> str:
+    """The test's database as the application role (what the backend under test connects as)."""
+    return as_app_role(database_url)
+
+
 @pytest.fixture
 def settings(database_url: str, mqtt_broker: Any) -> Settings:
     return load_settings(
         {},
-        database_url=database_url,
+        database_url=as_app_role(database_url),
+        migration_database_url=database_url,
         mqtt_url=mqtt_broker.url,
         admin_password=ADMIN_PASSWORD,
         log_format="text",

@@ -19,7 +19,13 @@ def start_postgres(directory: Path) -> EmbeddedPostgres:
 
 
 class Broker(EmbeddedBroker):
-    """The same private broker `celltrail up` runs (Mosquitto when installed, else amqtt)."""
+    """The same private broker `celltrail up` runs (Mosquitto when installed, else amqtt), but open to
+    anonymous clients: the shared test broker is where tests play any logger they like. The secured
+    broker `celltrail up` runs (passwords, the per-logger ACL) is tested in
+    tests/security/test_security_embedded_broker.py."""
+
+    def __init__(self, directory: Path, port: int | None = None, *, anonymous: bool = True) -> None:
+        super().__init__(directory, port, anonymous=anonymous)
 
 
 def host_port(url: str) -> tuple[str, int]:

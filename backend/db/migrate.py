@@ -88,9 +88,128 @@ async def migrate(conn: Conn, migrations: list[Migration] | None = None) -> list
                 )
             log.info("applied migration", extra={"migration": migration.name})
             applied.append(migration.name)
+        if migrations is None and (applied or await _app_grants_missing(conn)):
+            await grant_app_role(conn)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
     return applied
+
+
+# ------------------------------------------------------------------------------------------ least privilege
+
+# The role the backend runs as (CELLTRAIL_DATABASE_URL's user, or a role granted this one). It owns
+# nothing; whoever runs the migrations owns the schema.
+APP_ROLE = "celltrail_app"
+# The record: the application may only add to these and read them (tables whose UPDATE or DELETE a
+# `refuse_change` trigger refuses are treated alike, so a table a later migration adds with such a
+# trigger is append-only for the application without being named here).
+APPEND_ONLY_TABLES = ("custody_events", "signatures", "audit_log", "readings", "orphan_refusals")
+# The only tables the application deletes rows from.
+DELETING_TABLES = ("user_roles", "user_sites", "login_failures", "excursion_dirty")
+
+_GRANTS = """
+DO $grant$
+DECLARE
+    app constant text := '{app}';
+    append_only constant text[] := '{append_only}';
+    deleting constant text[] := '{deleting}';
+    schema_name constant text := current_schema();
+    t record;
+    columns text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = app) THEN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole))
+        THEN
+            RAISE NOTICE 'role % does not exist and this user may not create it: no grants made', app;
+            RETURN;
+        END IF;
+        BEGIN
+            -- A group role: log in as it (ALTER ROLE ... LOGIN PASSWORD) or as a member of it.
+            EXECUTE format('CREATE ROLE %I NOLOGIN', app);
+        EXCEPTION WHEN duplicate_object THEN NULL;
+        END;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', schema_name, app);
+    EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM %I', schema_name, app);
+    IF EXISTS (SELECT 1 FROM pg_namespace n JOIN pg_roles r ON r.rolname = current_user
+               WHERE n.nspname = schema_name AND (n.nspowner = r.oid OR r.rolsuper)) THEN
+        -- PostgreSQL before 15 lets every role create objects in `public`.
+        EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC', schema_name);
+    END IF;
+    FOR t IN
+        SELECT c.relname,
+               c.relname = ANY (append_only) OR EXISTS (
+                   SELECT 1 FROM pg_trigger g JOIN pg_proc p ON p.oid = g.tgfoid
+                    WHERE g.tgrelid = c.oid AND p.proname = 'refuse_change' AND g.tgenabled <> 'D'
+                      AND g.tgtype & 16 <> 0 AND cardinality(g.tgattr::int2[]) = 0) AS no_update,
+               c.relname = ANY (append_only) OR NOT (c.relname = ANY (deleting)) AS no_delete
+          FROM pg_class c
+         WHERE c.relnamespace = schema_name::regnamespace AND c.relkind IN ('r', 'p')
+           AND c.relname <> 'schema_migrations'
+    LOOP
+        EXECUTE format('REVOKE ALL ON TABLE %I FROM %I', t.relname, app);
+        IF t.relname = 'cases' THEN
+            -- The chain head and length move only through advance_chain_head (migration 0013).
+            SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO columns
+              FROM pg_attribute
+             WHERE attrelid = format('%I.%I', schema_name, t.relname)::regclass AND attnum > 0
+               AND NOT attisdropped AND attname NOT LIKE 'chain\\_%';
+            EXECUTE format('GRANT SELECT ON TABLE %I TO %I', t.relname, app);
+            EXECUTE format('GRANT INSERT (%s), UPDATE (%s) ON TABLE %I TO %I',
+                           columns, columns, t.relname, app);
+            CONTINUE;
+        END IF;
+        EXECUTE format('GRANT SELECT, INSERT ON TABLE %I TO %I', t.relname, app);
+        IF NOT t.no_update THEN
+            EXECUTE format('GRANT UPDATE ON TABLE %I TO %I', t.relname, app);
+        END IF;
+        IF NOT t.no_delete THEN
+            EXECUTE format('GRANT DELETE ON TABLE %I TO %I', t.relname, app);
+        END IF;
+    END LOOP;
+    EXECUTE format('GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA %I TO %I', schema_name, app);
+    IF to_regprocedure('advance_chain_head(text, bytea)') IS NOT NULL THEN
+        REVOKE ALL ON FUNCTION advance_chain_head(text, bytea) FROM PUBLIC;
+        EXECUTE format('GRANT EXECUTE ON FUNCTION advance_chain_head(text, bytea) TO %I', app);
+    END IF;
+END
+$grant$
+"""
+
+
+async def grant_app_role(conn: Conn) -> None:
+    """Give the application role exactly what the backend needs on every table of the schema: SELECT and
+    INSERT everywhere, UPDATE except on the append-only record (and except `cases.chain_*`), DELETE only
+    where the backend deletes, never TRUNCATE, REFERENCES or TRIGGER; run as the schema's owner after
+    migrations (and after a restore, which drops privileges). Creates the role (NOLOGIN) when missing and
+    this user may; otherwise does nothing and says so."""
+    await conn.execute(
+        _GRANTS.format(
+            app=APP_ROLE,
+            append_only="{" + ",".join(APPEND_ONLY_TABLES) + "}",
+            deleting="{" + ",".join(DELETING_TABLES) + "}",
+        )
+    )
+    log.info("application role's privileges granted", extra={"role": APP_ROLE})
+
+
+async def _app_grants_missing(conn: Conn) -> bool:
+    """Cheap check at start: the role exists, reads every table and PUBLIC may not run the head
+    function (a restore without privileges brings those defaults back)."""
+    if await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE) is None:
+        return bool(
+            await conn.fetchval("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+        )
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (
+                   SELECT 1 FROM pg_class c
+                    WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+                      AND c.relname <> 'schema_migrations' AND NOT has_table_privilege($1, c.oid, 'SELECT'))
+               OR EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'advance_chain_head' AND proacl IS NULL)""",
+            APP_ROLE,
+        )
+    )
 
 
 async def migrate_url(dsn: str) -> list[str]:

@@ -3,6 +3,7 @@ same data."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -13,7 +14,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import asyncpg
+import pytest
+
+from backend.embedded.mqtt import read_credentials
 from backend.embedded.ports import free_port
+from backend.embedded.postgres import EmbeddedPostgres
+from backend.services.broker_probe import probe
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, object]:
@@ -78,6 +85,68 @@ def _assert_private(data_dir: Path) -> None:
     assert wide == [], wide
 
 
+def _assert_least_privilege(data_dir: Path, output: str) -> None:
+    """The embedded database asks every role for its password (none is printed, the backend runs as the
+    application role) and the embedded broker admits no anonymous client (issue 18)."""
+    passfile = data_dir / "postgres.pgpass"
+    assert passfile.stat().st_mode & 0o777 == 0o600
+    passwords = {line.split(":")[3]: line.split(":")[4] for line in passfile.read_text().splitlines()}
+    assert {"postgres", "celltrail_owner", "celltrail_app"} <= set(passwords)
+    credentials = read_credentials(data_dir / "mqtt" / "credentials")
+    assert {"bridge", "healthcheck", "LGR-0001"} <= set(credentials)
+    for secret in [*passwords.values(), *credentials.values()]:
+        assert secret not in output
+    assert "database: postgresql://celltrail_app@127.0.0.1:" in output
+    assert f"password in {passfile.resolve()}" in output
+    port = EmbeddedPostgres(data_dir / "postgres").running_port()
+    assert port is not None
+
+    async def connect(user: str, password: str | None) -> str:
+        conn = await asyncpg.connect(
+            host="127.0.0.1",
+            port=port,
+            user=user,
+            password=password,
+            database="celltrail",
+            passfile=str(data_dir / "no-password-file"),
+        )
+        try:
+            return str(await conn.fetchval("SELECT current_user"))
+        finally:
+            await conn.close()
+
+    for user in ("postgres", "celltrail_owner", "celltrail_app", "nobody"):
+        with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+            asyncio.run(connect(user, None))
+        with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+            asyncio.run(connect(user, "wrong"))
+    assert asyncio.run(connect("celltrail_app", passwords["celltrail_app"])) == "celltrail_app"
+    mqtt = _broker_url(output)
+    assert not asyncio.run(probe(mqtt))[0], "the embedded broker admitted an anonymous client"
+    assert asyncio.run(probe(mqtt, "healthcheck", credentials["healthcheck"]))[0]
+
+
+def _broker_url(output: str) -> str:
+    line = next(line for line in output.splitlines() if line.strip().startswith("broker:"))
+    return line.split()[1]
+
+
+def _assert_demo_loggers_sign_in(base: str) -> None:
+    """The simulated fleet signs in as its loggers: their readings reach the backend."""
+    status, body = _post(
+        f"{base}/api/v1/auth/login", {"username": "coordinator", "password": "celltrail-demo"}
+    )
+    assert status == 200, body
+    deadline = time.monotonic() + 60
+    detail: object = None
+    while time.monotonic() < deadline:
+        status, detail = _get(f"{base}/api/v1/loggers/LGR-0001", str(body["token"]))
+        if status == 200 and isinstance(detail, dict) and detail.get("last_reading"):
+            return
+        time.sleep(1)
+    raise AssertionError(f"no reading of LGR-0001 arrived: {detail}")
+
+
 def _stop(process: subprocess.Popen[bytes], log: Path) -> None:
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0, log.read_text()
@@ -115,6 +184,8 @@ def test_up_runs_everything_stops_cleanly_and_keeps_data(tmp_path, server_dir):
         output = log.read_text()
         assert f"Celltrail is running at {base}" in output
         assert "celltrail-demo" in output
+        _assert_least_privilege(data_dir, output)
+        _assert_demo_loggers_sign_in(base)
     finally:
         if first.poll() is None:
             _stop(first, log)

@@ -52,7 +52,7 @@ def test_ports_and_named_volumes():
     }
     assert used == declared
     assert {"pgdata", "mosquitto-data", "bridge-buffer"} <= declared
-    for volume in services["mosquitto"]["volumes"]:
+    for volume in [*services["mosquitto"]["volumes"], *services["postgres"]["volumes"]]:
         if volume.startswith("./"):
             assert (ROOT / volume.split(":")[0]).exists(), volume
 
@@ -64,13 +64,18 @@ def test_environment_names_are_real_settings_and_secrets_are_required():
         assert name.startswith("CELLTRAIL_")
         assert name.removeprefix("CELLTRAIL_").lower() in FIELDS, name
     assert backend_env["CELLTRAIL_DATABASE_URL"].startswith(
-        "postgresql://celltrail:${CELLTRAIL_DB_PASSWORD}@postgres"
+        "postgresql://celltrail_app:${CELLTRAIL_DB_APP_PASSWORD}@postgres"
+    )
+    assert backend_env["CELLTRAIL_MIGRATION_DATABASE_URL"].startswith(
+        "postgresql://celltrail_owner:${CELLTRAIL_DB_OWNER_PASSWORD}@postgres"
     )
     assert backend_env["CELLTRAIL_MQTT_URL"] == "mqtt://mosquitto:1883"
     text = (ROOT / "compose.yaml").read_text()
     # A missing secret must stop `docker compose up`, never fall back to an empty password.
     for secret in (
-        "CELLTRAIL_DB_PASSWORD",
+        "CELLTRAIL_DB_SUPERUSER_PASSWORD",
+        "CELLTRAIL_DB_OWNER_PASSWORD",
+        "CELLTRAIL_DB_APP_PASSWORD",
         "CELLTRAIL_ADMIN_PASSWORD",
         "BRIDGE_MQTT_PASSWORD",
         "BRIDGE_API_KEY",
@@ -81,6 +86,26 @@ def test_environment_names_are_real_settings_and_secrets_are_required():
     bridge_env = services["bridge"]["environment"]
     assert bridge_env["CELLTRAIL_BACKEND_URL"] == "http://backend:8000"
     assert bridge_env["CELLTRAIL_BRIDGE_BUFFER_DIR"].startswith("/var/lib/celltrail")
+
+
+def test_the_database_is_made_with_an_owner_and_an_application_role():
+    """Least privilege (issue 18): the image's superuser only administers; an init script makes the
+    schema owner (migrations) and the application role (the backend), whose passwords psql reads from
+    the container's environment. tests/integration/test_database_roles.py runs the script for real."""
+    postgres = compose()["services"]["postgres"]
+    script = "./deploy/postgres/celltrail-roles.sql"
+    assert f"{script}:/docker-entrypoint-initdb.d/10-celltrail-roles.sql:ro" in postgres["volumes"]
+    assert (ROOT / script).is_file()
+    superuser = postgres["environment"]["POSTGRES_USER"]
+    for name in ("CELLTRAIL_DB_OWNER_PASSWORD", "CELLTRAIL_DB_APP_PASSWORD"):
+        assert postgres["environment"][name] == f"${{{name}:?set {name} in .env}}"
+    text = (ROOT / script).read_text()
+    assert "\\getenv owner_password CELLTRAIL_DB_OWNER_PASSWORD" in text
+    assert "\\getenv app_password CELLTRAIL_DB_APP_PASSWORD" in text
+    assert "ALTER ROLE celltrail_app LOGIN NOSUPERUSER" in text
+    backend_env = compose()["services"]["backend"]["environment"]
+    for name in ("CELLTRAIL_DATABASE_URL", "CELLTRAIL_MIGRATION_DATABASE_URL"):
+        assert not backend_env[name].startswith(f"postgresql://{superuser}:"), name
 
 
 def test_mosquitto_config_requires_auth_acl_and_nodelay():

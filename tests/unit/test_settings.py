@@ -35,12 +35,29 @@ def test_values_come_from_celltrail_variables():
         ({"CELLTRAIL_LOG_FORMAT": "xml"}, "CELLTRAIL_LOG_FORMAT"),
         ({"CELLTRAIL_DATABASE_URL": "mysql://x"}, "CELLTRAIL_DATABASE_URL must start with postgresql://"),
         ({"CELLTRAIL_MQTT_URL": "http://x"}, "CELLTRAIL_MQTT_URL"),
+        (
+            {"CELLTRAIL_DATABASE_URL": "postgresql://a@db/x", "CELLTRAIL_MIGRATION_DATABASE_URL": "x://y"},
+            "CELLTRAIL_MIGRATION_DATABASE_URL must start with postgresql://",
+        ),
+        ({"CELLTRAIL_MIGRATION_DATABASE_URL": "postgresql://o@db/x"}, "without CELLTRAIL_DATABASE_URL"),
         ({"CELLTRAIL_DB_POOL_MIN": "20", "CELLTRAIL_DB_POOL_MAX": "5"}, "must not exceed"),
     ],
 )
 def test_wrong_values_name_the_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_migrations_run_as_the_owner_url_when_one_is_given():
+    alone = load_settings({"CELLTRAIL_DATABASE_URL": "postgresql://app@db/x"})
+    assert alone.owner_database_url == "postgresql://app@db/x"  # one URL: today's behaviour
+    both = load_settings(
+        {
+            "CELLTRAIL_DATABASE_URL": "postgresql://app@db/x",
+            "CELLTRAIL_MIGRATION_DATABASE_URL": "postgresql://o@db/x",
+        }
+    )
+    assert (both.database_url, both.owner_database_url) == ("postgresql://app@db/x", "postgresql://o@db/x")
 
 
 def test_empty_values_mean_unset():

@@ -22,8 +22,9 @@ class StoredEvent(msgspec.Struct, frozen=True):
 
 
 async def insert_event(conn: Conn, record: EventRecord, prev_hash: bytes | None, digest: bytes) -> int:
-    """Append the event and make it the case's chain head, in one statement (one round trip fewer on
-    every scan). The caller holds the case's chain lock."""
+    """Append the event; the database makes it the case's chain head (the trigger of migration 0013 calls
+    `advance_chain_head`, which refuses an event that does not extend the chain: the application role may
+    not write `cases.chain_head` itself). The caller holds the case's chain lock."""
     event_id = await conn.fetchval(
         """WITH event AS (
                INSERT INTO custody_events (coi, seq, action, outcome, refusal, detail, shipment_id,
@@ -32,9 +33,7 @@ async def insert_event(conn: Conn, record: EventRecord, prev_hash: bytes | None,
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
                        $19, $20)
                RETURNING id, coi, seq, hash)
-           UPDATE cases SET chain_length = event.seq, chain_head = event.hash
-           FROM event WHERE cases.coi = event.coi
-           RETURNING event.id""",
+           SELECT id FROM event""",
         record.coi,
         record.seq,
         record.action,
