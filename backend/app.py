@@ -32,7 +32,7 @@ from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.live.hub import Hub
-from backend.services import auth, monitoring, signing
+from backend.services import auth, checkpoints, monitoring, record_keys, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
 from backend.services.scans import alert_overdue_handovers
@@ -73,6 +73,10 @@ def create_app(settings: Settings) -> Litestar:
     owner_url = settings.owner_database_url or database_url
     # Refused signatures count against the same sign-in limits as the sign-in form.
     signing.configure(auth.LoginLimits.of(settings))
+    # The record key is read now, not at the first scan: a configured key file that is missing or
+    # unreadable stops the start with a message naming the file (RecordKeyError is a SettingsError).
+    # Without one configured, <data dir>/record.key is used, created on the first start.
+    record_keys.configure(record_keys.ensure(settings), settings.checkpoint_path)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -178,6 +182,17 @@ async def _housekeeping(pool: Pool, settings: Settings) -> None:
             await monitoring.run_periodic_checks(pool, settings)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.exception("housekeeping failed; will retry")
+        try:
+            await checkpoints.write_if_due(
+                pool,
+                record_keys.current(),
+                settings.checkpoint_path,
+                settings.checkpoint_minutes,
+                settings.tsa_url,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, checkpoints.CheckpointError):
+            # Logged, retried at the next round; the reason names no key.
+            log.exception("writing a checkpoint failed; will retry")
 
 
 def app_from_env() -> Litestar:

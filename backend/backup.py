@@ -9,7 +9,8 @@ Why restore does not trip the append-only triggers: a custom-format dump creates
 with COPY and only then creates triggers, indexes and constraints (the post-data section), so the
 `refuse_change` and `readings_mark_dirty` triggers do not exist while rows are loaded. `--clean` drops
 tables (DROP is not UPDATE, DELETE or TRUNCATE, so those triggers do not fire either). The chain hashes
-cover only row contents, so a restored chain verifies exactly as the original did.
+cover only row contents, so a restored chain verifies exactly as the original did, with the same record
+key (CELLTRAIL_RECORD_KEY_FILE): without it, a chain is unverifiable, never verified.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +28,7 @@ import asyncpg
 from backend.db.migrate import grant_app_role
 from backend.db.pool import create_pool
 from backend.db.repo import catalog
+from backend.domain.keyring import Keyring
 from backend.embedded.postgres import EmbeddedPostgresError, find_bin_dir
 from backend.private_files import touch_private
 from backend.services import ledger
@@ -48,6 +50,8 @@ class ChainReport:
     cases: int
     verified: int
     broken: list[str]
+    # Chains whose events name a record key the restoring process does not hold (neither ok nor broken).
+    unverifiable: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,16 +132,19 @@ async def _existing_relations(url: str) -> list[str]:
         await pool.close()
 
 
-async def verify_chains(url: str) -> ChainReport:
-    """Recompute every case's hash chain, as `GET /api/v1/cases/{coi}/verify` does."""
+async def verify_chains(url: str, keyring: Keyring | None = None) -> ChainReport:
+    """Check every case's keyed chain, as `GET /api/v1/cases/{coi}/verify` does (with this process's
+    keyring unless given): the chains of a restored dump verify only with the key they were linked with."""
     pool = await create_pool(url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
             cois = await catalog.case_cois(conn)
-            broken = [coi for coi in cois if not (await ledger.verify(conn, coi)).ok]
+            verdicts = [await ledger.verify(conn, coi, keyring) for coi in cois]
     finally:
         await pool.close()
-    return ChainReport(len(cois), len(cois) - len(broken), broken)
+    broken = [v.coi for v in verdicts if v.status == "broken"]
+    unverifiable = [v.coi for v in verdicts if v.status == "unverifiable"]
+    return ChainReport(len(cois), sum(v.ok for v in verdicts), broken, unverifiable)
 
 
 async def _grant(url: str) -> None:

@@ -26,7 +26,8 @@ BACKUP_HELP = (
 )
 RESTORE_HELP = (
     "Restore a `celltrail backup` file into CELLTRAIL_DATABASE_URL (or the embedded database) in one "
-    "transaction, then verify every case's custody chain (exit status 3 if one does not verify). Stop "
+    "transaction, then verify every case's custody chain with the record keyring (exit status 3 if one "
+    "does not verify, 4 if one cannot be verified without a missing key). Stop "
     "the backend first. The target must be empty unless --clean."
 )
 
@@ -255,8 +256,14 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from backend.backup import BackupError, restore
+    from backend.services import record_keys
 
     settings = _settings(args)
+    try:
+        # The restored chains are checked with the record keyring; without it they are unverifiable.
+        record_keys.configure(record_keys.load(settings))
+    except record_keys.RecordKeyError as exc:
+        print(f"celltrail restore: {exc}; the chains cannot be verified", file=sys.stderr)
     try:
         with _databases(settings) as urls:
             report = restore(urls.owner, Path(args.file), clean=args.clean)
@@ -270,7 +277,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print(
             f"chain of {coi} does NOT verify: GET /api/v1/cases/{coi}/verify names the break", file=sys.stderr
         )
-    return 0 if not chains.broken else 3
+    for coi in chains.unverifiable:
+        print(f"chain of {coi} is unverifiable: its record key is not in the keyring", file=sys.stderr)
+    return 3 if chains.broken else 4 if chains.unverifiable else 0
 
 
 def _delegate(module: str, configure: str, run: str, what: str) -> tuple[Callable[[Any], None], Runner]:
@@ -423,6 +432,21 @@ def build_parser() -> argparse.ArgumentParser:
             "scan codes with a camera and record custody steps",
         ),
         ("report", "backend.reports.cli", "configure_parser", "run", "vein-to-vein record of a case"),
+        ("key", "backend.record_cli", "configure_key_parser", "run_key", "the record keyring: rotate, list"),
+        (
+            "checkpoint",
+            "backend.record_cli",
+            "configure_checkpoint_parser",
+            "run_checkpoint",
+            "write a signed checkpoint of every chain head now",
+        ),
+        (
+            "verify",
+            "backend.record_cli",
+            "configure_verify_parser",
+            "run_verify",
+            "check custody chains (keys, stored states, latest checkpoint)",
+        ),
     )
     for verb, module, configure, run, help_text in delegated:
         sub = verbs.add_parser(verb, help=help_text)

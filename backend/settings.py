@@ -82,6 +82,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # networks, e.g. "10.0.0.0/8, ::1"). The client address (the per-client sign-in lock) is the TCP
     # peer's unless the peer is one of these. Empty: no proxy is trusted and X-Forwarded-For is ignored.
     trusted_proxies: str = ""
+    # The record keyring (backend/domain/keyring.py): the custody chain's HMAC keys, never in the database.
+    # Unset: <data dir>/record.key, created (0600) on the first start when it is missing. A configured
+    # file that is missing or cannot be read stops the server at start.
+    record_key_file: str | None = None
+    # Signed checkpoints of every chain head, written outside the database every this many minutes into an
+    # append-only directory (unset: <data dir>/checkpoints), each also time-stamped by an RFC 3161
+    # time-stamping authority when tsa_url is set.
+    checkpoint_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 15.0
+    checkpoint_dir: str | None = None
+    tsa_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
@@ -104,6 +114,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         if self.mqtt_url is not None and not self.mqtt_url.startswith(("mqtt://", "mqtts://")):
             raise SettingsError(f"{PREFIX}MQTT_URL must start with mqtt:// or mqtts://")
+        if self.tsa_url is not None and not self.tsa_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{PREFIX}TSA_URL must start with http:// or https://")
         try:
             parse_allow_list(self.webhook_allow)
         except ValueError as exc:
@@ -125,6 +137,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def record_key_path(self) -> Path:
+        return Path(self.record_key_file) if self.record_key_file else self.data_path / "record.key"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else self.data_path / "checkpoints"
 
     @property
     def base_url(self) -> str:

@@ -21,6 +21,7 @@ from backend.db.pool import create_pool
 from backend.embedded.mqtt import BRIDGE_USER, HEALTH_USER, EmbeddedBroker
 from backend.embedded.ports import free_port, port_open
 from backend.embedded.postgres import EmbeddedPostgres
+from backend.services import record_keys
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,9 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         # Ours only when we create it (an existing one keeps its mode: the database's service user may
         # have been granted traverse on it, see EmbeddedPostgres._allow_traverse).
         settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The record key: created (0600) on a first run, read on later ones; the demo's journeys below are
+        # linked with it, and the backend reads the same file.
+        record_keys.configure(record_keys.ensure(settings), settings.checkpoint_path)
         database = start_database(settings, stack)
         broker = start_broker(settings, stack, _simulated_loggers(loggers) if demo else [])
         mqtt_url = broker.url
@@ -260,6 +264,10 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
             CELLTRAIL_BACKEND_URL=f"http://{settings.host}:{settings.port}",
             CELLTRAIL_BRIDGE_API_KEY=bridge_key,
             CELLTRAIL_BRIDGE_BUFFER_DIR=str((settings.data_path / "bridge-buffer").resolve()),
+        )
+        env.update(
+            CELLTRAIL_RECORD_KEY_FILE=str(settings.record_key_path.resolve()),
+            CELLTRAIL_CHECKPOINT_DIR=str(settings.checkpoint_path.resolve()),
         )
         celltrail = [sys.executable, "-m", "backend.cli"]
         # Each component signs in to the embedded broker as itself (the ACL's `healthcheck` and `bridge`).

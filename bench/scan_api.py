@@ -27,7 +27,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import asyncpg
 import httpx
 
 from backend.embedded.ports import free_port, port_open
@@ -43,10 +42,10 @@ TARGET_PER_S = 1000
 TARGET_P99_MS = 50.0
 
 
-async def _seed(url: str, base_url: str, cases: int) -> tuple[str, list[str]]:
+async def _seed(url: str, base_url: str, cases: int, key_file: Path) -> tuple[str, list[str]]:
     """Sites, a coordinator and a pharmacist (API), CASES cases with one bag each (API), the bags put in
-    storage (SQL: the custody journey up to storage is not what is measured). Returns the pharmacist's
-    token and the bag ids."""
+    storage (directly, not through the custody journey, which is not what is measured). Returns the
+    pharmacist's token and the bag ids."""
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as api:
         login = await api.post("/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
         root = {"Authorization": f"Bearer {login.json()['token']}"}
@@ -81,14 +80,44 @@ async def _seed(url: str, base_url: str, cases: int) -> tuple[str, list[str]]:
             )
             unit.raise_for_status()
             units.append(str(unit.json()["id"]))
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(
-            "UPDATE units SET status = 'stored', storage_location = 'LN2-1' WHERE id = ANY($1::text[])", units
-        )
-    finally:
-        await conn.close()
+    await _store(url, key_file, units)
     return tokens["nurse"]["Authorization"].split(" ", 1)[1], units
+
+
+async def _store(url: str, key_file: Path, units: list[str]) -> None:
+    """Each bag put in storage with its keyed 'store' event and the table in one transaction, as the
+    server records it: a status set without its event is refused by every scan as tampering."""
+    from backend.db.pool import create_pool
+    from backend.domain.access import Principal, Role
+    from backend.services import ledger, record_keys
+    from backend.settings import load_settings
+
+    record_keys.configure(record_keys.load(load_settings({}, record_key_file=str(key_file))))
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            nurse = await conn.fetchrow("SELECT id, full_name FROM users WHERE username = 'nurse'")
+            actor = Principal(
+                nurse["id"], "nurse", nurse["full_name"], frozenset({Role.PHARMACIST}), frozenset({SITE})
+            )
+            for row in await conn.fetch("SELECT id, coi FROM units WHERE id = ANY($1::text[])", units):
+                async with conn.transaction():
+                    await ledger.append(
+                        conn,
+                        coi=row["coi"],
+                        action="store",
+                        actor=actor,
+                        site=SITE,
+                        detail=f"stored {row['id']}",
+                        unit_ids=[row["id"]],
+                        data={"storage_location": "LN2-1"},
+                    )
+                    await conn.execute(
+                        "UPDATE units SET status = 'stored', storage_location = 'LN2-1' WHERE id = $1",
+                        row["id"],
+                    )
+    finally:
+        await pool.close()
 
 
 class _BareApp:
@@ -141,7 +170,7 @@ def run(smoke: bool, workers: int = 1) -> list[dict[str, object]]:
             bare = None
             try:
                 stack.start_backend("--workers", str(workers))
-                token, units = asyncio.run(_seed(url, stack.url, cases))
+                token, units = asyncio.run(_seed(url, stack.url, cases, stack.record_key_file))
                 bare = _BareApp(folder, workers)
                 real = {
                     "spread": ScanLoad(
@@ -173,19 +202,53 @@ def run(smoke: bool, workers: int = 1) -> list[dict[str, object]]:
                         )
                         figures += _figures(f"custody scans, {shape}{tag}", rate, result, conditions)
                 if workers == 1:
-                    result = run_direct(url, token, SITE, units, seconds, CONNECTIONS)
-                    conditions = (
-                        f"one process calling authenticate + record_scan from {CONNECTIONS} tasks on a pool"
-                        f" of 10 (the server's default), no HTTP -> durable PostgreSQL; round-robin over"
-                        f" {cases} cases; {cores} cores shared"
-                    )
-                    figures += _figures("scan service alone, no HTTP (ceiling)", None, result, conditions)
+                    figures += _keyed_beside_unkeyed(url, token, units, seconds, cases, stack.record_key_file)
             finally:
                 if bare is not None:
                     bare.stop()
                 stack.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    return figures
+
+
+def _keyed_beside_unkeyed(
+    url: str, token: str, units: list[str], seconds: float, cases: int, key_file: Path
+) -> list[dict[str, object]]:
+    """The scan service ceiling with the keyed chain (HMAC links, the stored-against-recorded state check
+    in the chain-lock statement) and without it (plain SHA-256 links, the bare chain lock: the code before
+    issue 18), alternated twice so that the machine's drift and the growing tables fall on both."""
+    cores = os.cpu_count()
+    runs: dict[bool, list[LoadResult]] = {True: [], False: []}
+    for _round in range(2):
+        for keyed in (False, True):
+            runs[keyed].append(
+                run_direct(url, token, SITE, units, seconds, CONNECTIONS, key_file=key_file, keyed=keyed)
+            )
+    figures: list[dict[str, object]] = []
+    for keyed, label in (
+        (True, "scan service alone, no HTTP (ceiling)"),
+        (False, "scan service alone, no HTTP, unkeyed chain (before issue 18)"),
+    ):
+        best = max(runs[keyed], key=lambda r: r.per_s)
+        conditions = (
+            f"one process calling authenticate + record_scan from {CONNECTIONS} tasks on a pool"
+            f" of 10 (the server's default), no HTTP -> durable PostgreSQL; round-robin over"
+            f" {cases} cases; {cores} cores shared; the better of two runs alternated with the "
+            + ("unkeyed" if keyed else "keyed")
+            + f" ones ({', '.join(f'{r.per_s:.0f}' for r in runs[keyed])}/s)"
+        )
+        figures += _figures(label, None, best, conditions)
+    keyed_rate = max(r.per_s for r in runs[True])
+    plain_rate = max(r.per_s for r in runs[False])
+    figures.append(
+        {
+            "figure": "keyed chain: cost in scans/s against the unkeyed chain (budget 10 %)",
+            "unit": "%",
+            "value": round(100 * (plain_rate - keyed_rate) / plain_rate, 1) if plain_rate else 0.0,
+            "conditions": "the two scan service ceilings above, same run, same database",
+        }
+    )
     return figures
 
 

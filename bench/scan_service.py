@@ -11,18 +11,51 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench.http_load import LoadResult, in_own_process, summarise
 
 
+def _without_keyed_chain() -> None:
+    """This process records as Celltrail did before issue 18: plain SHA-256 links and the bare chain
+    lock without the recorded states. Bench only, for the figure beside the keyed chain's."""
+    from backend.db.repo import cases
+    from backend.domain import chain
+    from backend.services import ledger
+
+    async def plain_lock(
+        conn: Any, coi: str, unit_ids: list[str], _units: Any, _shipment: Any, _actions: Any
+    ) -> cases.RecordedStates | None:
+        locked = await cases.lock_chain(conn, coi)
+        if locked is None:
+            return None
+        # Every scanned bag "recorded" as stored: the bench's scans re-store stored bags.
+        return cases.RecordedStates(locked[0], locked[1], dict.fromkeys(unit_ids, "store"), None)
+
+    ledger.keyed_link = lambda _key, previous, record: chain.event_hash(previous, record)
+    cases.lock_chain_with_record = plain_lock
+
+
 async def _run(
-    dsn: str, token: str, site: str, codes: list[str], seconds: float, connections: int, pool_size: int
+    dsn: str,
+    token: str,
+    site: str,
+    codes: list[str],
+    seconds: float,
+    connections: int,
+    pool_size: int,
+    key_file: str,
+    keyed: bool,
 ) -> LoadResult:
     from backend.db.pool import create_pool
     from backend.domain.custody import Action
-    from backend.services import auth, scans
+    from backend.services import auth, record_keys, scans
+    from backend.settings import load_settings
 
+    record_keys.configure(record_keys.load(load_settings({}, record_key_file=key_file)))
+    if not keyed:
+        _without_keyed_chain()
     pool = await create_pool(dsn, min_size=pool_size, max_size=pool_size)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -69,7 +102,12 @@ def run_direct(
     seconds: float,
     connections: int = 32,
     pool_size: int = 10,
+    *,
+    key_file: Path,
+    keyed: bool = True,
 ) -> LoadResult:
     """Saturate `record_scan` from a separate process: ``connections`` tasks sharing a pool of
-    ``pool_size`` (the server's default pool size)."""
-    return in_own_process(_process, (dsn, token, site, codes, seconds, connections, pool_size), seconds)
+    ``pool_size`` (the server's default pool size). `keyed=False`: as before issue 18 (see
+    `_without_keyed_chain`)."""
+    arguments = (dsn, token, site, codes, seconds, connections, pool_size, str(key_file), keyed)
+    return in_own_process(_process, arguments, seconds)

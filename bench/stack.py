@@ -89,7 +89,12 @@ class Celltrail:
     def __init__(
         self, folder: Path, database_url: str, endpoint: MqttEndpoint, *, bridge_password: str, client_id: str
     ) -> None:
+        from backend.services import record_keys
+
         self.folder = folder
+        self.record_key_file = folder / "record.key"
+        if not self.record_key_file.exists():
+            record_keys.add_key(self.record_key_file)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         clean = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
@@ -105,6 +110,9 @@ class Celltrail:
             "CELLTRAIL_BRIDGE_PASSWORD": bridge_password,
             "CELLTRAIL_BRIDGE_CLIENT_ID": client_id,
             "CELLTRAIL_BRIDGE_BUFFER_DIR": str(folder / "bridge-buffer"),
+            # The record keyring the server links custody events with (a fresh one per run).
+            "CELLTRAIL_RECORD_KEY_FILE": str(self.record_key_file),
+            "CELLTRAIL_CHECKPOINT_DIR": str(folder / "checkpoints"),
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 

@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from backend.app import create_app
 from backend.db.migrate import APP_ROLE, migrate_url
+from backend.services import record_keys
 from backend.settings import Settings, load_settings
 from tests.servers import Broker, start_postgres
 
@@ -145,8 +146,35 @@ def app_database_url(database_url: str) -> str:
     return as_app_role(database_url)
 
 
+@pytest.fixture(scope="session")
+def record_key_file() -> Iterator[Path]:
+    """One record keyring for the session (0600, in a private temporary directory)."""
+    directory = Path(tempfile.mkdtemp(prefix="celltrail-key-"))
+    path = directory / "record.key"
+    record_keys.add_key(path)
+    yield path
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def record_keyring(record_key_file: Path) -> Iterator[None]:
+    """Services called without an app (on a pool of the test's own) record with the session's key, as
+    the app does once create_app has read it; a test that configures another keyring gets this one back."""
+    keyring = record_keys.load(load_settings({}, record_key_file=str(record_key_file)))
+    record_keys.configure(keyring)
+    yield
+    record_keys.configure(keyring)
+
+
 @pytest.fixture
-def settings(database_url: str, mqtt_broker: Any) -> Settings:
+def checkpoint_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="celltrail-checkpoints-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def settings(database_url: str, mqtt_broker: Any, record_key_file: Path, checkpoint_dir: Path) -> Settings:
     return load_settings(
         {},
         database_url=as_app_role(database_url),
@@ -155,6 +183,8 @@ def settings(database_url: str, mqtt_broker: Any) -> Settings:
         admin_password=ADMIN_PASSWORD,
         log_format="text",
         broker_check_seconds=0.5,
+        record_key_file=str(record_key_file),
+        checkpoint_dir=str(checkpoint_dir),
     )
 
 

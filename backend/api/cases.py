@@ -151,12 +151,16 @@ class CasesController(Controller):
 
     @get("/{coi:str}/verify", opt=policy(*PEOPLE), operation_id="verifyChain")
     async def verify(
-        self, coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+        self,
+        coi: FromPath[str],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+        settings: NamedDependency[Settings],
     ) -> ledger.Verification:
-        """Recompute the hash chain and report the first broken link, if any."""
+        """Check the keyed chain with the server's keyring, against the latest external checkpoint, and
+        replay it against the stored states; report the first broken link and every disagreement."""
         case = await cases.get_case(pool, principal, coi)
-        async with pool.acquire() as conn:
-            return await ledger.verify(conn, case.coi)
+        return await cases.verify(pool, case.coi, settings.checkpoint_path)
 
 
 class UnitsController(Controller):

@@ -1,13 +1,22 @@
-"""The tamper-evident chain: each custody event's SHA-256 covers its canonical encoding and the previous
-event's hash, so changing, removing or reordering any stored event breaks every later link."""
+"""The tamper-evident chain: each custody event's link covers its canonical encoding and the previous
+event's link, so changing, removing or reordering any stored event breaks every later link.
+
+A link is an HMAC-SHA-256 under a record key the database never holds (backend/domain/keyring.py), so
+whoever can write the database cannot recompute a chain that verifies. Events recorded before keys were
+introduced (migration 0012: key id NULL, event id at most the recorded ceiling) keep their plain SHA-256
+link; they verify as before and the verdict names them. A plain link anywhere else is a break: that is
+what a chain recomputed without the key looks like."""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from backend.domain.keyring import Keyring, RecordKey
 
 
 class SignatureRecord(msgspec.Struct, frozen=True):
@@ -62,7 +71,14 @@ def canonical(record: EventRecord) -> bytes:
 
 
 def event_hash(previous: bytes | None, record: EventRecord) -> bytes:
+    """The unkeyed (legacy) link: anyone holding the code can compute it."""
     return hashlib.sha256((previous or b"") + canonical(record)).digest()
+
+
+def keyed_link(key: RecordKey, previous: bytes | None, record: EventRecord) -> bytes:
+    # The previous link is 32 bytes or absent (first event) and the encoding starts with '{': the
+    # concatenation is unambiguous.
+    return key.mac(previous or b"", canonical(record))
 
 
 class Break(msgspec.Struct, frozen=True):
@@ -71,19 +87,62 @@ class Break(msgspec.Struct, frozen=True):
     reason: str
 
 
-def first_break(events: list[tuple[int, bytes | None, bytes, EventRecord]]) -> Break | None:
-    """`events` as (event_id, stored prev_hash, stored hash, record) in seq order."""
+class LinkedEvent(msgspec.Struct, frozen=True):
+    """A stored event as the chain check needs it."""
+
+    id: int
+    prev_hash: bytes | None
+    hash: bytes
+    key_id: str | None
+    record: EventRecord
+
+
+class ChainCheck(msgspec.Struct, frozen=True):
+    broken: Break | None
+    # Seqs of legacy events (before keys): they verify only against the plain, recomputable hash.
+    unkeyed: list[int]
+    # Key ids named by events whose link could not be checked because the keyring lacks them.
+    missing_keys: list[str]
+    unchecked: list[int]
+
+
+def check_chain(events: list[LinkedEvent], keyring: Keyring, legacy_ceiling: int) -> ChainCheck:
+    """`events` in seq order. `legacy_ceiling`: the largest event id recorded before keys were introduced
+    (0 on a database that never had unkeyed events)."""
     previous: bytes | None = None
-    for index, (event_id, prev_hash, stored, record) in enumerate(events, start=1):
+    unkeyed: list[int] = []
+    missing: dict[str, None] = {}
+    unchecked: list[int] = []
+    seen_keyed = False
+    for index, event in enumerate(events, start=1):
+        record = event.record
+
+        def broken(reason: str, record: EventRecord = record, event: LinkedEvent = event) -> ChainCheck:
+            return ChainCheck(Break(record.seq, event.id, reason), unkeyed, list(missing), unchecked)
+
         if record.seq != index:
-            return Break(record.seq, event_id, f"sequence gap: expected event {index}, found {record.seq}")
-        if prev_hash != previous:
-            return Break(record.seq, event_id, "the link to the previous event does not match")
-        if event_hash(previous, record) != stored:
-            return Break(
-                record.seq,
-                event_id,
-                "the event's content does not match its hash (changed after it was recorded)",
-            )
-        previous = stored
-    return None
+            return broken(f"sequence gap: expected event {index}, found {record.seq}")
+        if event.prev_hash != previous:
+            return broken("the link to the previous event does not match")
+        if event.key_id is None:
+            if seen_keyed or event.id > legacy_ceiling:
+                return broken(
+                    "the event has no keyed link but was recorded after record keys were introduced "
+                    "(a chain recomputed without the record key)"
+                )
+            if event_hash(previous, record) != event.hash:
+                return broken("the event's content does not match its hash (changed after it was recorded)")
+            unkeyed.append(record.seq)
+        else:
+            seen_keyed = True
+            key = keyring.get(event.key_id)
+            if key is None:
+                missing[event.key_id] = None
+                unchecked.append(record.seq)
+            elif keyed_link(key, previous, record) != event.hash:
+                return broken(
+                    "the event's content does not match its keyed link (changed after it was recorded, "
+                    "or linked without the record key)"
+                )
+        previous = event.hash
+    return ChainCheck(None, unkeyed, list(missing), unchecked)

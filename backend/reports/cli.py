@@ -58,10 +58,18 @@ async def _load(url: str, coi: str, include_patient: bool) -> CaseRecord:
 
 
 def run(args: argparse.Namespace) -> int:
+    from backend.services import record_keys
+
     kind = _format(args)
+    settings = load_settings(os.environ)
+    try:
+        record_keys.configure(record_keys.load(settings), settings.checkpoint_path)
+    except record_keys.RecordKeyError as exc:
+        # The record is still printed, saying its chain is unverifiable here.
+        print(f"celltrail report: {exc}", file=sys.stderr)
     try:
         coi = parse_coi_value(args.coi)
-        with _database(load_settings(os.environ)) as url:
+        with _database(settings) as url:
             record = asyncio.run(_load(url, coi, args.include_patient_fields))
     except DomainError as exc:
         print(f"celltrail report: {exc.detail}", file=sys.stderr)

@@ -124,6 +124,12 @@ def _verdict_section(record: CaseRecord, styles: _Styles) -> list[Any]:
     chain = record.chain
     if chain.ok:
         verdict = _p(f"<b>Chain verification: VERIFIED</b> - {_t(chain.message)}.", styles.verdict_ok)
+    elif chain.status == "unverifiable":
+        verdict = _p(
+            f"<b>Chain verification: UNVERIFIABLE</b> - {_t(chain.message)}. Not verified: the record key "
+            "this chain was linked with is not available to the server that printed this.",
+            styles.verdict_bad,
+        )
     else:
         reason = (chain.first_break or {}).get("reason", "")
         verdict = _p(
@@ -151,6 +157,7 @@ def _verdict_section(record: CaseRecord, styles: _Styles) -> list[Any]:
         verdict,
         _p(f"Final hash (head of the chain after {chain.events} events):", styles.body),
         _p(_t(chain.head_hash or "-"), styles.mono),
+        _p(f"External checkpoint: {_t(chain.checkpoint)}.", styles.body),
         corrections,
         Spacer(1, 3 * mm),
     ]

@@ -18,7 +18,7 @@ from backend.domain.identifiers import Coi
 from backend.domain.temperature import Summary, summarise
 from backend.reports.excursions import Excursion, find_excursions
 from backend.services import cases as case_service
-from backend.services import ledger
+from backend.services import checkpoints, ledger, record_keys
 from backend.services.visibility import sees_patient_fields
 
 if TYPE_CHECKING:
@@ -154,6 +154,11 @@ class ChainVerdict(msgspec.Struct, frozen=True):
     head_hash: str | None
     message: str
     first_break: dict[str, Any] | None
+    # verified, broken or unverifiable (a record key missing here)
+    status: str = "verified"
+    # The external checkpoint that covers the last event, in words (or why none does).
+    checkpoint: str = "no checkpoint yet"
+    state_mismatches: list[dict[str, Any]] = []
 
 
 class CaseRecord(msgspec.Struct, frozen=True):
@@ -202,7 +207,9 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
     if case is None:
         raise NotFound(f"no case with COI {coi}")
     stored = await events.events_of_case(conn, coi)
-    verdict = await ledger.verify(conn, coi)
+    directory = record_keys.checkpoint_dir()
+    latest = await checkpoints.latest_for(conn, directory) if directory is not None else None
+    verdict = await ledger.verify(conn, coi, latest=latest)
     units = await cases.units_of_case(conn, coi)
     legs = await shipments.of_case(conn, coi)
     alerts = await exports.alerts_of_case(conn, coi)
@@ -242,11 +249,37 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         corrections=_corrections(lines),
         corrected=verdict.corrected,
         chain=ChainVerdict(
-            verdict.ok, verdict.events, verdict.head_hash, verdict.message, verdict.first_break
+            verdict.ok,
+            verdict.events,
+            verdict.head_hash,
+            verdict.message,
+            verdict.first_break,
+            verdict.status,
+            _coverage(verdict),
+            verdict.state_mismatches,
         ),
         generated_at=datetime.now(UTC),
         generated_for=requested_by,
     )
+
+
+def _coverage(verdict: ledger.Verification) -> str:
+    """Which external checkpoint holds this chain's last event: what a reader can check the printed
+    final hash against, outside this server's database."""
+    found = verdict.checkpoint
+    if found is None:
+        return "no checkpoint yet"
+    where = f"checkpoint {found['file']} of {found['created_at']}"
+    if found.get("authenticity") != "authentic":
+        return f"{where} cannot be relied on ({found.get('authenticity')})"
+    if found.get("contradiction"):
+        return f"{where} CONTRADICTS this chain: {found['contradiction']}"
+    covers = int(found.get("covers", 0))
+    if covers == 0:
+        return f"no checkpoint yet covers this case (latest: {where})"
+    if covers < verdict.events:
+        return f"{where} covers events 1 to {covers}; events {covers + 1} to {verdict.events} are newer"
+    return f"{where} covers the last event ({covers})"
 
 
 def _patient(case: CaseRow) -> PatientFields | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -14,7 +15,7 @@ from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
-from backend.services import ledger, objects, signing
+from backend.services import checkpoints, ledger, objects, signing
 from backend.services.visibility import site_filter
 
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -215,6 +216,14 @@ async def correct(
             conn, "event", case.sites, coi, {"event_id": appended.event_id, "action": "correction"}
         )
     return appended
+
+
+async def verify(pool: Pool, coi: str, checkpoint_dir: Path) -> ledger.Verification:
+    """The case's verdict with this process's keyring and the newest checkpoint in `checkpoint_dir`.
+    The caller has checked that the case is visible to whoever asks."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        latest = await checkpoints.latest_for(conn, checkpoint_dir)
+        return await ledger.verify(conn, coi, latest=latest)
 
 
 class Timeline(msgspec.Struct, frozen=True):

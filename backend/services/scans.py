@@ -19,6 +19,7 @@ from backend.domain.access import Principal
 from backend.domain.custody import ACTION_ROLES, INFUSION_SIGNER_ROLES, Action, Change, Refusal, decide
 from backend.domain.errors import Conflict, DomainError, NotFound, PermissionDenied
 from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
+from backend.domain.replay import SHIPMENT_STATUS_ACTIONS, UNIT_STATUS_OF_ACTION, shipment_statuses_after
 from backend.services import ledger, objects, signing
 from backend.services.visibility import site_filter
 
@@ -232,15 +233,31 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
 
     # Lock the case's chain: every state change of this case is serialised behind it. The units were
     # read FOR UPDATE above, so they cannot have changed since; the shipment is read again under lock.
-    chain = await ledger.lock_chain(conn, coi)
-    if chain is None:
+    # The same statement reads what the record says the scanned units' and shipment's states are.
+    recorded = await cases.lock_chain_with_record(
+        conn,
+        coi,
+        [u.id for u in units if u.coi == coi],
+        list(UNIT_STATUS_OF_ACTION),
+        shipment.id if shipment is not None and shipment.coi == coi else None,
+        list(SHIPMENT_STATUS_ACTIONS),
+    )
+    if recorded is None:
         raise NotFound(f"no case with COI {coi}")
+    chain = ledger.LockedChain(coi, recorded.length, recorded.head)
     if shipment is not None:
         shipment = await shipments.get(conn, shipment.id, lock=True)
     context = _Context(conn, actor, command, chain, shipment, units)
     try:
         if scanned.bad or unknown:
             raise Refusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown), status=422)
+        disagreement = _disagreement(recorded, shipment, units, coi)
+        if disagreement is not None:
+            raise Refusal(
+                RECORD_MISMATCH,
+                f"STOP — {disagreement}. The stored state was changed without a custody event; do not "
+                "proceed. QA and the coordinators are alerted.",
+            )
         if not actor.has_any(ACTION_ROLES[command.action]):
             raise Refusal(
                 "wrong_role",
@@ -266,6 +283,31 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
         return await context.accept(change, receiver.id if receiver else None, signatures, handover_minutes)
     except Refusal as refusal:
         return await context.refuse(refusal)
+
+
+RECORD_MISMATCH = "record_mismatch"
+
+
+def _disagreement(
+    recorded: cases.RecordedStates, shipment: ShipmentRow | None, units: list[UnitRow], coi: str
+) -> str | None:
+    """Where a scanned unit's or shipment's stored status differs from its last recorded step (a cheap
+    check of the objects this scan acts on; `verify` replays the whole chain)."""
+    for unit in units:
+        if unit.coi != coi:
+            continue
+        action = recorded.unit_actions.get(unit.id)
+        expected = UNIT_STATUS_OF_ACTION.get(action) if action else None
+        if expected != unit.status:
+            said = expected or "unrecorded"
+            return f"unit {unit.id} is {unit.status} in the database but {said} in its record"
+    if shipment is not None and shipment.coi == coi:
+        last = recorded.shipment_action
+        allowed = shipment_statuses_after(*last) if last else frozenset()
+        if shipment.status not in allowed:
+            said = " or ".join(sorted(allowed)) or "unrecorded"
+            return f"shipment {shipment.id} is {shipment.status} in the database but {said} in its record"
+    return None
 
 
 async def _receiver(conn: Conn, command: ScanCommand) -> Any:
@@ -463,15 +505,15 @@ class _Context:
             unit_ids=[u.id for u in self.units],
             **self._event_fields(),
         )
-        severity = "critical" if refusal.code == "coi_mismatch" else "warning"
-        title = (
-            "Chain of identity mismatch"
-            if refusal.code == "coi_mismatch"
-            else f"Refused {self.command.action} scan"
-        )
+        critical = refusal.code in ("coi_mismatch", RECORD_MISMATCH)
+        severity = "critical" if critical else "warning"
+        title = {
+            "coi_mismatch": "Chain of identity mismatch",
+            RECORD_MISMATCH: "Stored state disagrees with the custody record",
+        }.get(refusal.code, f"Refused {self.command.action} scan")
         await ledger.raise_alert(
             self.conn,
-            kind="coi_mismatch" if refusal.code == "coi_mismatch" else "refused_step",
+            kind=refusal.code if critical else "refused_step",
             severity=severity,
             title=title,
             detail=f"{self.actor.full_name} at {self.command.site}: {refusal.detail}",

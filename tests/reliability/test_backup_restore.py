@@ -106,7 +106,7 @@ async def _append_after_restore(settings: Settings, coi: str) -> dict[str, Any]:
 
 
 async def test_backup_and_restore_keep_every_chain_verifiable(
-    client, database_url, postgres_url, server_dir, artifacts_dir, mqtt_broker
+    client, database_url, postgres_url, server_dir, artifacts_dir, mqtt_broker, record_key_file
 ):
     world = await build_world(client)
     cois = await _history(world)
@@ -123,8 +123,15 @@ async def test_backup_and_restore_keep_every_chain_verifiable(
 
     name = f"celltrail_restored_{os.getpid()}"
     restored = await _new_database(postgres_url, name)
+    key = {"CELLTRAIL_RECORD_KEY_FILE": str(record_key_file)}
     try:
+        # Without the record key, the restored chains are unverifiable: not ok, and said so.
         done = _celltrail("restore", str(dump), env={"CELLTRAIL_DATABASE_URL": restored})
+        assert done.returncode == 4, done.stdout + done.stderr
+        assert f"custody chains: 0 of {len(cois)} verify" in done.stdout
+        assert "unverifiable" in done.stderr
+        # With it, every chain verifies.
+        done = _celltrail("restore", "--clean", str(dump), env={"CELLTRAIL_DATABASE_URL": restored, **key})
         assert done.returncode == 0, done.stderr
         print(done.stdout.strip())
         assert f"custody chains: {len(cois)} of {len(cois)} verify" in done.stdout
@@ -132,12 +139,12 @@ async def test_backup_and_restore_keep_every_chain_verifiable(
         assert after == before
 
         # A second restore over the now non-empty database is refused and changes nothing...
-        again = _celltrail("restore", str(dump), env={"CELLTRAIL_DATABASE_URL": restored})
+        again = _celltrail("restore", str(dump), env={"CELLTRAIL_DATABASE_URL": restored, **key})
         assert again.returncode == 1
         assert "not empty" in again.stderr
         assert "--clean" in again.stderr
         # ...unless --clean, which replaces the contents with the backup's.
-        again = _celltrail("restore", "--clean", str(dump), env={"CELLTRAIL_DATABASE_URL": restored})
+        again = _celltrail("restore", "--clean", str(dump), env={"CELLTRAIL_DATABASE_URL": restored, **key})
         assert again.returncode == 0, again.stderr
         assert await _snapshot(restored) == before
 
@@ -147,6 +154,7 @@ async def test_backup_and_restore_keep_every_chain_verifiable(
             mqtt_url=mqtt_broker.url,
             admin_password=ADMIN_PASSWORD,
             log_format="text",
+            record_key_file=str(record_key_file),
         )
         verdict = await _append_after_restore(settings, cois[0])
         assert verdict["ok"] is True, verdict
@@ -155,7 +163,7 @@ async def test_backup_and_restore_keep_every_chain_verifiable(
         await _drop_database(postgres_url, name)
 
     # The embedded database of `celltrail up` (no CELLTRAIL_DATABASE_URL): restore into it, back it up.
-    data = {"CELLTRAIL_DATA_DIR": str(server_dir / "data")}
+    data = {"CELLTRAIL_DATA_DIR": str(server_dir / "data"), **key}
     done = _celltrail("restore", str(dump), env=data)
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"custody chains: {len(cois)} of {len(cois)} verify" in done.stdout

@@ -10,8 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from backend.domain.chain import EventRecord, SignatureRecord, event_hash, first_break
+from backend.domain.chain import (
+    ChainCheck,
+    EventRecord,
+    LinkedEvent,
+    SignatureRecord,
+    check_chain,
+    event_hash,
+    keyed_link,
+)
 from backend.domain.custody import Action, Refusal, ShipmentState, UnitState, decide, receipt_decision
+from backend.domain.keyring import EMPTY, Keyring, KeyringError, new_key_line, parse_keyring
 
 COI_A, COI_B = "CHA999926000001", "CHA999926000002"
 
@@ -149,13 +158,22 @@ def record(seq: int, detail: str = "ok") -> EventRecord:
     )
 
 
-def chain(n: int) -> list[tuple[int, bytes | None, bytes, EventRecord]]:
-    out, previous = [], None
+KEYRING = parse_keyring(new_key_line())
+
+
+def chain(n: int, keyring: Keyring = KEYRING) -> list[LinkedEvent]:
+    assert keyring.current is not None
+    out: list[LinkedEvent] = []
+    previous = None
     for seq in range(1, n + 1):
-        digest = event_hash(previous, record(seq))
-        out.append((seq, previous, digest, record(seq)))
+        digest = keyed_link(keyring.current, previous, record(seq))
+        out.append(LinkedEvent(seq, previous, digest, keyring.current.key_id, record(seq)))
         previous = digest
     return out
+
+
+def first_break(events: list[LinkedEvent], keyring: Keyring = KEYRING, ceiling: int = 0) -> ChainCheck:
+    return check_chain(events, keyring, ceiling)
 
 
 def test_hash_does_not_depend_on_time_zone_or_key_order():
@@ -169,11 +187,13 @@ def test_hash_does_not_depend_on_time_zone_or_key_order():
 @given(st.integers(min_value=1, max_value=12), st.data())
 def test_any_change_is_found_at_the_changed_event(n, data):
     events = chain(n)
-    assert first_break(events) is None
+    assert first_break(events).broken is None
     target = data.draw(st.integers(min_value=0, max_value=n - 1))
-    event_id, previous, digest, original = events[target]
-    events[target] = (event_id, previous, digest, msgspec.structs.replace(original, detail="edited"))
-    broken = first_break(events)
+    original = events[target]
+    events[target] = msgspec.structs.replace(
+        original, record=msgspec.structs.replace(original.record, detail="edited")
+    )
+    broken = first_break(events).broken
     assert broken is not None
     assert broken.seq == target + 1
 
@@ -183,6 +203,81 @@ def test_a_removed_event_is_found(n, data):
     events = chain(n)
     gone = data.draw(st.integers(min_value=0, max_value=n - 2))
     del events[gone]
-    broken = first_break(events)
+    broken = first_break(events).broken
     assert broken is not None
     assert broken.seq in (gone + 1, gone + 2)
+
+
+def test_a_chain_recomputed_without_the_key_breaks_where_it_was_rewritten():
+    events = chain(6)
+    # The insider edits event 3 and relinks 3..6 with the plain hash (what Celltrail's code computes
+    # without the key), keeping or dropping the key ids.
+    for keep_key_ids in (True, False):
+        forged = events[:2]
+        previous = forged[-1].hash
+        for event in events[2:]:
+            content = (
+                event.record
+                if event.record.seq != 3
+                else msgspec.structs.replace(event.record, actor_name="X")
+            )
+            digest = event_hash(previous, content)
+            forged.append(
+                LinkedEvent(event.id, previous, digest, event.key_id if keep_key_ids else None, content)
+            )
+            previous = digest
+        broken = first_break(forged).broken
+        assert broken is not None
+        assert broken.seq == 3, broken
+
+
+def test_legacy_unkeyed_events_verify_below_the_ceiling_and_are_named():
+    legacy: list[LinkedEvent] = []
+    previous = None
+    for seq in (1, 2):
+        digest = event_hash(previous, record(seq))
+        legacy.append(LinkedEvent(seq, previous, digest, None, record(seq)))
+        previous = digest
+    assert KEYRING.current is not None
+    digest = keyed_link(KEYRING.current, previous, record(3))
+    events = [*legacy, LinkedEvent(3, previous, digest, KEYRING.current.key_id, record(3))]
+    checked = first_break(events, ceiling=2)
+    assert checked.broken is None
+    assert checked.unkeyed == [1, 2]
+    # Above the ceiling (recorded after keys were introduced), an unkeyed event is a break.
+    assert first_break(events, ceiling=1).broken is not None
+
+
+def test_rotation_old_events_verify_with_the_old_key_new_ones_with_the_new():
+    old = parse_keyring(new_key_line())
+    rotated = parse_keyring(new_key_line() + "\n")
+    assert old.current is not None
+    assert rotated.current is not None
+    both = Keyring([old.current, rotated.current])
+    first = keyed_link(old.current, None, record(1))
+    second = keyed_link(rotated.current, first, record(2))
+    events = [
+        LinkedEvent(1, None, first, old.current.key_id, record(1)),
+        LinkedEvent(2, first, second, rotated.current.key_id, record(2)),
+    ]
+    assert first_break(events, both).broken is None
+    assert first_break(events, both).missing_keys == []
+    # Without the old key the chain is not broken, and not verified either: unverifiable.
+    checked = first_break(events, rotated)
+    assert checked.broken is None
+    assert checked.missing_keys == [old.current.key_id]
+    assert checked.unchecked == [1]
+    assert first_break(events, EMPTY).missing_keys == [old.current.key_id, rotated.current.key_id]
+
+
+def test_keyring_files_name_keys_by_id_and_refuse_garbage():
+    line = new_key_line()
+    keyring = parse_keyring(f"# comment\n{line}\n")
+    assert keyring.current is not None
+    assert keyring.current.key_id in line  # the id is written beside the key as a comment
+    secret = line.split()[0]
+    assert secret not in repr(keyring)
+    assert secret not in repr(keyring.current)
+    for bad in ("", "# only a comment\n", "not base64!\n", "c2hvcnQ=\n"):
+        with pytest.raises(KeyringError):
+            parse_keyring(bad)

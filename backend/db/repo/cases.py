@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -116,6 +116,12 @@ async def lock_chain(conn: Conn, coi: str) -> tuple[int, bytes | None] | None:
     return (row["chain_length"], row["chain_head"]) if row else None
 
 
+async def chain_state(conn: Conn, coi: str) -> dict[str, Any] | None:
+    """The case's chain length, head and status, unlocked (verification reads them)."""
+    row = await conn.fetchrow("SELECT chain_length, chain_head, status FROM cases WHERE coi = $1", coi)
+    return dict(row) if row else None
+
+
 async def count_units(conn: Conn, coi: str, kind: str) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM units WHERE coi = $1 AND kind = $2", coi, kind))
 
@@ -214,3 +220,69 @@ async def set_quarantined(conn: Conn, unit_ids: list[str], quarantined: bool) ->
 
 async def assign_shipment(conn: Conn, unit_ids: list[str], shipment_id: str) -> None:
     await conn.execute("UPDATE units SET shipment_id = $2 WHERE id = ANY($1::text[])", unit_ids, shipment_id)
+
+
+async def heads(conn: Conn) -> list[tuple[str, int, bytes]]:
+    """Every case's last event (seq and link), read from the events themselves, not from `cases`."""
+    rows = await conn.fetch(
+        """SELECT c.coi, e.seq, e.hash FROM cases c
+           CROSS JOIN LATERAL (SELECT seq, hash FROM custody_events
+                               WHERE coi = c.coi ORDER BY seq DESC LIMIT 1) AS e
+           ORDER BY c.coi"""
+    )
+    return [(r["coi"], r["seq"], r["hash"]) for r in rows]
+
+
+class RecordedStates(msgspec.Struct, frozen=True):
+    """The chain head, locked, with the last status-setting step the record holds for some units and a
+    shipment: what a scan compares the stored states with before it acts."""
+
+    length: int
+    head: bytes | None
+    # unit id -> action of the last accepted step that set its status (None: none recorded)
+    unit_actions: dict[str, str | None]
+    # (action, receipt decision) of the shipment's last accepted status-setting step
+    shipment_action: tuple[str, str | None] | None
+
+
+async def lock_chain_with_record(
+    conn: Conn,
+    coi: str,
+    unit_ids: list[str],
+    unit_actions: list[str],
+    shipment_id: str | None,
+    shipment_actions: list[str],
+) -> RecordedStates | None:
+    """`lock_chain` and the record's last status-setting steps in the same statement: the scan's check
+    of stored against recorded states costs no extra round trip. Each look-up walks the case's events
+    backwards on the (coi, seq) index and stops at the first match."""
+    row = await conn.fetchrow(
+        """SELECT c.chain_length, c.chain_head,
+                  (SELECT json_object_agg(u.id, (
+                       SELECT e.action FROM custody_events e
+                       WHERE e.coi = c.coi AND e.outcome = 'accepted' AND e.action = ANY($3::text[])
+                         AND e.unit_ids @> ARRAY[u.id]
+                       ORDER BY e.seq DESC LIMIT 1))
+                   FROM unnest($2::text[]) AS u(id)) AS unit_actions,
+                  (SELECT json_build_array(e.action, e.data->>'decision') FROM custody_events e
+                   WHERE $4::text IS NOT NULL AND e.coi = c.coi AND e.outcome = 'accepted'
+                     AND e.shipment_id = $4 AND e.action = ANY($5::text[])
+                     AND (e.action <> 'receive' OR cardinality(e.unit_ids) = 0)
+                   ORDER BY e.seq DESC LIMIT 1) AS shipment_action
+           FROM cases c WHERE c.coi = $1
+           FOR UPDATE OF c""",
+        coi,
+        unit_ids,
+        unit_actions,
+        shipment_id,
+        shipment_actions,
+    )
+    if row is None:
+        return None
+    shipment_action = row["shipment_action"]
+    return RecordedStates(
+        row["chain_length"],
+        row["chain_head"],
+        dict(row["unit_actions"] or {}),
+        (shipment_action[0], shipment_action[1]) if shipment_action else None,
+    )

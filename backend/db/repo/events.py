@@ -19,9 +19,13 @@ class StoredEvent(msgspec.Struct, frozen=True):
     prev_hash: bytes | None
     hash: bytes
     record: EventRecord
+    # The record key the link was made with; None for a legacy (unkeyed) event.
+    key_id: str | None = None
 
 
-async def insert_event(conn: Conn, record: EventRecord, prev_hash: bytes | None, digest: bytes) -> int:
+async def insert_event(
+    conn: Conn, record: EventRecord, prev_hash: bytes | None, digest: bytes, key_id: str | None
+) -> int:
     """Append the event; the database makes it the case's chain head (the trigger of migration 0013 calls
     `advance_chain_head`, which refuses an event that does not extend the chain: the application role may
     not write `cases.chain_head` itself). The caller holds the case's chain lock."""
@@ -29,9 +33,9 @@ async def insert_event(conn: Conn, record: EventRecord, prev_hash: bytes | None,
         """WITH event AS (
                INSERT INTO custody_events (coi, seq, action, outcome, refusal, detail, shipment_id,
                    unit_ids, actor_id, actor_name, site, counterpart_id, codes, device_time, server_time,
-                   gps, data, corrects, prev_hash, hash)
+                   gps, data, corrects, prev_hash, hash, key_id)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                       $19, $20)
+                       $19, $20, $21)
                RETURNING id, coi, seq, hash)
            SELECT id FROM event""",
         record.coi,
@@ -54,6 +58,7 @@ async def insert_event(conn: Conn, record: EventRecord, prev_hash: bytes | None,
         record.corrects,
         prev_hash,
         digest,
+        key_id,
     )
     for signature in record.signatures:
         await conn.execute(
@@ -102,8 +107,20 @@ async def events_of_case(conn: Conn, coi: str) -> list[StoredEvent]:
             corrects=r["corrects"],
             signatures=signatures,
         )
-        events.append(StoredEvent(r["id"], r["prev_hash"], r["hash"], record))
+        events.append(StoredEvent(r["id"], r["prev_hash"], r["hash"], record, r["key_id"]))
     return events
+
+
+async def legacy_ceiling(conn: Conn) -> int:
+    """The largest event id that may carry an unkeyed link (migration 0012)."""
+    return int(await conn.fetchval("SELECT legacy_max_event_id FROM record_keying"))
+
+
+async def record_identity(conn: Conn) -> tuple[str, int]:
+    """(record id, legacy ceiling) of migration 0012: what a checkpoint names its record by."""
+    row = await conn.fetchrow("SELECT record_id::text, legacy_max_event_id FROM record_keying")
+    assert row is not None  # migration 0012 writes the one row, and triggers keep it
+    return str(row["record_id"]), int(row["legacy_max_event_id"])
 
 
 async def event_case(conn: Conn, event_id: int) -> tuple[str, str] | None:

@@ -48,7 +48,11 @@ async def module_database(postgres_url: str, template_database: str) -> AsyncIte
 
 
 @pytest.fixture(scope="module")
-async def module_client(module_database: str, mqtt_broker: Any) -> AsyncIterator[AsyncTestClient[Any]]:
+async def module_client(
+    module_database: str, mqtt_broker: Any, record_key_file: Path
+) -> AsyncIterator[AsyncTestClient[Any]]:
+    # The session's record key: the journey is recorded once for the module, and each test verifies it
+    # with the keyring the autouse fixture configures.
     settings = load_settings(
         {},
         database_url=module_database,
@@ -56,6 +60,7 @@ async def module_client(module_database: str, mqtt_broker: Any) -> AsyncIterator
         admin_password=ADMIN_PASSWORD,
         log_format="text",
         broker_check_seconds=5,
+        record_key_file=str(record_key_file),
     )
     async with AsyncTestClient(app=create_app(settings)) as client:
         yield client

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -167,8 +168,8 @@ async def test_record_routes_refuse_wrong_roles_and_other_sites(journey):
         assert (await world.call("pharm", "GET", path)).status_code == 200
 
 
-def _report(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CELLTRAIL_DATABASE_URL": database_url}
+def _report(*args: str, database_url: str, key_file: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CELLTRAIL_DATABASE_URL": database_url, "CELLTRAIL_RECORD_KEY_FILE": str(key_file)}
     return subprocess.run(
         [sys.executable, "-m", "backend.cli", "report", *args],
         capture_output=True,
@@ -179,13 +180,15 @@ def _report(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_cli_writes_pdf_and_json_and_records_nothing(journey, module_database, tmp_path):
+async def test_cli_writes_pdf_and_json_and_records_nothing(
+    journey, module_database, tmp_path, record_key_file
+):
     _world, case = journey
     count = "SELECT (SELECT count(*) FROM custody_events) + (SELECT count(*) FROM audit_log) AS n"
     before = (await sql(module_database, count))[0]["n"]
 
     out = tmp_path / "record.pdf"
-    done = _report(f"&/{case.coi}", "--out", str(out), database_url=module_database)
+    done = _report(f"&/{case.coi}", "--out", str(out), database_url=module_database, key_file=record_key_file)
     assert done.returncode == 0, done.stderr
     assert "chain verified" in done.stdout
     text = pdf_text(out.read_bytes())
@@ -193,14 +196,29 @@ async def test_cli_writes_pdf_and_json_and_records_nothing(journey, module_datab
     assert "MRN-0042" not in text  # patient fields only when asked for
 
     as_json = tmp_path / "record.json"
-    done = _report(case.coi, "--out", str(as_json), "--include-patient-fields", database_url=module_database)
+    done = _report(
+        case.coi,
+        "--out",
+        str(as_json),
+        "--include-patient-fields",
+        database_url=module_database,
+        key_file=record_key_file,
+    )
     assert done.returncode == 0, done.stderr
     record = json.loads(as_json.read_text())
     assert record["coi"] == case.coi
     assert record["patient"]["patient_ref"] == "MRN-0042"
     assert record["chain"]["ok"] is True
 
-    missing = _report("CHA99992699ZZZZ", "--format", "json", "--out", "-", database_url=module_database)
+    missing = _report(
+        "CHA99992699ZZZZ",
+        "--format",
+        "json",
+        "--out",
+        "-",
+        database_url=module_database,
+        key_file=record_key_file,
+    )
     assert missing.returncode == 1
     assert "no case" in missing.stderr
     assert (await sql(module_database, count))[0]["n"] == before
