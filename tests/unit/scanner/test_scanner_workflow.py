@@ -248,6 +248,9 @@ def test_a_qr_with_a_coi_payload_in_another_symbology_is_no_wristband() -> None:
     "symbols",
     [
         pytest.param(bag_symbols(COI_A, code=COI_B), id="bag COI Code 128 misread"),
+        # The case: a small bag label (1.4 px per module, 3 deg) whose COI Code 128 was read with
+        # another FIN; the QR code on the same label says otherwise.
+        pytest.param(bag_symbols(COI_A, code=Coi("G1284", "26", "A1B2C3")), id="COI read as another FIN"),
         pytest.param(band_symbols(COI_A, code=COI_B), id="wristband COI Code 128 misread"),
         pytest.param(
             [*band_symbols(COI_A)[:1], at(DIN.barcode, "code128", 2200, 16, 2489, 111)], id="DIN on band"
