@@ -32,7 +32,7 @@ from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.live.hub import Hub
-from backend.services import auth, checkpoints, monitoring, record_keys, signing
+from backend.services import auth, checkpoints, excursions, monitoring, record_keys, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
 from backend.services.scans import alert_overdue_handovers
@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
     owner_url = settings.owner_database_url or database_url
     # Refused signatures count against the same sign-in limits as the sign-in form.
     signing.configure(auth.LoginLimits.of(settings))
+    excursions.configure(settings.gap_factor)
     # The record key is read now, not at the first scan: a configured key file that is missing or
     # unreadable stops the start with a message naming the file (RecordKeyError is a SettingsError).
     # Without one configured, <data dir>/record.key is used, created on the first start.

@@ -66,6 +66,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # closes by itself (receipt of the shipment resolves it earlier).
     logger_silent_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 15.0
     logger_silent_max_hours: Annotated[float, msgspec.Meta(gt=0, le=24 * 365)] = 72.0
+    # An interval between two readings longer than this many of the logger's expected intervals is a
+    # data gap: counted neither in nor out of range (issue 20).
+    gap_factor: Annotated[float, msgspec.Meta(gt=1, le=1000)] = 3.0
     # A shipment not arrived this long after its planned arrival is late.
     shipment_late_minutes: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 60)] = 30.0
     # Sign-in throttling: after this many failures for one username within the lockout window, that

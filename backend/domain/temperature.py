@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from datetime import datetime
 
 import msgspec
@@ -22,6 +23,8 @@ class Summary(msgspec.Struct, frozen=True):
     mkt_c: float | None
     minutes_above: float
     minutes_below: float
+    # Time inside data gaps: counted neither above nor below (issue 20, finding 3).
+    uncovered_minutes: float = 0.0
 
 
 def mean_kinetic_temperature(temps_c: list[float]) -> float:
@@ -30,16 +33,26 @@ def mean_kinetic_temperature(temps_c: list[float]) -> float:
 
 
 def summarise(
-    series: list[tuple[datetime, float]], low_c: float | None, high_c: float | None, mkt: bool
+    series: list[tuple[datetime, float]],
+    low_c: float | None,
+    high_c: float | None,
+    mkt: bool,
+    gap_starts: Iterable[float] = (),
 ) -> Summary:
     """Each reading stands for the time until the next one (the last for none): minutes out of range are
-    what the samples show, to one sample interval."""
+    what the samples show, to one sample interval. An interval that starts a data gap (`gap_starts`, unix
+    seconds, as the excursion engine found them) stands for nothing: it is uncovered time. MKT averages
+    the readings, so it covers the covered time only."""
     if not series:
         return Summary(0, None, None, None, None, None, None, 0.0, 0.0)
     temps = [t for _, t in series]
-    above = below = 0.0
+    gaps = set(gap_starts)
+    above = below = uncovered = 0.0
     for (ts, temp), (next_ts, _) in itertools.pairwise(series):
         minutes = (next_ts - ts).total_seconds() / 60
+        if gaps and ts.timestamp() in gaps:
+            uncovered += minutes
+            continue
         if high_c is not None and temp > high_c:
             above += minutes
         if low_c is not None and temp < low_c:
@@ -54,4 +67,5 @@ def summarise(
         mkt_c=mean_kinetic_temperature(temps) if mkt else None,
         minutes_above=above,
         minutes_below=below,
+        uncovered_minutes=uncovered,
     )

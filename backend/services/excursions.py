@@ -26,6 +26,7 @@ from backend.domain import alarm_states
 from backend.domain.access import Principal
 from backend.domain.errors import InvalidInput
 from backend.domain.excursions import (
+    DEFAULT_GAP_FACTOR,
     ENGINE_KINDS,
     Engine,
     Episode,
@@ -50,6 +51,24 @@ from backend.services.visibility import site_filter
 
 log = logging.getLogger(__name__)
 _KINDS = list(ENGINE_KINDS)
+_gap_factor = DEFAULT_GAP_FACTOR
+
+
+def configure(gap_factor: float) -> None:
+    """CELLTRAIL_GAP_FACTOR, set once at start (like signing.configure): an interval between two readings
+    longer than this many of the logger's expected intervals is a data gap."""
+    global _gap_factor  # one process-wide setting, read on every evaluation
+    _gap_factor = gap_factor
+
+
+def _engine(rules: RuleSet, leg_arrival: datetime, interval_s: int | None, state: Any = None) -> Engine:
+    return Engine(
+        rules,
+        leg_arrival.timestamp(),
+        state,
+        expected_interval_s=float(interval_s) if interval_s else None,
+        gap_factor=_gap_factor,
+    )
 
 
 class Evaluation(msgspec.Struct, frozen=True):
@@ -239,7 +258,8 @@ def _fold(leg: Leg, dirty_from: datetime | None, rows: list[LegReading]) -> tupl
     except InvalidInput as exc:
         log.error("shipment profile unreadable", extra={"shipment": leg.shipment_id, "error": exc.detail})
         return None
-    engine = Engine(rules, leg.planned_arrival.timestamp(), None if full else load_state(leg.state or b""))
+    state = None if full else load_state(leg.state or b"")
+    engine = _engine(rules, leg.planned_arrival, leg.sample_interval_s, state)
     if engine.state.closed and not rows and not full:
         return None
     engine.feed(Reading(r.ts.timestamp(), r.temp_c, r.battery_pct, r.lid_open) for r in rows)
@@ -396,6 +416,15 @@ class DayMinutes(msgspec.Struct, frozen=True):
     minutes_beyond: dict[str, float]
 
 
+class DataGap(msgspec.Struct, frozen=True):
+    """No data from `start` to `end` (issue 20, finding 3): neither in nor out of range."""
+
+    start: datetime
+    end: datetime
+    minutes: float
+    text: str
+
+
 class ShipmentTemperature(msgspec.Struct, frozen=True):
     shipment_id: str
     coi: str
@@ -414,6 +443,9 @@ class ShipmentTemperature(msgspec.Struct, frozen=True):
     minutes_beyond: dict[str, float]
     daily: list[DayMinutes]
     alerts: list[AlertRow]
+    # Minutes beyond and MKT cover the covered time only; this much had no data.
+    uncovered_minutes: float = 0.0
+    gaps: list[DataGap] = msgspec.field(default_factory=list)
 
 
 class CaseTemperature(msgspec.Struct, frozen=True):
@@ -427,8 +459,9 @@ async def _shipment_temperature(pool: Pool, shipment: ShipmentRow) -> ShipmentTe
     async with pool.acquire() as conn:
         series = await repo.leg_series(conn, shipment.id)
         alert_rows = await alerts.list_for(conn, None, None, None, shipment.id, 1000)
+        interval = await repo.sample_interval(conn, shipment.logger_id)
     rules = rules_of(shipment.profile)
-    engine = Engine(rules, shipment.planned_arrival.timestamp())
+    engine = _engine(rules, shipment.planned_arrival, interval)
     engine.feed(Reading(r.ts.timestamp(), r.temp_c, r.battery_pct, r.lid_open) for r in series)
     definition = rules.definition
     summary = summarise(
@@ -436,7 +469,18 @@ async def _shipment_temperature(pool: Pool, shipment: ShipmentRow) -> ShipmentTe
         definition.low_c,
         definition.high_c,
         definition.mkt_hours is not None,
+        gap_starts=[start for start, _end in engine.state.gaps],
     )
+    gaps = [
+        DataGap(
+            _when(start),
+            _when(end),
+            round((end - start) / 60, 2),
+            f"no data from {_when(start).isoformat(timespec='minutes')} "
+            f"to {_when(end).isoformat(timespec='minutes')}",
+        )
+        for start, end in engine.state.gaps
+    ]
     return ShipmentTemperature(
         shipment_id=shipment.id,
         coi=shipment.coi,
@@ -457,6 +501,8 @@ async def _shipment_temperature(pool: Pool, shipment: ShipmentRow) -> ShipmentTe
             for day, limits in engine.daily_minutes().items()
         ],
         alerts=sorted(alert_rows, key=lambda a: a.started_at),
+        uncovered_minutes=round(summary.uncovered_minutes, 2),
+        gaps=gaps,
     )
 
 

@@ -26,6 +26,8 @@ class Leg(msgspec.Struct, frozen=True):
     through_ts: datetime | None
     readings: int
     state: bytes | None
+    # The logger's declared sampling interval (migration 0016); None: learned from the readings.
+    sample_interval_s: int | None = None
 
 
 class LegReading(msgspec.Struct, frozen=True, array_like=True):
@@ -70,7 +72,8 @@ class NewAlert(msgspec.Struct, frozen=True, kw_only=True):
 
 _LEGS = """
 SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id, s.profile_code, s.profile_version,
-       s.profile, s.planned_arrival, s.received_at, e.through_ts, e.readings, e.state
+       s.profile, s.planned_arrival, s.received_at, e.through_ts, e.readings, e.state,
+       (SELECT l.sample_interval_s FROM loggers l WHERE l.id = s.logger_id) AS sample_interval_s
 FROM excursion_state e JOIN shipments s ON s.id = e.shipment_id
 WHERE e.shipment_id = ANY($1::text[])
 ORDER BY e.shipment_id
@@ -293,16 +296,26 @@ class Silence(msgspec.Struct, frozen=True):
 
 
 async def silent_legs(conn: Conn, since: datetime) -> list[Silence]:
-    """Legs under way whose logger's newest reading (or, with none, the departure) is older than `since`."""
+    """Legs under way whose logger's newest reading (or, with none, the departure) is older than `since`
+    and whose silence has no alert yet. A silence is one alert whatever became of it: once the logger is
+    taken as lost and its alert closed, nothing reopens until the logger reports again (issue 20,
+    finding 4); and no insert is tried only to be refused, which spent an alert id each time."""
     rows = await conn.fetch(
-        """SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id,
-                  greatest(s.departed_at, (SELECT r.ts FROM readings r WHERE r.logger_id = s.logger_id
-                                           ORDER BY r.ts DESC LIMIT 1)) AS last_data
-           FROM shipments s
-           WHERE s.logger_id IS NOT NULL AND s.departed_at IS NOT NULL AND s.received_at IS NULL
-             AND s.status NOT IN ('cancelled', 'received', 'quarantined')""",
+        """SELECT leg.* FROM (
+               SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id,
+                      greatest(s.departed_at, (SELECT r.ts FROM readings r WHERE r.logger_id = s.logger_id
+                                               ORDER BY r.ts DESC LIMIT 1)) AS last_data
+               FROM shipments s
+               WHERE s.logger_id IS NOT NULL AND s.departed_at IS NOT NULL AND s.received_at IS NULL
+                 AND s.status NOT IN ('cancelled', 'received', 'quarantined')
+           ) leg
+           WHERE leg.last_data < $1
+             AND NOT EXISTS (SELECT 1 FROM alerts a
+                             WHERE a.shipment_id = leg.shipment_id AND a.kind = 'logger_silent'
+                               AND a.started_at >= leg.last_data)""",
+        since,
     )
-    return [Silence(**r) for r in rows if r["last_data"] < since]
+    return [Silence(**r) for r in rows]
 
 
 class OpenAlert(msgspec.Struct, frozen=True):
@@ -354,16 +367,29 @@ class Lateness(msgspec.Struct, frozen=True):
 
 
 async def late_legs(conn: Conn, before: datetime) -> list[Lateness]:
+    """Late legs without an open lateness alert: an insert refused by the unique index still spends an
+    alert id, so the ids jumped by one per late leg and housekeeping cycle (issue 20, finding 11)."""
     rows = await conn.fetch(
-        """SELECT id AS shipment_id, coi, from_site, to_site, logger_id, planned_arrival FROM shipments
-           WHERE planned_arrival < $1 AND arrived_at IS NULL AND received_at IS NULL
-             AND status NOT IN ('cancelled', 'arrived', 'received', 'quarantined')""",
+        """SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id, s.planned_arrival
+           FROM shipments s
+           WHERE s.planned_arrival < $1 AND s.arrived_at IS NULL AND s.received_at IS NULL
+             AND s.status NOT IN ('cancelled', 'arrived', 'received', 'quarantined')
+             AND NOT EXISTS (SELECT 1 FROM alerts a
+                             WHERE a.shipment_id = s.id AND a.kind = 'shipment_late'
+                               AND a.status IN ('open', 'acknowledged'))""",
         before,
     )
     return [Lateness(**r) for r in rows]
 
 
 # -- temperature summaries (profiles themselves: backend/db/repo/profiles.py) ---------------------------
+
+
+async def sample_interval(conn: Conn, logger_id: str | None) -> int | None:
+    if logger_id is None:
+        return None
+    value = await conn.fetchval("SELECT sample_interval_s FROM loggers WHERE id = $1", logger_id)
+    return int(value) if value is not None else None
 
 
 async def leg_series(conn: Conn, shipment_id: str) -> list[LegReading]:

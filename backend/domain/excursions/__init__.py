@@ -13,6 +13,8 @@ from backend.domain.excursions.profiles import (
 )
 from backend.domain.excursions.reconcile import Action, ExistingAlert, Open, Retire, Update, plan
 from backend.domain.excursions.state import (
+    DATA_GAP,
+    DEFAULT_GAP_FACTOR,
     ENGINE_KINDS,
     EngineState,
     Episode,
@@ -22,6 +24,8 @@ from backend.domain.excursions.state import (
 )
 
 __all__ = [
+    "DATA_GAP",
+    "DEFAULT_GAP_FACTOR",
     "ENGINE_KINDS",
     "Action",
     "Engine",

@@ -1,9 +1,14 @@
 """The excursion rules engine: a fold over one shipment leg's readings in time order. Pure.
 
 Each reading stands for the time until the next one (the last for none yet), so time beyond a limit is
-what the samples show, to one sample interval. Feeding readings in chunks gives the same state as
-feeding them at once: that is what lets the service carry a leg's state from batch to batch, and
-recompute from the first reading whenever a backlog lands before what it already folded.
+what the samples show, to one sample interval. An interval longer than `gap_factor` times the logger's
+expected interval (declared, else the shortest seen so far) is a data gap (issue 20, finding 3): no
+reading says what happened in it, so it counts neither in nor out of range, does not advance a
+consecutive or instant rule, and is reported as a `data_gap` notice.
+
+Feeding readings in chunks gives the same state as feeding them at once: that is what lets the service
+carry a leg's state from batch to batch, and recompute from the first reading whenever a backlog lands
+before what it already folded.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from datetime import UTC, datetime
 from backend.domain.excursions import signals
 from backend.domain.excursions.profiles import SEVERITY_RANK, Rule, RuleSet
 from backend.domain.excursions.state import (
+    DATA_GAP,
+    DEFAULT_GAP_FACTOR,
     TEMPERATURE_HIGH,
     TEMPERATURE_LOW,
     Band,
@@ -47,9 +54,19 @@ def _day(t: float) -> str:
 class Engine:
     """Wraps one leg's state. `planned_arrival` (unix seconds) feeds the predictive rule."""
 
-    def __init__(self, rules: RuleSet, planned_arrival: float | None, state: EngineState | None = None):
+    def __init__(
+        self,
+        rules: RuleSet,
+        planned_arrival: float | None,
+        state: EngineState | None = None,
+        *,
+        expected_interval_s: float | None = None,
+        gap_factor: float = DEFAULT_GAP_FACTOR,
+    ):
         self.rules = rules
         self.planned_arrival = planned_arrival
+        self.expected_interval_s = expected_interval_s
+        self.gap_factor = gap_factor
         self.state = state if state is not None else EngineState()
         for name in rules.limits:
             self.state.bands.setdefault(name, Band())
@@ -83,15 +100,51 @@ class Engine:
     def _step(self, r: Reading) -> None:
         s = self.state
         if s.last is not None:
-            self._account(s.last, r.t)
-            for side in self._primary:
-                self._evaluate(side, r.t, interval=True)
+            if self._is_gap(r.t - s.last.t):
+                self._gap(s.last.t, r.t)
+            else:
+                self._account(s.last, r.t)
+                for side in self._primary:
+                    self._evaluate(side, r.t, interval=True)
+            dt = r.t - s.last.t
+            if s.learned_interval_s is None or dt < s.learned_interval_s:
+                s.learned_interval_s = dt
         else:
             s.first_t = r.t
         self._apply(r)
         signals.step(self, r)
         s.last = r
         s.readings += 1
+
+    def _is_gap(self, dt: float) -> bool:
+        interval = self.expected_interval_s or self.state.learned_interval_s
+        return interval is not None and dt > self.gap_factor * interval
+
+    def _gap(self, start: float, end: float) -> None:
+        """No data from `start` to `end`: kept and noticed, never counted as the previous reading."""
+        s = self.state
+        s.gaps.append((start, end))
+        s.uncovered_s += end - start
+        for band in s.bands.values():
+            if band.active:
+                band.gap_s += end - start
+            if band.run_start is not None:
+                band.run_gap_s += end - start
+        minutes = (end - start) / 60
+        s.finished.append(
+            Episode(
+                kind=DATA_GAP,
+                start=start,
+                end=end,
+                severity="info",
+                fired_at=end,
+                escalated_at=None,
+                peak=None,
+                minutes_beyond=minutes,
+                rules=("gap",),
+                note=f"no data from {_stamp(start)} to {_stamp(end)} ({minutes:.0f} min)",
+            )
+        )
 
     def _account(self, prev: Reading, t: float) -> None:
         """The interval [prev.t, t) carries prev's temperature."""
@@ -118,9 +171,9 @@ class Engine:
             threshold = self.rules.limits[name]
             if beyond(name, threshold, r.temp_c):
                 if not band.active:
-                    band.active, band.start, band.episode_s = True, r.t, 0.0
+                    band.active, band.start, band.episode_s, band.gap_s = True, r.t, 0.0, 0.0
                 if band.run_start is None:
-                    band.run_start = r.t
+                    band.run_start, band.run_gap_s = r.t, 0.0
             else:
                 band.run_start = None
                 if band.active and back_inside(name, threshold, r.temp_c, hysteresis):
@@ -157,9 +210,9 @@ class Engine:
             return total >= rule.delay_s
         band = bands[rule.limit]
         if rule.kind == "instant":
-            return band.run_start is not None and t - band.run_start >= rule.delay_s
+            return band.run_start is not None and t - band.run_start - band.run_gap_s >= rule.delay_s
         if rule.kind == "consecutive":
-            return band.active and t - band.start >= rule.delay_s
+            return band.active and t - band.start - band.gap_s >= rule.delay_s
         return band.total_s >= rule.delay_s
 
     # -- episodes ----------------------------------------------------------------------------------
@@ -218,6 +271,9 @@ class Engine:
 
     # -- summaries ---------------------------------------------------------------------------------
 
+    def uncovered_minutes(self) -> float:
+        return self.state.uncovered_s / 60
+
     def minutes_beyond(self) -> dict[str, float]:
         return {name: band.total_s / 60 for name, band in self.state.bands.items()}
 
@@ -226,6 +282,10 @@ class Engine:
             day: {name: seconds / 60 for name, seconds in limits.items()}
             for day, limits in sorted(self.state.daily.items())
         }
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _peak(side: str, peak: float | None, temp_c: float) -> float:

@@ -20,7 +20,7 @@ import msgspec
 
 from backend.domain import alarm_states
 from backend.domain.excursions.profiles import SEVERITY_RANK
-from backend.domain.excursions.state import Episode
+from backend.domain.excursions.state import DATA_GAP, Episode
 
 ONGOING = alarm_states.ACTIVE
 
@@ -72,6 +72,9 @@ def _match(episode: Episode, candidates: list[ExistingAlert]) -> ExistingAlert |
     for alert in same_kind:
         if alert.started_at == episode.start:
             return alert
+    if episode.kind == DATA_GAP:
+        # A gap is fixed by the two readings around it; two gaps that touch are two notices.
+        return None
     for alert in same_kind:
         if alert.status in ONGOING and _overlaps(alert, episode):
             return alert

@@ -16,8 +16,11 @@ PREDICTED: Final = "predicted_excursion"
 MKT: Final = "mkt_high"
 BATTERY: Final = "battery_low"
 LID: Final = "lid_open"
+DATA_GAP: Final = "data_gap"
 # Alert kinds this engine owns: it opens, escalates and resolves them; nothing else does.
-ENGINE_KINDS: Final = (TEMPERATURE_HIGH, TEMPERATURE_LOW, RATE, PREDICTED, MKT, BATTERY, LID)
+ENGINE_KINDS: Final = (TEMPERATURE_HIGH, TEMPERATURE_LOW, RATE, PREDICTED, MKT, BATTERY, LID, DATA_GAP)
+# An interval longer than this many expected intervals is a gap (CELLTRAIL_GAP_FACTOR overrides it).
+DEFAULT_GAP_FACTOR: Final = 3.0
 
 
 class Reading(NamedTuple):
@@ -36,6 +39,9 @@ class Band(msgspec.Struct):
     run_start: float | None = None
     total_s: float = 0.0
     episode_s: float = 0.0
+    # Uncovered seconds (data gaps) since `start` and since `run_start`: a gap is no time beyond.
+    gap_s: float = 0.0
+    run_gap_s: float = 0.0
 
 
 class Track(msgspec.Struct):
@@ -82,6 +88,11 @@ class EngineState(msgspec.Struct):
     daily: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
     # Episodes that ended since the state was last drained.
     finished: list[Episode] = msgspec.field(default_factory=list)
+    # The shortest interval between two readings so far: the logger's interval when none was declared.
+    learned_interval_s: float | None = None
+    # Data gaps, [from, to] in unix seconds, and their total: time counted neither in nor out of range.
+    gaps: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    uncovered_s: float = 0.0
 
 
 def fire(track: Track, rule_id: str, severity: str, t: float) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from backend.domain.excursions.profiles import RuleSet
 from backend.domain.excursions.state import (
     BATTERY,
+    DATA_GAP,
     LID,
     MKT,
     PREDICTED,
@@ -33,6 +34,7 @@ def title(kind: str, shipment_id: str, rules: RuleSet) -> str:
         MKT: f"Shipment {shipment_id}: mean kinetic temperature above {high} °C",
         BATTERY: f"Shipment {shipment_id}: logger battery low",
         LID: f"Shipment {shipment_id}: lid open",
+        DATA_GAP: f"Shipment {shipment_id}: no data from the logger",
     }.get(kind, f"Shipment {shipment_id}: {kind}")
 
 

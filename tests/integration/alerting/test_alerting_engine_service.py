@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from alerting_support import BASE, alerts_of, ingest, insert_shipment, readings, setup_accounts
 
+from backend.db.repo.excursions import WITHDRAWN
 from backend.services.excursions import evaluate_after_ingest, evaluate_shipment
 
 LOGGER = "LGR-ALRT01"
@@ -63,7 +64,13 @@ async def test_a_shuffled_backlog_gives_the_alerts_of_in_order_arrival(client, p
         await evaluate_after_ingest(pool, set(), {"LGR-SHUFFLE"})
 
     def shape(rows):
-        return [(a.kind, a.severity, a.status, a.started_at, a.ended_at, a.peak_value) for a in rows]
+        # Holes not yet filled are data gaps while they last (issue 20, finding 3); the backlog that
+        # fills one withdraws its notice, which the record keeps: compare what the readings bear out.
+        return [
+            (a.kind, a.severity, a.status, a.started_at, a.ended_at, a.peak_value)
+            for a in rows
+            if a.close_reason != WITHDRAWN
+        ]
 
     expected = shape(await alerts_of(pool, in_order))
     assert [(k, s, st) for k, s, st, *_ in expected] == [

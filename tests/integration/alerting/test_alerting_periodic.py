@@ -39,8 +39,10 @@ async def test_a_silent_logger_alerts_and_the_alert_ends_when_data_returns(clien
 
     await ingest(client, who["bridge"], readings(LOGGER, [5.2], start=minutes_ago(1)))
     await evaluate_after_ingest(pool, set(), {LOGGER})
-    [ended] = await alerts_of(pool, shipment)
-    assert (ended.status, ended.ended_at is not None) == ("resolved", True)
+    ended, gap = await alerts_of(pool, shipment)
+    assert (ended.kind, ended.status, ended.ended_at is not None) == ("logger_silent", "resolved", True)
+    # The silence is a data gap in the leg's record too (issue 20, finding 3).
+    assert (gap.kind, gap.started_at) == ("data_gap", last_reading)
 
 
 async def test_a_lost_logger_cannot_leave_an_alert_that_never_ends(client, pool, settings):
@@ -61,6 +63,52 @@ async def test_a_lost_logger_cannot_leave_an_alert_that_never_ends(client, pool,
     [closed] = [a for a in await alerts_of(pool, lost) if a.kind == "logger_silent"]
     assert closed.status == "closed"
     assert "lost" in (closed.close_reason or "")
+
+
+async def test_finding_4_a_lost_loggers_alert_closes_once_and_reopens_only_after_it_reported(
+    client, pool, settings
+):
+    await setup_accounts(client, ["LGR-LOST01"])
+    shipment = await leg(pool, "LGR-LOST01")
+    await run_periodic_checks(pool, settings)
+    lost_at = ledger.now() + timedelta(hours=settings.logger_silent_max_hours + 1)
+    for cycle in range(5):  # every housekeeping cycle after the logger is taken as lost
+        await run_periodic_checks(pool, settings, now=lost_at + timedelta(seconds=30 * cycle))
+    # (Three days on the shipment is late too: that is another alert.)
+    [closed] = [a for a in await alerts_of(pool, shipment) if a.kind == "logger_silent"]
+    assert closed.status == "closed"
+    async with pool.acquire() as conn:
+        events = await conn.fetch(
+            """SELECT payload FROM outbox WHERE kind = 'alert' AND payload->>'shipment_id' = $1
+                 AND payload->>'alert_kind' = 'logger_silent'""",
+            shipment,
+        )
+        before = await conn.fetchval("SELECT max(id) FROM alerts")
+    assert [e["payload"]["event"] for e in events] == ["opened", "closed"]
+    await run_periodic_checks(pool, settings)
+    async with pool.acquire() as conn:
+        # No insert was tried and refused: alert ids do not jump (finding 11).
+        assert await conn.fetchval("SELECT max(id) FROM alerts") == before
+        assert await conn.fetchval("SELECT last_value FROM alerts_id_seq") == before
+
+    # The logger reports again, then falls silent again: a new silence, a new alert.
+    reported = minutes_ago(1)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO readings (logger_id, ts, temp_c, shipment_id) VALUES ('LGR-LOST01', $1, 5.0, $2)",
+            reported,
+            shipment,
+        )
+    await run_periodic_checks(pool, settings)
+    assert [a.kind for a in await alerts_of(pool, shipment)].count("logger_silent") == 1
+    await run_periodic_checks(
+        pool, settings, now=reported + timedelta(minutes=settings.logger_silent_minutes + 1)
+    )
+    silences = [a for a in await alerts_of(pool, shipment) if a.kind == "logger_silent"]
+    assert [(a.status, a.started_at) for a in silences] == [
+        ("closed", closed.started_at),
+        ("open", reported),
+    ]
 
 
 async def test_a_late_shipment_alerts_until_it_arrives(client, pool, settings):

@@ -67,11 +67,21 @@ def test_time_beyond_never_decreases_and_equals_what_the_samples_show(temps, ste
         assert all(now[k] >= previous.get(k, 0.0) for k in now)
         previous = now
     limits = e.rules.limits
+    # Issue 20, finding 3: an interval longer than 3 times the shortest one before it is a data gap,
+    # neither in nor out of range; every other interval counts as its first reading says.
+    gap_starts, shortest = set(), None
+    for a, b in itertools.pairwise(readings):
+        if shortest is not None and b.t - a.t > 3 * shortest:
+            gap_starts.add(a.t)
+        shortest = b.t - a.t if shortest is None else min(shortest, b.t - a.t)
+    assert {start for start, _end in e.state.gaps} == gap_starts
+    assert abs(e.uncovered_minutes() - sum(end - start for start, end in e.state.gaps) / 60) < 1e-6
     for name, threshold in limits.items():
         expected = sum(
             (b.t - a.t) / 60
             for a, b in itertools.pairwise(readings)
-            if (a.temp_c > threshold if name.endswith("high") else a.temp_c < threshold)
+            if a.t not in gap_starts
+            and (a.temp_c > threshold if name.endswith("high") else a.temp_c < threshold)
         )
         assert abs(previous[name] - expected) < 1e-6
         per_day = sum(day.get(name, 0.0) for day in e.daily_minutes().values())
