@@ -382,6 +382,9 @@ class EmbeddedPostgres:
         if not self.initialised():
             log.info("initialising embedded PostgreSQL", extra={"data_dir": str(self.data_dir)})
             self.init()
+        # Again at every start: a folder on the way may have been narrowed to 0700 since (Celltrail's
+        # data directory is, whenever something private is created in it).
+        self._allow_traverse()
         self._run(
             "pg_ctl",
             "-D",
@@ -400,6 +403,7 @@ class EmbeddedPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data_dir / "postmaster.pid").exists():
+            self._allow_traverse()
             self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop")
 
     def running(self) -> bool:
