@@ -111,6 +111,8 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"    checkpoint {verdict.checkpoint['file']}: {verdict.checkpoint['contradiction']}")
     for coi in report.vanished:
         print(f"{coi}: broken - in checkpoint {report.checkpoint_file} but no longer in the database")
+    for coi in report.unknown:
+        print(f"{coi}: no such case in the database")
     if report.checkpoint_file is None:
         print("no checkpoint yet: chains were not compared with one")
     else:

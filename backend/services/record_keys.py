@@ -81,11 +81,16 @@ def ensure(settings: Settings) -> Keyring:
     starting at once (several workers) end up with the same single key."""
     path = settings.record_key_path
     if not settings.record_key_file:
-        private_directory(path.parent)
         try:
+            private_directory(path.parent)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         except FileExistsError:
             pass
+        except OSError as exc:
+            raise RecordKeyError(
+                f"no record key at {path}, and it cannot be created there ({exc.strerror}): set "
+                f"{PREFIX}DATA_DIR to a writable directory or {PREFIX}RECORD_KEY_FILE to the key file"
+            ) from None
         else:
             with open(fd, "wb") as handle:
                 handle.write(new_key_line().encode("ascii"))

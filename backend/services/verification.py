@@ -18,6 +18,8 @@ class Report(msgspec.Struct, frozen=True):
     verdicts: list[ledger.Verification]
     # Cases the latest authentic checkpoint names that the database no longer holds.
     vanished: list[str]
+    # Cases asked for by COI that the database does not hold.
+    unknown: list[str]
     checkpoint_file: str | None
     checkpoint_authenticity: str | None
 
@@ -27,7 +29,7 @@ class Report(msgspec.Struct, frozen=True):
 
     @property
     def broken(self) -> bool:
-        return bool(self.vanished) or any(v.status == "broken" for v in self.verdicts)
+        return bool(self.vanished or self.unknown) or any(v.status == "broken" for v in self.verdicts)
 
     @property
     def unverifiable(self) -> bool:
@@ -55,10 +57,5 @@ async def verify_all(
         authenticity = checkpoint.authenticity(latest[1], keyring)
         if authenticity == "authentic" and cois is None:
             vanished = sorted({h.coi for h in latest[1].body.cases} - set(present))
-    missing = [c for c in cois or [] if c not in present]
-    return Report(
-        verdicts,
-        vanished + missing,
-        latest[0] if latest else None,
-        authenticity,
-    )
+    unknown = [c for c in cois or [] if c not in present]
+    return Report(verdicts, vanished, unknown, latest[0] if latest else None, authenticity)

@@ -369,3 +369,15 @@ def test_a_configured_key_file_that_cannot_be_read_stops_the_start(settings, ser
     garbage.write_text("not a key\n")
     with pytest.raises(SettingsError, match="not a base64 key"):
         create_app(msgspec.structs.replace(settings, record_key_file=str(garbage)))
+    # None configured and none in a data directory that cannot hold one: said so, not a traceback.
+    unusable = msgspec.structs.replace(settings, record_key_file=None, data_dir=str(garbage / "data"))
+    with pytest.raises(SettingsError, match="cannot be created there"):
+        create_app(unusable)
+    # None configured, a usable data directory: created there, 0600, and used from then on.
+    fresh = msgspec.structs.replace(settings, record_key_file=None, data_dir=str(server_dir / "data"))
+    create_app(fresh)
+    created = server_dir / "data" / "record.key"
+    assert oct(created.stat().st_mode & 0o777) == "0o600"
+    first = created.read_text()
+    create_app(fresh)
+    assert created.read_text() == first

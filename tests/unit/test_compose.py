@@ -124,3 +124,9 @@ def test_mosquitto_config_requires_auth_acl_and_nodelay():
 def test_yaml_round_trips_through_msgspec():
     # msgspec's YAML support is what the backend would use for config files; keep compose readable by it.
     assert msgspec.yaml.decode((ROOT / "compose.yaml").read_bytes())["name"] == "celltrail"
+
+
+def test_the_record_key_and_checkpoints_outlive_the_backend_container():
+    backend = compose()["services"]["backend"]
+    data = backend["environment"]["CELLTRAIL_DATA_DIR"]
+    assert f"backend-data:{data}" in backend["volumes"]
