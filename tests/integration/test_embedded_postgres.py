@@ -66,5 +66,17 @@ def test_every_role_needs_its_password_and_a_trusting_cluster_is_secured(server_
     try:
         _assert_passwords_required(again)
         assert again.passwords()["postgres"] != first_password
+        # Its database, migrated as the superuser back then, is handed to the schema owner.
+        again.psql("CREATE DATABASE legacy")
+        again.psql("CREATE TABLE old_record (id serial PRIMARY KEY)", database="legacy")
+        again.ensure_roles(["celltrail_owner"])
+        again.ensure_database("legacy", "celltrail_owner")
+        again.adopt_schema("legacy", "celltrail_owner")
+        owners = again.psql(
+            "SELECT string_agg(DISTINCT pg_get_userbyid(relowner), ',') FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace",
+            database="legacy",
+        )
+        assert owners.strip() == "celltrail_owner"
     finally:
         again.stop("immediate")
