@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pypdfium2 as pdfium
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -30,6 +31,11 @@ from backend.settings import Settings, SettingsError
 from tests.integration.journey import PASSWORD, World, accept_receipt, build_world, released_bag
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def pdf_text(content: bytes) -> str:
+    document = pdfium.PdfDocument(content)
+    return "\n".join(document[i].get_textpage().get_text_range() for i in range(len(document)))
 
 
 @pytest.fixture
@@ -298,6 +304,11 @@ async def test_the_vein_to_vein_record_names_the_checkpoint_covering_its_last_ev
     record = await world.ok("qa", "GET", f"/api/v1/cases/{coi}/record.json")
     assert Path(written.path).name in record["chain"]["checkpoint"]
     assert "covers the last event" in record["chain"]["checkpoint"]
+    pdf = await world.call("qa", "GET", f"/api/v1/cases/{coi}/report.pdf")
+    assert pdf.status_code == 200
+    text = " ".join(pdf_text(pdf.content).split())
+    assert "External checkpoint:" in text
+    assert "covers the last event" in text
     # A checkpoint is never overwritten: a second one is a new file.
     again = await checkpoints.write(superuser, record_keys.current(), settings.checkpoint_path)
     assert again.path != written.path
