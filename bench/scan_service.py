@@ -31,7 +31,8 @@ def _without_keyed_chain() -> None:
         if locked is None:
             return None
         # Every scanned bag "recorded" as stored: the bench's scans re-store stored bags.
-        return cases.RecordedStates(locked[0], locked[1], dict.fromkeys(unit_ids, "store"), None)
+        stored = cases.RecordedUnit("store", released=False, quarantined=False)
+        return cases.RecordedStates(locked[0], locked[1], dict.fromkeys(unit_ids, stored), None)
 
     ledger.keyed_link = lambda _key, previous, record: chain.event_hash(previous, record)
     cases.lock_chain_with_record = plain_lock

@@ -296,11 +296,19 @@ def _disagreement(
     for unit in units:
         if unit.coi != coi:
             continue
-        action = recorded.unit_actions.get(unit.id)
-        expected = UNIT_STATUS_OF_ACTION.get(action) if action else None
+        record = recorded.units.get(unit.id)
+        expected = UNIT_STATUS_OF_ACTION.get(record.action) if record and record.action else None
         if expected != unit.status:
             said = expected or "unrecorded"
             return f"unit {unit.id} is {unit.status} in the database but {said} in its record"
+        assert record is not None  # a recorded status implies the unit's entry
+        for flag, stored, says in (
+            ("released", unit.released, record.released),
+            ("quarantined", unit.quarantined, record.quarantined),
+        ):
+            if stored != says:
+                shown = {True: flag, False: f"not {flag}"}
+                return f"unit {unit.id} is {shown[stored]} in the database but {shown[says]} in its record"
     if shipment is not None and shipment.coi == coi:
         last = recorded.shipment_action
         allowed = shipment_statuses_after(*last) if last else frozenset()

@@ -223,6 +223,25 @@ async def test_a_status_changed_without_an_event_is_reported_and_the_next_scan_r
     assert refused.json()["refusal"] == "record_mismatch"
 
 
+async def test_a_release_flag_set_without_a_qa_release_is_refused_at_packing(client, superuser):
+    world = await build_world(client)
+    coi, _released = await released_bag(world)
+    bag = await world.unit("mfg", coi, "PRC", "CTA")
+    await world.scan_ok("mfg", "label", "CTA", bag)
+    # No QA signature: the flag alone is set, which would let the bag be shipped.
+    async with superuser.acquire() as conn:
+        await conn.execute("UPDATE units SET released = true WHERE id = $1", bag)
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [bag], profile="cryo")
+    refused = await world.scan("mfg", "pack", "CTA", ship, bag)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["refusal"] == "record_mismatch"
+    assert "not released in its record" in refused.json()["detail"]
+    verdict = await verdict_of(world, coi)
+    assert {"object": "unit", "id": bag, "field": "released", "recorded": False, "stored": True} in verdict[
+        "state_mismatches"
+    ]
+
+
 def _celltrail(
     url: str, settings: Settings, record_key_file: Path, *args: str
 ) -> subprocess.CompletedProcess[str]:

@@ -233,14 +233,21 @@ async def heads(conn: Conn) -> list[tuple[str, int, bytes]]:
     return [(r["coi"], r["seq"], r["hash"]) for r in rows]
 
 
+class RecordedUnit(msgspec.Struct, frozen=True, array_like=True):
+    action: str | None
+    released: bool
+    quarantined: bool
+
+
 class RecordedStates(msgspec.Struct, frozen=True):
     """The chain head, locked, with the last status-setting step the record holds for some units and a
     shipment: what a scan compares the stored states with before it acts."""
 
     length: int
     head: bytes | None
-    # unit id -> action of the last accepted step that set its status (None: none recorded)
-    unit_actions: dict[str, str | None]
+    # unit id -> the record's view of it: the action of the last accepted step that set its status (None:
+    # none recorded), whether a QA release names it, whether a receipt quarantined it
+    units: dict[str, RecordedUnit]
     # (action, receipt decision) of the shipment's last accepted status-setting step
     shipment_action: tuple[str, str | None] | None
 
@@ -258,11 +265,20 @@ async def lock_chain_with_record(
     backwards on the (coi, seq) index and stops at the first match."""
     row = await conn.fetchrow(
         """SELECT c.chain_length, c.chain_head,
-                  (SELECT json_object_agg(u.id, (
-                       SELECT e.action FROM custody_events e
-                       WHERE e.coi = c.coi AND e.outcome = 'accepted' AND e.action = ANY($3::text[])
-                         AND e.unit_ids @> ARRAY[u.id]
-                       ORDER BY e.seq DESC LIMIT 1))
+                  (SELECT json_object_agg(u.id, json_build_array(
+                       (SELECT e.action FROM custody_events e
+                        WHERE e.coi = c.coi AND e.outcome = 'accepted' AND e.action = ANY($3::text[])
+                          AND e.unit_ids @> ARRAY[u.id]
+                        ORDER BY e.seq DESC LIMIT 1),
+                       EXISTS (SELECT FROM custody_events e
+                               WHERE e.coi = c.coi AND e.action IN ('release', 'receipt')
+                                 AND e.action = 'release' AND e.outcome = 'accepted'
+                                 AND e.unit_ids @> ARRAY[u.id]),
+                       EXISTS (SELECT FROM custody_events e
+                               WHERE e.coi = c.coi AND e.action IN ('release', 'receipt')
+                                 AND e.action = 'receipt' AND e.outcome = 'accepted'
+                                 AND e.data->>'decision' = 'quarantine'
+                                 AND e.unit_ids @> ARRAY[u.id])))
                    FROM unnest($2::text[]) AS u(id)) AS unit_actions,
                   (SELECT json_build_array(e.action, e.data->>'decision') FROM custody_events e
                    WHERE $4::text IS NOT NULL AND e.coi = c.coi AND e.outcome = 'accepted'
@@ -283,6 +299,6 @@ async def lock_chain_with_record(
     return RecordedStates(
         row["chain_length"],
         row["chain_head"],
-        dict(row["unit_actions"] or {}),
+        msgspec.convert(row["unit_actions"] or {}, dict[str, RecordedUnit]),
         (shipment_action[0], shipment_action[1]) if shipment_action else None,
     )
