@@ -1,9 +1,10 @@
 """Render a label to bytes: the one call the CLI and the HTTP API use."""
 
+from collections.abc import Collection
 from typing import Final, Literal, get_args
 
 from labels.layout import Layout
-from labels.model import Label
+from labels.model import Label, PatientField
 from labels.render import render_pdf, render_png
 from labels.stock import Stock
 from labels.templates import layout_label
@@ -35,10 +36,20 @@ def render_layout(layout: Layout, fmt: str) -> bytes:
             return render_zpl(layout)
 
 
-def render_label(label: Label, fmt: str, dpi: int = DEFAULT_DPI, stock: Stock | None = None) -> bytes:
+def render_label(
+    label: Label,
+    fmt: str,
+    dpi: int = DEFAULT_DPI,
+    stock: Stock | None = None,
+    *,
+    wristband_requires: Collection[PatientField] = (),
+) -> bytes:
     """``label`` as PNG, PDF or ZPL bytes for a ``dpi`` printer (203, 300 or 600) on ``stock``.
 
-    Raises ``ValueError`` (including :class:`labels.layout.LayoutError`) for an unknown format or dpi,
-    or content that does not fit the stock.
+    ``wristband_requires``: the patient fields the site's policy puts on its wristbands.
+
+    Raises ``ValueError`` for an unknown format or dpi, content that does not fit the stock even at the
+    smallest legible size (:class:`labels.layout.LayoutError`; text is never cut) or a wristband missing
+    a field the policy requires (:class:`labels.model.LabelPolicyError`).
     """
-    return render_layout(layout_label(label, dpi, stock), fmt)
+    return render_layout(layout_label(label, dpi, stock, wristband_requires=wristband_requires), fmt)

@@ -3,17 +3,19 @@
 Examples::
 
     celltrail label bag --coi '&/CHG123426A1B2C3' --unit PRC-01 --din '=G12341765432170' \\
-        --product 'Autologous CAR-T cells' --expiry 2026-03-14T23:59Z --format png --out bag.png
+        --product 'Autologous CAR-T cells' --product-code S1395V00 --lot L2026-0042 --volume '68 mL' \\
+        --expiry 2026-03-14T23:59Z --format png --out bag.png
     celltrail label shipment --shipment SHP-2026-000123 --from 'Site A' --to 'City Hospital' \\
         --profile cryo --sscc '(00)106141411234567897' --mark this-way-up --format zpl --print zebra1:9100
-    celltrail label wristband --coi 'CH G1234 26 A1B2C3 [4]' --format pdf --cups ward7
+    celltrail label wristband --coi 'CH G1234 26 A1B2C3 [4]' --patient-name 'Anna Muster' --dob 1971-05-02 \\
+        --hospital-number 4711-0815 --require name --require dob --format pdf --cups ward7
     celltrail label asset --giai '(8004)0614141LN2-7' --description 'LN2 dry shipper' --out tag.zpl
 """
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,13 +33,16 @@ from backend.domain.identifiers import (
     parse_identifier,
 )
 from labels.model import (
+    DEFAULT_STORAGE_TEMP,
     AssetTag,
     BagLabel,
     HandlingMark,
     Label,
+    PatientField,
     ShipmentLabel,
     TemperatureProfile,
     WristbandLabel,
+    parse_product_code,
 )
 from labels.stock import STOCKS, SUPPORTED_DPI, get_stock
 
@@ -97,6 +102,20 @@ def _parse_expiry(text: str) -> datetime:
         ) from error
 
 
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"date of birth must be YYYY-MM-DD: {error}") from error
+
+
+def _product_code(text: str) -> str:
+    try:
+        return parse_product_code(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _add_output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=FORMATS, help="output format (default: from --out's extension, else png)"
@@ -122,7 +141,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the ``bag``, ``shipment``, ``wristband`` and ``asset`` subcommands to ``parser``."""
     kinds = parser.add_subparsers(dest="label_kind", metavar="KIND", required=True)
 
-    bag = kinds.add_parser("bag", help="bag label: COI, unit, DIN, product, expiry, storage")
+    bag = kinds.add_parser(
+        "bag", help="bag label: COI, unit, DIN, product code, product, lot, volume, expiry, storage"
+    )
     bag.add_argument("--coi", type=_identifier_type(parse_coi), help="COI (barcode, value or eye-readable)")
     bag.add_argument(
         "--unit", required=True, type=_identifier_type(_parse_unit), help="unit id, or KIND-NN with --coi"
@@ -130,7 +151,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     bag.add_argument("--din", type=_identifier_type(parse_din), help="ISBT 128 DIN (barcode or eye-readable)")
     bag.add_argument("--product", required=True, help="product description")
     bag.add_argument("--expiry", required=True, type=_parse_expiry, help="expiry, ISO 8601")
-    bag.add_argument("--storage-temp", default="≤ −150 °C", help="storage temperature text")
+    bag.add_argument("--storage-temp", default=DEFAULT_STORAGE_TEMP, help="storage temperature text")
+    bag.add_argument(
+        "--product-code",
+        type=_product_code,
+        help="ISBT 128 product code, e.g. S1395V00 (printed as Code 128 =<S1395V00)",
+    )
+    bag.add_argument("--lot", help="lot or batch number")
+    bag.add_argument("--volume", help="volume as printed, e.g. '68 mL'")
+    bag.add_argument(
+        "--not-autologous",
+        dest="autologous",
+        action="store_false",
+        help="leave out the FOR AUTOLOGOUS USE ONLY statement (not an autologous product)",
+    )
     _add_output_options(bag)
 
     shipment = kinds.add_parser("shipment", help="4 x 6 in shipper label")
@@ -150,6 +184,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     wristband = kinds.add_parser("wristband", help="patient wristband carrying the COI")
     wristband.add_argument("--coi", required=True, type=_identifier_type(parse_coi))
+    wristband.add_argument("--patient-name", help="patient name, where the site's policy prints it")
+    wristband.add_argument("--dob", type=_parse_date, help="date of birth, YYYY-MM-DD")
+    wristband.add_argument("--hospital-number", help="hospital (medical record) number")
+    wristband.add_argument(
+        "--require",
+        action="append",
+        default=[],
+        choices=[field.value for field in PatientField],
+        help="the site's policy: a patient field the wristband must carry (repeat for each)",
+    )
     _add_output_options(wristband)
 
     asset = kinds.add_parser("asset", help="asset tag for a reusable shipper (GIAI) or a logger")
@@ -175,6 +219,10 @@ def _bag_label(args: argparse.Namespace) -> BagLabel:
         expiry=args.expiry,
         storage_temp=args.storage_temp,
         din=din,
+        product_code=args.product_code,
+        lot=args.lot,
+        volume=args.volume,
+        autologous=args.autologous,
     )
 
 
@@ -195,7 +243,12 @@ def build_label(args: argparse.Namespace) -> Label:
                 handling=tuple(HandlingMark(mark) for mark in args.mark),
             )
         case "wristband":
-            return WristbandLabel(coi=args.coi)
+            return WristbandLabel(
+                coi=args.coi,
+                patient_name=args.patient_name,
+                date_of_birth=args.dob,
+                hospital_number=args.hospital_number,
+            )
         case "asset":
             return AssetTag(asset=args.giai or args.logger, description=args.description)
     raise ValueError(f"unknown label kind {args.label_kind!r}")
@@ -221,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("a printer's raw port takes ZPL (or PDF where the printer reads it), not PNG")
         label = build_label(args)
         stock = get_stock(args.stock) if args.stock else DEFAULT_STOCK[type(label)]
-        data = render_label(label, fmt, dpi, stock)
+        requires = [PatientField(field) for field in getattr(args, "require", [])]
+        data = render_label(label, fmt, dpi, stock, wristband_requires=requires)
     except ValueError as error:
         print(f"celltrail label: error: {error}", file=sys.stderr)
         return 2

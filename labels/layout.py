@@ -5,8 +5,9 @@ Rules the engine keeps, so that every renderer can trust a layout:
 * a code is never cropped: its module size is a whole number of device dots, chosen as large as the
   area allows down to a minimum, and its quiet zones lie inside the area; if it cannot fit,
   :class:`LayoutError` says so instead of printing an unreadable code;
-* text that does not fit first shrinks, then wraps, and as a last resort is cut with an ellipsis at the
-  minimum size; identifiers are never cut (they raise :class:`LayoutError` instead);
+* text that does not fit first shrinks, then wraps, down to a legible minimum size; text that still does
+  not fit raises :class:`LayoutError` naming it. Nothing is ever cut: a label that silently dropped
+  "...nitrogen at o..." from a handling instruction would be read as complete;
 * nothing is placed outside the area it was given.
 """
 
@@ -22,14 +23,13 @@ from labels.stock import to_mm
 from labels.symbologies import Symbol
 
 EPSILON: Final = 1e-6
-ELLIPSIS: Final = "…"
 
 # Width of text in mm: (text, size in mm, bold) -> mm.
 Measure = Callable[[str, float, bool], float]
 
 
 class LayoutError(ValueError):
-    """The content does not fit the label stock."""
+    """The content does not fit the label stock (a ``ValueError``: the CLI exits 2, the API answers 422)."""
 
 
 class Align(StrEnum):
@@ -158,7 +158,6 @@ class Block(msgspec.Struct, frozen=True):
     height: float
     texts: tuple[PlacedText, ...] = ()
     boxes: tuple[PlacedBox, ...] = ()
-    truncated: bool = False
 
 
 class Builder:
@@ -324,14 +323,8 @@ def _sizes(max_size: float, min_size: float) -> Iterator[float]:
     yield min_size
 
 
-def _ellipsize(line: str, width: float, size: float, bold: bool, measure: Measure) -> str:
-    while line and measure(line + ELLIPSIS, size, bold) > width + EPSILON:
-        line = line[:-1]
-    return line.rstrip() + ELLIPSIS
-
-
 def _lines_block(
-    lines: list[str], area: Rect, size: float, bold: bool, align: Align, measure: Measure, *, truncated: bool
+    lines: list[str], area: Rect, size: float, bold: bool, align: Align, measure: Measure
 ) -> Block:
     placed = []
     for index, line in enumerate(lines):
@@ -339,7 +332,7 @@ def _lines_block(
         x = area.x if align is Align.LEFT else area.x + (area.w - width) / 2
         y = area.y + index * size * LINE_HEIGHT
         placed.append(PlacedText(line, x, y, size, bold, width, area.w))
-    return Block(height=len(lines) * size * LINE_HEIGHT, texts=tuple(placed), truncated=truncated)
+    return Block(height=len(lines) * size * LINE_HEIGHT, texts=tuple(placed))
 
 
 def fit_text(
@@ -352,24 +345,34 @@ def fit_text(
     bold: bool = False,
     max_lines: int = 1,
     align: Align = Align.LEFT,
+    field: str = "text",
 ) -> Block:
-    """Fit ``text`` in ``area``: shrink a little on one line, then wrap, then cut with an ellipsis."""
+    """Fit ``text`` in ``area``: shrink a little on one line, then wrap, down to ``min_size``.
+
+    Raises :class:`LayoutError` when even ``max_lines`` lines at ``min_size`` cannot hold all of it:
+    text is never cut, since a shortened instruction or product name reads as if it were complete.
+    ``field`` names the text in that error.
+    """
     text = normalise(text)
     if not text:
         return Block(height=0.0)
     for size in _sizes(max_size, max(min_size, max_size * 0.8)):
         if size * LINE_HEIGHT <= area.h + EPSILON and measure(text, size, bold) <= area.w + EPSILON:
-            return _lines_block([text], area, size, bold, align, measure, truncated=False)
+            return _lines_block([text], area, size, bold, align, measure)
     for size in _sizes(max_size, min_size):
         lines = wrap(text, area.w, size, bold, measure)
         if len(lines) <= max_lines and len(lines) * size * LINE_HEIGHT <= area.h + EPSILON:
-            return _lines_block(lines, area, size, bold, align, measure, truncated=False)
+            return _lines_block(lines, area, size, bold, align, measure)
     room = min(max_lines, math.floor((area.h + EPSILON) / (min_size * LINE_HEIGHT)))
-    if room < 1:
-        raise LayoutError(f"no room for even one line of {text[:30]!r} ({area.w:.1f} x {area.h:.1f} mm)")
-    lines = wrap(text, area.w, min_size, bold, measure)[:room]
-    lines[-1] = _ellipsize(lines[-1], area.w, min_size, bold, measure)
-    return _lines_block(lines, area, min_size, bold, align, measure, truncated=True)
+    needed = len(wrap(text, area.w, min_size, bold, measure))
+    count = f"{needed} line" if needed == 1 else f"{needed} lines"
+    # The error quotes only the start of a long text; the label itself never shows a shortened one.
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    raise LayoutError(
+        f"{field} {shown!r} ({len(text)} characters) does not fit: it needs {count} at the smallest "
+        f"legible size ({min_size:.1f} mm) and there is room for {max(room, 0)} "
+        f"({area.w:.1f} x {area.h:.1f} mm); shorten it or use a larger label stock"
+    )
 
 
 def fit_identifier(

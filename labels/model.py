@@ -1,6 +1,8 @@
 """What goes on each kind of label. Identifiers are the domain types, so a label cannot carry a bad one."""
 
-from datetime import datetime
+import re
+from collections.abc import Collection
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Final, TypeAlias
 
@@ -10,6 +12,15 @@ from backend.domain.identifiers import Coi, Din, Giai, LoggerId, ShipmentId, Ssc
 
 AUTOLOGOUS_WARNING: Final = "FOR AUTOLOGOUS USE ONLY"
 MAX_TEXT_LENGTH: Final = 200
+MAX_SHORT_TEXT_LENGTH: Final = 40
+DEFAULT_STORAGE_TEMP: Final = "≤ −150 °C"
+
+# ISBT 128 data structure 003, product code: ``=<`` + product description code (a letter and four digits;
+# cellular therapy codes start with S) + type of donation (one character) + divisions (two characters, the
+# second may be lower case). The backend's identifier parser names ``=<`` as the product code and treats
+# it as no identifier, so a scanner ignores it rather than stopping on it.
+PRODUCT_CODE_DI: Final = "=<"
+_PRODUCT_CODE: Final = re.compile(r"[A-Z][0-9]{4}[A-Z0-9][A-Z0-9][a-z0-9]")
 
 
 class TemperatureProfile(StrEnum):
@@ -47,22 +58,43 @@ MARK_TEXT: Final = {
 }
 
 
-def _check_text(field: str, value: str, *, required: bool) -> None:
+def _check_text(field: str, value: str, *, required: bool, limit: int = MAX_TEXT_LENGTH) -> None:
     if required and not value.strip():
         raise ValueError(f"{field} must not be empty")
-    if len(value) > MAX_TEXT_LENGTH:
-        raise ValueError(f"{field} must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}")
+    if len(value) > limit:
+        raise ValueError(f"{field} must be at most {limit} characters, got {len(value)}")
+
+
+def parse_product_code(text: str) -> str:
+    """The 8-character ISBT 128 product code, given with or without its ``=<`` data identifier."""
+    code = text.strip()
+    code = code.removeprefix(PRODUCT_CODE_DI)
+    if not _PRODUCT_CODE.fullmatch(code):
+        raise ValueError(
+            f"product code must be the ISBT 128 product code: a letter, 4 digits, the type of donation and "
+            f"2 division characters, e.g. S1395V00 (optionally after '=<'), got {text!r}"
+        )
+    return code
 
 
 class BagLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="bag"):
-    """Starting-material or final-product bag: COI, unit id, optional DIN, product, expiry, storage."""
+    """Starting-material or final-product bag: COI, unit id, optional DIN and ISBT 128 product code,
+    product, lot, volume, expiry, storage and, for an autologous product, the autologous-use statement.
+
+    ``lot`` and ``volume`` are optional because the record may not hold them yet (a starting material
+    before collection is weighed); when given they are printed, never shortened.
+    """
 
     coi: Coi
     unit: UnitId
     product: str
     expiry: datetime
-    storage_temp: str = "≤ −150 °C"
+    storage_temp: str = DEFAULT_STORAGE_TEMP
     din: Din | None = None
+    product_code: str | None = None  # ISBT 128 product code, 8 characters without "=<"
+    lot: str | None = None
+    volume: str | None = None  # as printed, e.g. "68 mL"
+    autologous: bool = True
 
     def __post_init__(self) -> None:
         # A bag labelled with another patient's COI is the error the whole system exists to prevent.
@@ -72,6 +104,19 @@ class BagLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="bag"):
             )
         _check_text("product", self.product, required=True)
         _check_text("storage_temp", self.storage_temp, required=True)
+        if self.product_code is not None:
+            parse_product_code(self.product_code)
+            if self.product_code.startswith(PRODUCT_CODE_DI):
+                raise ValueError("product_code is stored without its '=<' data identifier")
+        for name in ("lot", "volume"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_text(name, value, required=True, limit=MAX_SHORT_TEXT_LENGTH)
+
+    @property
+    def product_code_barcode(self) -> str | None:
+        """Code 128 content of the product code, with its ISBT 128 data identifier."""
+        return None if self.product_code is None else PRODUCT_CODE_DI + self.product_code
 
 
 class ShipmentLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="shipment"):
@@ -101,10 +146,51 @@ class ShipmentLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="shipment
         return self.temperature_text or PROFILE_TEXT[self.temperature_profile][1]
 
 
+class PatientField(StrEnum):
+    """Patient identity a site's policy may require on the wristband."""
+
+    NAME = "name"
+    DATE_OF_BIRTH = "dob"
+    HOSPITAL_NUMBER = "hospital-number"
+
+
 class WristbandLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="wristband"):
-    """Patient wristband: the COI only (patient identity stays in the hospital's own systems)."""
+    """Patient wristband: the COI, and the patient's name, date of birth and hospital number where the
+    site's policy puts them on the band (many hospitals require two patient identifiers at the bedside;
+    others keep identity in their own systems). Each is printed only when given."""
 
     coi: Coi
+    patient_name: str | None = None
+    date_of_birth: date | None = None
+    hospital_number: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.patient_name is not None:
+            _check_text("patient_name", self.patient_name, required=True, limit=80)
+        if self.hospital_number is not None:
+            _check_text("hospital_number", self.hospital_number, required=True, limit=MAX_SHORT_TEXT_LENGTH)
+
+    def present(self) -> frozenset[PatientField]:
+        fields = {
+            PatientField.NAME: self.patient_name,
+            PatientField.DATE_OF_BIRTH: self.date_of_birth,
+            PatientField.HOSPITAL_NUMBER: self.hospital_number,
+        }
+        return frozenset(field for field, value in fields.items() if value is not None)
+
+
+class LabelPolicyError(ValueError):
+    """A label lacks what the site's policy requires (a ``ValueError``: CLI exit 2, API 422)."""
+
+
+def check_wristband_policy(label: WristbandLabel, required: Collection[PatientField]) -> None:
+    """Refuse a wristband missing a patient field the site requires: a band printed without the
+    hospital's second identifier would be refused at the bedside, or worse, accepted by habit."""
+    missing = [field.value for field in PatientField if field in required and field not in label.present()]
+    if missing:
+        raise LabelPolicyError(
+            f"the site's wristband policy requires {', '.join(missing)}, which the label does not carry"
+        )
 
 
 class AssetTag(msgspec.Struct, frozen=True, tag_field="kind", tag="asset"):

@@ -54,11 +54,51 @@ class Symbol(msgspec.Struct, frozen=True):
         return QUIET_ZONE_MODULES[self.symbology]
 
 
+_START_C: Final = 105
+_CODE_C: Final = 99
+
+
+class _Code128(Code128):  # type: ignore[misc]
+    """python-barcode's encoder, without its start-code shortcut where it loses data.
+
+    It starts in code set C and folds a switch right after the start into the start code; but in code
+    set C the value 99 is also the digit pair "99", so content beginning "99" lost those two digits
+    (a hypothesis example found it). A switch to C while already in C never occurs, so after a C start
+    the value 99 is always data.
+    """
+
+    def _try_to_optimize(self, encoded: list[int]) -> list[int]:
+        if encoded[0] == _START_C and len(encoded) > 1 and encoded[1] == _CODE_C:
+            return encoded
+        result: list[int] = super()._try_to_optimize(encoded)
+        return result
+
+
+def _decode_codewords(codewords: tuple[int, ...]) -> str:
+    """The text a reader returns for Code 128 ``codewords`` (start code first, no check or stop)."""
+    code_set = {103: "A", 104: "B", 105: "C"}[codewords[0]]
+    out = []
+    for value in codewords[1:]:
+        if code_set == "C" and value < 100:
+            out.append(f"{value:02d}")
+        elif value in (99, 100, 101):
+            code_set = {99: "C", 100: "B", 101: "A"}[value]
+        elif code_set == "A":
+            out.append(chr(value + 32) if value < 64 else chr(value - 64))
+        else:
+            out.append(chr(value + 32))
+    return "".join(out)
+
+
 def code128(content: str) -> Symbol:
     """Code 128 carrying ``content`` exactly (e.g. ``&/CHG123426A1B2C3`` or ``=G12341765432170``)."""
     if not content or not content.isascii() or not content.isprintable():
         raise ValueError(f"Code 128 content must be printable ASCII, got {content!r}")
-    encoder = Code128(content)
+    encoder = _Code128(content)
+    # A label must never carry other data than it was asked to: check the encoder's codewords.
+    if _decode_codewords(tuple(encoder._build())) != content:
+        raise ValueError(f"Code 128 encoder produced other data than {content!r}")
+    encoder = _Code128(content)
     return Symbol(
         symbology=Symbology.CODE128,
         content=content,

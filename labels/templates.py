@@ -5,8 +5,11 @@ the Celltrail payload, GS1 Data Matrix for GS1 keys, and the eye-readable form u
 the check character boxed.
 """
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Final
+
+import msgspec
 
 from backend.domain.identifiers import Giai, encode_qr_payload
 from labels.fonts import LINE_HEIGHT, text_width
@@ -33,10 +36,21 @@ from labels.model import (
     AssetTag,
     BagLabel,
     Label,
+    PatientField,
     ShipmentLabel,
     WristbandLabel,
+    check_wristband_policy,
 )
-from labels.stock import ASSET_2X1, BAG_4X2, SHIPMENT_4X6, WRISTBAND_1X10, Stock, check_dpi
+from labels.stock import (
+    ASSET_2X1,
+    BAG_4X3,
+    MM_PER_INCH,
+    SHIPMENT_4X6,
+    WRISTBAND_1X10,
+    Stock,
+    check_dpi,
+    to_mm,
+)
 from labels.symbologies import Symbol, Symbology, code128, gs1_key_datamatrix, qr
 
 # Code 128 X dimension: 0.25 mm nominal; never below 0.165 mm (two dots at 300 dpi).
@@ -52,16 +66,30 @@ MATRIX_MIN_MODULE: Final = 0.25
 QR_MAX_DOTS: Final = 10
 
 DEFAULT_STOCK: Final = {
-    BagLabel: BAG_4X2,
+    # 4 x 3 in: the COI, DIN and product code, product, lot, volume, expiry and storage at legible sizes.
+    BagLabel: BAG_4X3,
     ShipmentLabel: SHIPMENT_4X6,
     WristbandLabel: WRISTBAND_1X10,
     AssetTag: ASSET_2X1,
 }
 
 
-def layout_label(label: Label, dpi: int, stock: Stock | None = None, measure: Measure = text_width) -> Layout:
-    """Place everything ``label`` shows on ``stock`` (the kind's default if None) for a ``dpi`` printer."""
+def layout_label(
+    label: Label,
+    dpi: int,
+    stock: Stock | None = None,
+    measure: Measure = text_width,
+    *,
+    wristband_requires: Collection[PatientField] = (),
+) -> Layout:
+    """Place everything ``label`` shows on ``stock`` (the kind's default if None) for a ``dpi`` printer.
+
+    ``wristband_requires`` is the site's policy: the patient fields a wristband must carry (a wristband
+    lacking one is refused with :class:`labels.model.LabelPolicyError`).
+    """
     check_dpi(dpi)
+    if isinstance(label, WristbandLabel):
+        check_wristband_policy(label, wristband_requires)
     stock = stock or DEFAULT_STOCK[type(label)]
     builder = Builder(stock.width_mm, stock.height_mm, dpi)
     match label:
@@ -132,53 +160,159 @@ def _line_height(size: float) -> float:
 # --------------------------------------------------------------------------------------- bag
 
 
+class _Structure(msgspec.Struct, frozen=True):
+    """One linear code on the bag and the eye-readable line under it."""
+
+    caption: str
+    content: str
+    body: str
+    check: str | None = None
+
+
+def _bag_structures(label: BagLabel) -> list[_Structure]:
+    """The bag's Code 128 symbols, COI first (it sits nearest the QR code, whose unit it must agree with).
+
+    A 1-D scanner must be able to identify the bag, not only its patient: the DIN (ISBT 128 data
+    structure 001) does that where the unit has one, next to the product code (003) as the standard's bag
+    labels print them; a unit without a DIN carries its unit id instead, which ``parse_identifier`` reads
+    as the same unit as the QR code's ``CT1:UNIT:`` payload.
+    """
+    coi = label.coi
+    structures = [_Structure("COI", coi.barcode, coi.eye_readable_body, coi.check)]
+    product = None
+    if label.product_code_barcode is not None and label.product_code is not None:
+        product = _Structure("PRODUCT", label.product_code_barcode, label.product_code)
+    if label.din is not None:
+        # Product code left, DIN right: the DIN then lies under the QR code, close enough for a scanner
+        # to check that it belongs to this bag.
+        din = _Structure("DIN", label.din.barcode, label.din.eye_readable_body, label.din.check)
+        structures.extend([product, din] if product is not None else [din])
+    else:
+        structures.append(_Structure("UNIT", label.unit.barcode, label.unit.text))
+        structures.extend([product] if product is not None else [])
+    return structures
+
+
+def _nominal_width(symbol: Symbol, dpi: int) -> float:
+    """Width of ``symbol`` with its quiet zones at the nominal X dimension rounded to whole dots."""
+    dots = max(1, round(LINEAR_MODULE * dpi / MM_PER_INCH))
+    return (symbol.columns + 2 * symbol.quiet_zone) * to_mm(dots, dpi)
+
+
+def _rows(symbols: list[Symbol], width: float, dpi: int, gap: float) -> list[list[int]]:
+    """Indexes of ``symbols`` in rows: side by side where both fit at the nominal X dimension."""
+    rows: list[list[int]] = []
+    used = 0.0
+    for index, symbol in enumerate(symbols):
+        need = _nominal_width(symbol, dpi)
+        # The COI keeps a row of its own: it is the code a bedside scanner checks against the QR code.
+        if rows and index > 1 and used + gap + need <= width + 1e-6:
+            rows[-1].append(index)
+            used += gap + need
+        else:
+            rows.append([index])
+            used = need
+    return rows
+
+
 def _bag(label: BagLabel, builder: Builder, measure: Measure) -> None:
     inner = Rect(0, 0, builder.width, builder.height).inset(2.0)
-    left_area, right_area = inner.split_right(28.0, gap=2.0)
+    structures = _bag_structures(label)
+    symbols = [code128(structure.content) for structure in structures]
+    gap = 2.0
+    rows = _rows(symbols, inner.w, builder.dpi, gap)
+    id_height = _line_height(2.8) + 0.6
+    row_gap = 1.2
+    bar_height = min(10.0, max(5.0, (inner.h - 30.0) / len(rows) - id_height - row_gap))
+    row_height = bar_height + 0.4 + id_height + row_gap
 
+    # The codes' room is reserved first, at the sizes scanners need; the text and the QR code must fit
+    # above them (or the label is refused, never shortened). The codes then sit right under that text,
+    # not at the foot of the label: a scanner groups a code with the QR code only within 2.5 QR sizes.
+    codes_height = len(rows) * row_height - row_gap + 1.5
+    top_area = Rect(inner.x, inner.y, inner.w, max(0.0, inner.h - codes_height))
+    top = Builder(builder.width, builder.height, builder.dpi)
+    used = _bag_top(label, top_area, top, measure)
+    builder.merge(top)
+
+    stack = Stack(Rect(inner.x, used + 1.5, inner.w, max(0.0, inner.bottom - used - 1.5)))
+    for row in rows:
+        bars_row = stack.take(bar_height + 0.4)
+        line = stack.take(id_height)
+        stack.skip(row_gap)
+        total = sum(_nominal_width(symbols[i], builder.dpi) for i in row)
+        x = bars_row.x
+        for i in row:
+            share = bars_row.w * _nominal_width(symbols[i], builder.dpi) / total
+            cell = Rect(x, bars_row.y, share - (gap if len(row) > 1 else 0.0), bars_row.h)
+            x += share
+            bars = _linear(symbols[i], cell, builder, bar_height=bar_height, min_bar_height=5.0)
+            text_area = Rect(bars.x, line.y, cell.right - bars.x, line.h)
+            structure = structures[i]
+            builder.add(
+                fit_identifier(
+                    structure.body,
+                    text_area,
+                    measure,
+                    max_size=2.8,
+                    min_size=1.8,
+                    check=structure.check,
+                    caption=structure.caption,
+                )
+            )
+
+
+def _bag_top(label: BagLabel, area: Rect, builder: Builder, measure: Measure) -> float:
+    """The bag's text (left) and QR code with the unit id (right) in ``area``; returns the lowest y used."""
+    left_area, right_area = area.split_right(28.0, gap=2.0)
     right = Stack(right_area)
-    code = _matrix(
-        qr(encode_qr_payload(label.unit)), right.remaining, builder, Align.CENTER, module=BAG_QR_MODULE
-    )
+    unit_height = _line_height(2.4) + 0.6
+    # The QR code leaves room below it for the unit id (its modules shrink on a low label).
+    qr_area = Rect(right_area.x, right_area.y, right_area.w, max(0.0, right_area.h - unit_height - 0.2))
+    code = _matrix(qr(encode_qr_payload(label.unit)), qr_area, builder, Align.CENTER, module=BAG_QR_MODULE)
     right.advance_to(code.outer.bottom + 0.2)
     unit_line = builder.add(
         fit_identifier(
             label.unit.text, right.remaining, measure, max_size=2.4, min_size=1.4, align=Align.CENTER
         )
     )
-    right.skip(unit_line.height + 1.2)
-    for text in ("EXP " + _format_expiry(label.expiry), "STORE " + label.storage_temp):
-        block = builder.add(
-            fit_text(text, right.remaining, measure, max_size=2.6, min_size=1.6, bold=True, max_lines=2)
-        )
-        right.skip(block.height + 0.8)
+    right.skip(unit_line.height)
 
     left = Stack(left_area)
-    block = fit_text(
-        AUTOLOGOUS_WARNING, left.take(_line_height(3.4)), measure, max_size=3.4, min_size=2.2, bold=True
-    )
-    builder.add(block)
-    left.skip(0.5)
-    block = builder.add(
-        fit_text(label.product, left.remaining, measure, max_size=2.8, min_size=1.8, max_lines=2)
-    )
-    left.skip(block.height + 1.2)
-
-    structures = [("COI", label.coi.barcode, label.coi.eye_readable_body, label.coi.check)]
-    if label.din is not None:
-        structures.append(("DIN", label.din.barcode, label.din.eye_readable_body, label.din.check))
-    id_height = _line_height(2.8) + 0.6
-    gap = 1.5
-    per_block = (left.remaining.h - gap * (len(structures) - 1)) / len(structures)
-    bar_height = min(12.0, per_block - id_height - 0.8)
-    for caption, content, body, check in structures:
-        bars = _linear(code128(content), left.remaining, builder, bar_height=bar_height, min_bar_height=5.0)
-        left.advance_to(bars.outer.bottom + 0.8)
-        text_area = Rect(bars.x, left.y, left.remaining.right - bars.x, left.remaining.h)
-        line = builder.add(
-            fit_identifier(body, text_area, measure, max_size=2.8, min_size=1.8, check=check, caption=caption)
+    if label.autologous:
+        block = fit_text(
+            AUTOLOGOUS_WARNING,
+            left.take(_line_height(3.4)),
+            measure,
+            max_size=3.4,
+            min_size=2.2,
+            bold=True,
+            field="autologous statement",
         )
-        left.skip(line.height + gap)
+        builder.add(block)
+        left.skip(0.5)
+    block = builder.add(
+        fit_text(
+            label.product, left.remaining, measure, max_size=2.8, min_size=1.8, max_lines=3, field="product"
+        )
+    )
+    left.skip(block.height + 0.8)
+    facts = [
+        ("lot", f"LOT {label.lot}" if label.lot is not None else None),
+        ("volume", f"VOL {label.volume}" if label.volume is not None else None),
+        ("expiry", "EXP " + _format_expiry(label.expiry)),
+        ("storage temperature", "STORE " + label.storage_temp),
+    ]
+    for field, text in facts:
+        if text is None:
+            continue
+        block = builder.add(
+            fit_text(
+                text, left.remaining, measure, max_size=2.6, min_size=1.6, bold=True, max_lines=2, field=field
+            )
+        )
+        left.skip(block.height + 0.6)
+    return max(left.y, right.y)
 
 
 # --------------------------------------------------------------------------------------- shipment
@@ -340,21 +474,47 @@ def _wristband(label: WristbandLabel, builder: Builder, measure: Measure) -> Non
         )
     )
 
-    text_area, second_qr_area = rest.split_left(60.0, gap=4.0)
-    second_qr_area = second_qr_area.split_left(inner.h)[0]
+    # The text takes what the codes leave; the second QR code sits at the far end of the printable part.
+    text_area, second_qr_area = rest.split_right(inner.h, gap=4.0)
     text = Stack(text_area)
     block = builder.add(
         fit_text("CHAIN OF IDENTITY", text.remaining, measure, max_size=3.4, min_size=2.2, bold=True)
     )
-    text.skip(block.height + 0.8)
+    text.skip(block.height + 0.6)
+    if label.patient_name is not None:
+        block = builder.add(
+            fit_text(
+                label.patient_name,
+                text.remaining,
+                measure,
+                max_size=3.2,
+                min_size=2.0,
+                bold=True,
+                max_lines=2,
+                field="patient name",
+            )
+        )
+        text.skip(block.height + 0.4)
+    facts = []
+    if label.date_of_birth is not None:
+        facts.append(("date of birth", "DOB " + label.date_of_birth.isoformat()))
+    if label.hospital_number is not None:
+        facts.append(("hospital number", "HOSP NO " + label.hospital_number))
+    for field, fact in facts:
+        block = builder.add(
+            fit_text(fact, text.remaining, measure, max_size=2.8, min_size=1.8, bold=True, field=field)
+        )
+        text.skip(block.height + 0.3)
+    text.skip(0.3)
     builder.add(
         fit_text(
             "Match this COI with the product bag label before infusion.",
             text.remaining,
             measure,
             max_size=2.8,
-            min_size=1.8,
+            min_size=1.6,
             max_lines=3,
+            field="instruction",
         )
     )
     _matrix(qr(payload), second_qr_area, builder, Align.CENTER, module=WRISTBAND_QR_MODULE, middle=True)
@@ -395,7 +555,8 @@ def _giai_text(giai: Giai, area: Rect, measure: Measure) -> Block:
     try:
         return fit_identifier(giai.value, area, measure, max_size=2.6, min_size=1.6)
     except LayoutError:
-        block = fit_text(giai.value, area, measure, max_size=2.6, min_size=1.4, max_lines=3)
-    if block.truncated:
-        raise LayoutError(f"GIAI {giai.value} does not fit the tag: use a larger stock")
-    return block
+        pass
+    try:
+        return fit_text(giai.value, area, measure, max_size=2.6, min_size=1.4, max_lines=3)
+    except LayoutError:
+        raise LayoutError(f"GIAI {giai.value} does not fit the tag: use a larger stock") from None

@@ -50,7 +50,14 @@ def _parse(kind: str, text: str) -> Any:
 async def _label_and_case(
     conn: Conn, principal: Principal, kind: str, identifier: Any
 ) -> tuple[Any, str | None]:
-    from labels.model import AssetTag, BagLabel, ShipmentLabel, TemperatureProfile, WristbandLabel
+    from labels.model import (
+        DEFAULT_STORAGE_TEMP,
+        AssetTag,
+        BagLabel,
+        ShipmentLabel,
+        TemperatureProfile,
+        WristbandLabel,
+    )
 
     if kind == "bag":
         unit, _case = await objects.unit(conn, principal, identifier.text)
@@ -63,7 +70,7 @@ async def _label_and_case(
             product=unit.product,
             expiry=unit.expires_at,
             din=din,
-            **({"storage_temp": "2 °C to 8 °C"} if unit.kind == "APH" else {}),
+            storage_temp="2 °C to 8 °C" if unit.kind == "APH" else DEFAULT_STORAGE_TEMP,
         )
         return label, unit.coi
     if kind == "shipment":

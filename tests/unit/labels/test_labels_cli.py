@@ -54,7 +54,7 @@ def test_format_follows_the_output_extension(tmp_path: Path, suffix: str, magic:
 def test_zpl_defaults_to_203_dpi(tmp_path: Path) -> None:
     out = tmp_path / "bag.zpl"
     assert run(parse([*BAG_ARGS, "--out", str(out)])) == 0
-    assert b"^PW812\n^LL406" in out.read_bytes()
+    assert b"^PW812\n^LL609" in out.read_bytes()  # 4 x 3 in, the bag default
 
 
 def test_every_kind_renders(tmp_path: Path) -> None:

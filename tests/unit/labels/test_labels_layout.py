@@ -21,7 +21,6 @@ from backend.domain.identifiers import (
 from labels.api import render_label
 from labels.fonts import LINE_HEIGHT, text_width
 from labels.layout import (
-    ELLIPSIS,
     Align,
     Layout,
     LayoutError,
@@ -71,7 +70,6 @@ def test_rect_splits_and_insets() -> None:
 def test_short_text_is_placed_at_its_largest_size_on_one_line() -> None:
     block = fit_text("COI", Rect(0, 0, 50, 10), fake_measure, max_size=3, min_size=1)
     assert [(t.text, t.size) for t in block.texts] == [("COI", 3)]
-    assert not block.truncated
 
 
 def test_text_slightly_too_wide_shrinks_rather_than_wraps() -> None:
@@ -90,16 +88,31 @@ def test_long_text_wraps_onto_lines() -> None:
     assert all(t.width <= 50 for t in block.texts)
 
 
-def test_text_that_cannot_fit_is_cut_with_an_ellipsis() -> None:
-    block = fit_text("word " * 100, Rect(0, 0, 30, 4), fake_measure, max_size=3, min_size=1.5, max_lines=2)
-    assert block.truncated
-    assert block.texts[-1].text.endswith(ELLIPSIS)
-    assert block.height <= 4
+def test_text_that_cannot_fit_is_refused_naming_it_never_cut() -> None:
+    # Issue 19: "...nitrogen at o..." was printed and the command exited 0.
+    text = "Store in the vapour phase of liquid nitrogen at or below -150 C " * 3
+    with pytest.raises(LayoutError) as refused:
+        fit_text(
+            text, Rect(0, 0, 30, 4), fake_measure, max_size=3, min_size=1.5, max_lines=2, field="storage"
+        )
+    message = str(refused.value)
+    assert message.startswith("storage 'Store in the vapour phase of liquid")
+    assert "does not fit" in message
+    assert "smallest legible size (1.5 mm)" in message
+    assert "larger label stock" in message
 
 
 def test_text_with_no_room_for_one_line_is_refused() -> None:
-    with pytest.raises(LayoutError, match="no room"):
+    with pytest.raises(LayoutError, match="room for 0"):
         fit_text("hello", Rect(0, 0, 30, 1), fake_measure, max_size=3, min_size=1.5)
+
+
+def test_long_text_shrinks_to_the_minimum_and_wraps_before_it_is_refused() -> None:
+    text = "Store in the vapour phase of liquid nitrogen at or below -150 C"
+    block = fit_text(text, Rect(0, 0, 40, 6), fake_measure, max_size=3, min_size=1.2, max_lines=3)
+    assert " ".join(t.text for t in block.texts) == text  # every word, none cut
+    assert 1.2 <= block.texts[0].size < 3
+    assert len(block.texts) > 1
 
 
 def test_wrap_breaks_a_word_longer_than_the_line() -> None:
@@ -117,9 +130,13 @@ def test_fitted_text_never_leaves_its_area(text: str, width: float, height: floa
     try:
         block = fit_text(text, area, text_width, max_size=4, min_size=1.5, max_lines=lines)
     except LayoutError:
-        assert height < 1.5 * LINE_HEIGHT * 1.01
+        # Refused only when the whole text cannot be set at the minimum size in the lines allowed.
+        room = min(lines, math.floor(height / (1.5 * LINE_HEIGHT) + 1e-9))
+        normal = " ".join(text.split())
+        assert len(wrap(normal, width, 1.5, False, text_width)) > room
         return
     assert len(block.texts) <= lines
+    assert " ".join(t.text for t in block.texts).replace(" ", "") == "".join(text.split())
     for placed in block.texts:
         assert area.contains(placed.bounds), placed
 

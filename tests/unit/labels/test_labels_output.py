@@ -124,7 +124,7 @@ def test_dark_runs() -> None:
 
 def test_zpl_bag_label_uses_native_barcode_commands_with_exact_data() -> None:
     zpl = render_label(BAG, "zpl", 203).decode("ascii")
-    assert zpl.startswith("^XA\n^CI28\n^PW812\n^LL406\n")
+    assert zpl.startswith("^XA\n^CI28\n^PW812\n^LL609\n")  # 4 x 3 in, the bag default
     assert zpl.rstrip().endswith("^PQ1\n^XZ")
     assert "^GF" not in zpl, "labels must not be sent as bitmaps"
     code128_data = zpl_fields(zpl, "^BC")
