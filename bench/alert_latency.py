@@ -196,8 +196,10 @@ async def _probe(endpoint: MqttEndpoint, stream: _Stream, seconds: float) -> lis
                 )
             latencies.append((arrived - sent) * 1000)
             publisher.publish(topic, _message(name, time.time(), 5.0))
-            if await stream.wait((shipment, "resolved"), 30) is None:
-                raise RuntimeError(f"the alert of {shipment} did not resolve within 30 s")
+            # A critical alert nobody acknowledged latches when its excursion ends (issue 20): the
+            # stream says "cleared", and the next excursion opens a new alert beside it.
+            if await stream.wait((shipment, "cleared"), 30) is None:
+                raise RuntimeError(f"the alert of {shipment} did not clear within 30 s")
             n += 1
             await asyncio.sleep(0.3)
     finally:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from backend.db.types import Conn
 
 UNKNOWN_LOGGER: Final = "unknown_logger"
+# Same logger and time as a stored reading, another value: both values kept in the dead letter.
+CONFLICTING_READING: Final = "conflicting_reading"
 _NOTHING: Final = BatchInsert(known=0, stored=0, unknown=0, unknown_new=0, announced=0)
 _json: Final = msgspec.json.Encoder()
 
@@ -121,9 +123,11 @@ async def ingest(pool: Pool, batch: IngestBatch) -> IngestOutcome:
         await excursions.evaluate_after_ingest(pool, set(), {r.logger_id for r in batch.readings})
     return IngestOutcome(
         stored=inserted.stored,
-        duplicates=inserted.known - inserted.stored,
-        dead_lettered=len(rows) + inserted.unknown,
-        new_dead_letter_kinds=kinds + [UNKNOWN_LOGGER] * inserted.unknown_new,
+        duplicates=inserted.known - inserted.stored - inserted.conflicting,
+        dead_lettered=len(rows) + inserted.unknown + inserted.conflicting,
+        new_dead_letter_kinds=kinds
+        + [UNKNOWN_LOGGER] * inserted.unknown_new
+        + [CONFLICTING_READING] * inserted.conflicting_new,
         statuses=len(batch.statuses),
         newest_received=max((r.received_at for r in batch.readings), default=None),
     )

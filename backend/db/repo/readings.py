@@ -36,6 +36,10 @@ class BatchInsert(msgspec.Struct, frozen=True):
     unknown_new: int
     # Outbox rows written for live pages.
     announced: int
+    # Readings that conflict with one stored or earlier in the batch (same logger and time, another
+    # value): dead letters naming both values; the first reading stays (issue 20, finding 7).
+    conflicting: int = 0
+    conflicting_new: int = 0
 
 
 class ReadingRow(msgspec.Struct, frozen=True):
@@ -102,9 +106,46 @@ inserted AS (
     SELECT k.logger_id, k.ts, k.temp_c, k.battery_pct, k.lid_open, a.id, k.received_at
     FROM known k
     LEFT JOIN assignment a ON a.logger_id = k.logger_id AND k.ts >= a.since
-    ORDER BY k.logger_id, k.ts
+    ORDER BY k.logger_id, k.ts, k.position
     ON CONFLICT (logger_id, ts) DO NOTHING
     RETURNING logger_id, ts, temp_c, shipment_id
+),
+-- What was not inserted is a duplicate, or a conflict: the same logger and time with another value,
+-- against the reading stored before this statement (its snapshot) or the batch's first at that time.
+-- Only rows that were not inserted are looked up, so a batch of new readings costs one anti-join.
+repeated AS (
+    SELECT k.*, first_value(k.temp_c) OVER (PARTITION BY k.logger_id, k.ts ORDER BY k.position) AS first_c,
+           row_number() OVER (PARTITION BY k.logger_id, k.ts ORDER BY k.position) AS nth
+    FROM known k
+),
+not_inserted AS (
+    SELECT k.* FROM repeated k
+    WHERE k.nth > 1 OR NOT EXISTS (SELECT 1 FROM inserted i WHERE i.logger_id = k.logger_id AND i.ts = k.ts)
+),
+conflicts AS (
+    SELECT k.position, k.logger_id, k.ts, k.temp_c, k.received_at, coalesce(r.temp_c, k.first_c) AS kept_c
+    FROM not_inserted k
+    LEFT JOIN readings r ON r.logger_id = k.logger_id AND r.ts = k.ts
+    WHERE (r.logger_id IS NOT NULL OR k.nth > 1) AND coalesce(r.temp_c, k.first_c) IS DISTINCT FROM k.temp_c
+),
+conflicts_stored AS (
+    INSERT INTO dead_letters (batch_id, bridge_id, origin, item_index, kind, reason, topic, payload, logger_id,
+                              reading_ts, received_at)
+    SELECT $7, $8, 'reading', c.position - 1, 'conflicting_reading',
+           'conflicting reading of ' || c.logger_id || ' at '
+               || to_char(c.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') || ': '
+               || c.kept_c || ' °C kept, ' || c.temp_c || ' °C received; the first reading stays',
+           NULL,
+           convert_to(json_build_object(
+               'logger_id', c.logger_id,
+               'ts', to_char(c.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               'kept_temp_c', c.kept_c, 'temp_c', c.temp_c,
+               'received_at', to_char(c.received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+           )::text, 'UTF8'),
+           c.logger_id, c.ts, c.received_at
+    FROM conflicts c
+    ON CONFLICT DO NOTHING
+    RETURNING 1
 ),
 per_logger AS (
     SELECT shipment_id, logger_id, count(*) AS n, max(ts) AS last_ts,
@@ -139,7 +180,9 @@ SELECT (SELECT count(*) FROM known) AS known,
        (SELECT coalesce(sum(n), 0) FROM per_logger) AS stored,
        (SELECT count(*) FROM unknown) AS unknown,
        (SELECT count(*) FROM unknown_stored) AS unknown_new,
-       (SELECT count(*) FROM announced) AS announced
+       (SELECT count(*) FROM announced) AS announced,
+       (SELECT count(*) FROM conflicts) AS conflicting,
+       (SELECT count(*) FROM conflicts_stored) AS conflicting_new
 """
 
 
@@ -162,6 +205,8 @@ async def insert_batch(conn: Conn, columns: ReadingColumns, batch_id: str, bridg
         unknown=int(row["unknown"]),
         unknown_new=int(row["unknown_new"]),
         announced=int(row["announced"]),
+        conflicting=int(row["conflicting"]),
+        conflicting_new=int(row["conflicting_new"]),
     )
 
 

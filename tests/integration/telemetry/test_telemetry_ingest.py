@@ -4,6 +4,7 @@ refusals and access."""
 from __future__ import annotations
 
 import base64
+import json
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -100,6 +101,38 @@ async def test_redelivered_and_out_of_order_readings_end_as_the_exact_set(client
     expected = {(r.ts, round(r.temp_c, 2)) for r in [*live, *backlog, reading("LGR-0002", 60, 9.0)]}
     assert {(ts, temp) for ts, temp, _ in rows} == expected
     assert len(rows) == 61
+
+
+async def test_finding_7_a_conflicting_reading_is_a_dead_letter_with_both_values_and_the_first_stays(
+    client, database_url
+):
+    who = await setup_accounts(client)
+    await register(client, who["admin"], "LGR-0007")
+    assert (await post_batch(client, who["bridge"], batch([reading("LGR-0007", 1, 4.5)])))["stored"] == 1
+    # The same time with another value, once against the stored reading and once inside one batch.
+    answer = await post_batch(
+        client,
+        who["bridge"],
+        batch([reading("LGR-0007", 1, 9.5), reading("LGR-0007", 2, 5.0), reading("LGR-0007", 2, 7.25)]),
+    )
+    assert answer == {"stored": 1, "duplicates": 0, "dead_lettered": 2}
+    # A redelivery of the same batch: the duplicate stays a duplicate, the dead letters are kept once.
+    again = await post_batch(client, who["bridge"], batch([reading("LGR-0007", 1, 4.5)]))
+    assert again == {"stored": 0, "duplicates": 1, "dead_lettered": 0}
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await stored(conn, "LGR-0007")
+        letters = await conn.fetch(
+            "SELECT kind, reason, payload FROM dead_letters WHERE logger_id = 'LGR-0007' ORDER BY reading_ts"
+        )
+    finally:
+        await conn.close()
+    assert [temp for _ts, temp, _ in rows] == [4.5, 5.0]  # the first stays
+    assert [r["kind"] for r in letters] == ["conflicting_reading", "conflicting_reading"]
+    first, second = (json.loads(r["payload"]) for r in letters)
+    assert (first["kept_temp_c"], first["temp_c"]) == (4.5, 9.5)
+    assert (second["kept_temp_c"], second["temp_c"]) == (5.0, 7.25)
+    assert "4.5 °C kept, 9.5 °C received" in letters[0]["reason"]
 
 
 async def test_readings_of_unknown_or_inactive_loggers_become_dead_letters_once(client, database_url):
