@@ -102,10 +102,11 @@ async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi
     if not dot or fmt not in FORMATS:
         raise NotFound(f"ask for {filename}.png, .pdf or .zpl")
     identifier = _parse(kind, name)
-    async with pool.acquire() as conn:
-        label, coi = await _label_and_case(conn, principal, kind, identifier)
     chosen_dpi = dpi or (203 if fmt == "zpl" else 300)
     try:
+        # Building the label checks its fields too (a name too long for the stock raises ValueError).
+        async with pool.acquire() as conn:
+            label, coi = await _label_and_case(conn, principal, kind, identifier)
         content = render_label(label, fmt, chosen_dpi)
     except ValueError as exc:
         raise InvalidInput(f"cannot render this label: {exc}") from None
