@@ -111,22 +111,21 @@ inserted AS (
     RETURNING logger_id, ts, temp_c, shipment_id
 ),
 -- What was not inserted is a duplicate, or a conflict: the same logger and time with another value,
--- against the reading stored before this statement (its snapshot) or the batch's first at that time.
--- Only rows that were not inserted are looked up, so a batch of new readings costs one anti-join.
-repeated AS (
-    SELECT k.*, first_value(k.temp_c) OVER (PARTITION BY k.logger_id, k.ts ORDER BY k.position) AS first_c,
-           row_number() OVER (PARTITION BY k.logger_id, k.ts ORDER BY k.position) AS nth
-    FROM known k
-),
-not_inserted AS (
-    SELECT k.* FROM repeated k
-    WHERE k.nth > 1 OR NOT EXISTS (SELECT 1 FROM inserted i WHERE i.logger_id = k.logger_id AND i.ts = k.ts)
+-- against the batch's first reading at that time (inserted just now: rows go in in batch order) or the
+-- one stored before this statement (its snapshot). No sort and no look-up for a batch of new readings:
+-- one hash join with what was inserted, and the readings index only for rows that were not.
+not_inserted AS MATERIALIZED (
+    SELECT k.* FROM known k
+    WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.logger_id = k.logger_id AND i.ts = k.ts)
 ),
 conflicts AS (
-    SELECT k.position, k.logger_id, k.ts, k.temp_c, k.received_at, coalesce(r.temp_c, k.first_c) AS kept_c
-    FROM not_inserted k
-    LEFT JOIN readings r ON r.logger_id = k.logger_id AND r.ts = k.ts
-    WHERE (r.logger_id IS NOT NULL OR k.nth > 1) AND coalesce(r.temp_c, k.first_c) IS DISTINCT FROM k.temp_c
+    SELECT k.position, k.logger_id, k.ts, k.temp_c, k.received_at, i.temp_c AS kept_c
+    FROM known k JOIN inserted i ON i.logger_id = k.logger_id AND i.ts = k.ts
+    WHERE i.temp_c IS DISTINCT FROM k.temp_c
+    UNION ALL
+    SELECT k.position, k.logger_id, k.ts, k.temp_c, k.received_at, r.temp_c AS kept_c
+    FROM not_inserted k JOIN readings r ON r.logger_id = k.logger_id AND r.ts = k.ts
+    WHERE r.temp_c IS DISTINCT FROM k.temp_c
 ),
 conflicts_stored AS (
     INSERT INTO dead_letters (batch_id, bridge_id, origin, item_index, kind, reason, topic, payload, logger_id,
