@@ -98,6 +98,7 @@ class _Reject(Exception):
 _NOT_STRUCTURE: Final = bytes(b for b in range(256) if b not in b'[]{}"')
 _ESCAPE: Final = re.compile(rb"\\.", re.DOTALL)
 _STRING: Final = re.compile(rb'"[^"]*"')
+_COUNT_IN_PLACE: Final = 16 * 1024
 
 
 def nesting_problem(payload: bytes, max_depth: int) -> tuple[str, str] | None:
@@ -110,6 +111,10 @@ def nesting_problem(payload: bytes, max_depth: int) -> tuple[str, str] | None:
     a skeleton no longer than the payload, itself capped by ``max_payload_bytes`` (a 1,000-reading
     backlog: about 0.1 ms beside 0.7 ms to parse it).
     """
+    # Fewer openers than the limit cannot nest deeper: the usual message ends here. Counted on the
+    # payload itself when it is small (no copy), on its skeleton when it is large (fewer bytes to scan).
+    if len(payload) <= _COUNT_IN_PLACE and payload.count(b"[") + payload.count(b"{") <= max_depth:
+        return None
     if b"\\" in payload:
         payload = _ESCAPE.sub(b"", payload)  # an escaped quote must not end a string
     skeleton = payload.translate(None, _NOT_STRUCTURE)
