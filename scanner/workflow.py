@@ -14,12 +14,19 @@ therefore recognised by their *anchor* symbols only:
 * a **wristband** by its QR code with a Celltrail COI payload (``CT1:COI:<COI>``): ``labels`` prints that
   payload on wristbands only (a bag's QR carries its unit, ``CT1:UNIT:...``; the scanner's tests render
   every label kind and check that this stays so);
-* a **bag** by its unit's own symbol, the unit id (``CT1:UNIT:...`` QR, or the unit id in any symbol).
+* a **bag** by its unit's own symbol, the unit id: its ``CT1:UNIT:...`` QR code, or, when no bag's QR
+  code is near, the unit id in a linear symbol (a bag without a DIN prints it as a Code 128).
 
-Every other symbol (the COI Code 128, the DIN) belongs to the nearest anchor within
-:data:`ASSIGN_DISTANCE` anchor sizes and must agree with it: the same COI, one DIN per bag, no DIN on a
-wristband, no damaged (rejected) look-alike. If any label disagrees, the whole frame is discarded: a
-misread must never turn into a STOP or a MATCH. A symbol near no anchor identifies nothing.
+An anchor's size is its longest side for a 2-D symbol, its bar height for a linear one: a Code 128 unit
+id is about 70 mm wide, and sized by its width it reached the COI Code 128 of a wristband held below the
+bag, so the frame was discarded.
+
+A unit id in a linear symbol near a bag's QR code (within :data:`ASSIGN_DISTANCE` QR sizes) is one of
+that bag's symbols and must name the same unit. Every other symbol (the COI Code 128, the DIN) belongs
+to the nearest anchor within :data:`ASSIGN_DISTANCE` anchor sizes and must agree with it: the same COI,
+one DIN per bag, no DIN on a wristband, no damaged (rejected) look-alike. If any label disagrees, the
+whole frame is discarded: a misread must never turn into a STOP or a MATCH. A symbol near no anchor
+identifies nothing.
 
 A MATCH or a STOP needs a wristband and a bag, each confirmed in at least two frames (:class:`Confirmer`).
 """
@@ -286,6 +293,36 @@ def is_bag_symbol(item: Parsed) -> bool:
     return isinstance(item.identifier, UnitId)
 
 
+# 2-D symbols: square-ish, sized by their longest side. Every other symbology is linear (or stacked).
+MATRIX_SYMBOLOGIES: Final = frozenset({"qr", "datamatrix", "aztec"})
+
+
+def is_linear(detection: Detection) -> bool:
+    return detection.symbology not in MATRIX_SYMBOLOGIES
+
+
+def symbol_size(detection: Detection) -> int:
+    """How big an anchor symbol is, in pixels: a 2-D symbol's longest side, a linear symbol's bar height
+    (the short side of its outline, measured along the symbol so that a tilted one is not its diagonal):
+    a linear symbol's width grows with its text, not with the label."""
+    box = detection.bbox
+    if not is_linear(detection):
+        return max(box.width, box.height, 1)
+    points = detection.polygon
+    if len(points) < 3:
+        return max(min(box.width, box.height), 1)
+    # The outline's width: across each of its edges, the farthest point from that edge's line; the
+    # narrowest of these is the bar height of a rectangle at any tilt.
+    narrowest = float(min(box.width, box.height))
+    for (ax, ay), (bx, by) in zip(points, points[1:] + points[:1], strict=True):
+        length = math.hypot(bx - ax, by - ay)
+        if length == 0:
+            continue
+        across = max(abs((bx - ax) * (py - ay) - (by - ay) * (px - ax)) / length for px, py in points)
+        narrowest = min(narrowest, across)
+    return max(round(narrowest), 1)
+
+
 def _gap(a: Rect, b: Rect) -> float:
     """Distance between two boxes (0 when they touch or overlap)."""
     dx = max(0, a.x0 - b.x1, b.x0 - a.x1)
@@ -305,8 +342,7 @@ class _Label:
 
     @property
     def size(self) -> int:
-        box = self.anchor.detection.bbox
-        return max(box.width, box.height, 1)
+        return symbol_size(self.anchor.detection)
 
     @property
     def key(self) -> str:
@@ -338,12 +374,26 @@ def read_labels(items: Sequence[Parsed], rejected: Sequence[Detection] = ()) -> 
     """The wristbands and bags in one frame's parsed symbols, or why the frame is discarded."""
     labels: list[_Label] = []
     others: list[Parsed] = []
+    linear_units: list[_Label] = []
     for item in items:
         label = _anchor(item)
         if label is None:
             others.append(item)
+        elif label.kind is LabelKind.BAG and is_linear(item.detection):
+            linear_units.append(label)
         else:
             labels.append(label)
+    # A unit id in a linear symbol near a bag's QR code is one of that label's symbols and must name its
+    # unit; near none, it is the bag's anchor (its QR code unread), sized by its bar height.
+    bag_qrs = [label for label in labels if label.kind is LabelKind.BAG]
+    for label in linear_units:
+        owner = _nearest(bag_qrs, label.anchor.detection.bbox)
+        if owner is None:
+            labels.append(label)
+        elif label.unit != owner.unit:
+            return _discard(
+                f"unit id {label.anchor.detection.text[:40]!r} on the bag {owner.key}", owner, label
+            )
     # Two anchors of the same kind on one spot that name different things are one label read two ways.
     for i, a in enumerate(labels):
         for b in labels[i + 1 :]:

@@ -275,12 +275,6 @@ def test_a_bag_with_a_din_held_above_another_patients_wristband_reads_as_two_lab
     assert checked == {(LabelKind.BAG, COI.value), (LabelKind.WRISTBAND, OTHER_PATIENT.value)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanner: a Code 128 unit id is a bag anchor sized by its width (about 70 mm), so the "
-    "wristband's COI Code 128 below it is grouped with the bag and the frame is discarded; passes once "
-    "scanner.workflow sizes a linear anchor by its bar height (or groups by the bag's QR code)",
-)
 def test_a_bag_without_a_din_held_above_another_patients_wristband_reads_as_two_labels() -> None:
     disagreement, checked = _frame(_bag_above_wristband(bag(din=None), WristbandLabel(OTHER_PATIENT)))
     assert disagreement is None

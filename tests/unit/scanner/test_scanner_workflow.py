@@ -22,12 +22,13 @@ from labels.model import AssetTag
 from scanner.decode import Detection
 from scanner.parse import Parsed, interpret
 from scanner.verdict import Level, Verdict
-from scanner.workflow import Mode, Step, Submit, Workflow
+from scanner.workflow import LabelKind, Mode, Step, Submit, Workflow, read_labels, symbol_size
 
 COI_A = Coi("G1234", "26", "A1B2C3")
 COI_B = Coi("G1234", "26", "Z9Y8X7")
 SHIPMENT = "SHP-2026-000123"
 SSCC = Sscc.build("7612345", "000000123")
+UNIT_A2 = UnitId(COI_A, UnitKind.FINAL_PRODUCT, 2)
 
 
 def p(text: str) -> Parsed:
@@ -259,6 +260,17 @@ def test_a_qr_with_a_coi_payload_in_another_symbology_is_no_wristband() -> None:
             [*bag_symbols(), at(Din.build("G1234", "26", "111111").barcode, "code128", 400, 230, 600, 325)],
             id="two DINs on a bag",
         ),
+        pytest.param(
+            [*bag_symbols(din=None), at(UNIT_A2.text, "code128", 36, 230, 568, 302)],
+            id="unit id Code 128 names another bag of the patient",
+        ),
+        pytest.param(
+            [
+                *bag_symbols(din=None),
+                at(UnitId(COI_B, UnitKind.FINAL_PRODUCT, 1).text, "code128", 36, 230, 568, 302),
+            ],
+            id="unit id Code 128 names another patient's bag",
+        ),
     ],
 )
 def test_symbols_that_disagree_on_one_label_give_neither_match_nor_stop(symbols: list[Parsed]) -> None:
@@ -304,6 +316,46 @@ def test_a_damaged_symbol_on_a_label_discards_the_frame_and_a_loose_one_stops_wh
     (stop,) = workflow.on_frame(3.1, [], [], [loose])
     assert isinstance(stop, Verdict)
     assert stop.level is Level.STOP
+
+
+def bag_without_din_above_band(*, bag_qr: bool = True) -> list[Parsed]:
+    """Where the symbols are when a bag label without a DIN (203 dpi) is held 40 px above a wristband of
+    another patient: measured on the rendered labels. The bag's unit id Code 128 is 532 px wide."""
+    bag_unit = UnitId(COI_A, UnitKind.FINAL_PRODUCT, 1)
+    symbols = [
+        at(COI_A.barcode, "code128", 36, 247, 458, 319),
+        at(bag_unit.text, "code128", 36, 363, 568, 435),
+        at(COI_B.barcode, "code128", 423, 665, 845, 761),
+        at(encode_qr_payload(COI_B), "qr", 223, 688, 349, 814),
+        at(encode_qr_payload(COI_B), "qr", 1682, 688, 1808, 814),
+    ]
+    if bag_qr:
+        symbols.append(at(encode_qr_payload(bag_unit), "qr", 609, 40, 760, 191))
+    return symbols
+
+
+@pytest.mark.parametrize("bag_qr", [True, False], ids=["bag QR read", "bag QR unread"])
+def test_a_unit_id_code_128_does_not_reach_a_wristband_below_the_bag(bag_qr: bool) -> None:
+    frame_labels = read_labels(bag_without_din_above_band(bag_qr=bag_qr))
+    assert frame_labels.disagreement is None
+    checked = {(read.kind, read.coi) for read in frame_labels.labels if read.checked}
+    assert checked == {(LabelKind.BAG, COI_A), (LabelKind.WRISTBAND, COI_B)}
+    bags = {read.unit for read in frame_labels.labels if read.kind is LabelKind.BAG}
+    assert bags == {UnitId(COI_A, UnitKind.FINAL_PRODUCT, 1)}
+    workflow = bedside()
+    steps = frames(workflow, 0.0, bag_without_din_above_band(bag_qr=bag_qr), n=10)
+    assert levels(steps) == [Level.STOP]
+    assert workflow.discarded == 0
+
+
+def test_a_linear_anchor_is_as_big_as_its_bars_are_high_at_any_tilt() -> None:
+    """532 x 72 px, flat and turned by about 30 degrees (cos 0.866, sin 0.5)."""
+    flat = Detection("x", "code128", ((0, 0), (532, 0), (532, 72), (0, 72)), "zxing")
+    tilted = Detection("x", "code128", ((0, 0), (461, 266), (425, 328), (-36, 62)), "zxing")
+    qr = Detection("x", "qr", ((0, 0), (150, 0), (150, 150), (0, 150)), "zxing")
+    assert symbol_size(flat) == 72
+    assert 70 <= symbol_size(tilted) <= 74
+    assert symbol_size(qr) == 151  # the bounding box, as before
 
 
 def test_a_shipment_id_is_no_bag() -> None:
