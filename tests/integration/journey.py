@@ -158,8 +158,8 @@ async def released_bag(world: World) -> tuple[str, str]:
     return coi, prc
 
 
-async def bag_at_bedside(world: World) -> tuple[str, str]:
-    """A released product bag, received, stored, dispensed and thawed at USZ: (coi, bag)."""
+async def stored_bag(world: World) -> tuple[str, str]:
+    """A released product bag received and stored at USZ: (coi, bag)."""
     coi, prc = await released_bag(world)
     ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
     await world.scan_ok("mfg", "pack", "CTA", ship, prc)
@@ -168,6 +168,12 @@ async def bag_at_bedside(world: World) -> tuple[str, str]:
     await world.scan_ok("pharm", "receive", "USZ", ship, prc)
     await accept_receipt(world, "pharm", ship)
     await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
+    return coi, prc
+
+
+async def bag_at_bedside(world: World) -> tuple[str, str]:
+    """A released product bag, received, stored, dispensed and thawed at USZ: (coi, bag)."""
+    coi, prc = await stored_bag(world)
     await world.scan_ok("pharm", "dispense", "USZ", prc)
     await world.scan_ok("pharm", "thaw", "USZ", prc)
     return coi, prc

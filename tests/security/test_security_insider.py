@@ -28,7 +28,7 @@ from backend.db.types import Pool
 from backend.domain.chain import event_hash
 from backend.services import checkpoints, record_keys
 from backend.settings import Settings, SettingsError
-from tests.integration.journey import PASSWORD, World, accept_receipt, build_world, released_bag
+from tests.integration.journey import PASSWORD, World, build_world, released_bag, stored_bag
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,19 +46,6 @@ async def superuser(database_url: str) -> AsyncIterator[Pool]:
         yield pool
     finally:
         await pool.close()
-
-
-async def stored_bag(world: World) -> tuple[str, str]:
-    """A released product bag received and stored at USZ: (coi, bag)."""
-    coi, prc = await released_bag(world)
-    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
-    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
-    await world.scan_ok("courier1", "pickup", "CTA", ship)
-    await world.scan_ok("pharm", "receive", "USZ", ship)
-    await world.scan_ok("pharm", "receive", "USZ", ship, prc)
-    await accept_receipt(world, "pharm", ship)
-    await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
-    return coi, prc
 
 
 async def verdict_of(world: World, coi: str) -> dict[str, Any]:
