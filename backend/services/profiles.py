@@ -225,19 +225,16 @@ async def approve_version(
         except Refusal as refusal:
             raise _signature_refused(refusal) from None
         signed = msgspec.to_builtins(signature)
-        decided = await repo.decide(conn, code, version, "approved", actor.user_id, reason, signed)
-        assert decided, "the version was locked as pending"
-        await audit.record(
+        await _decide(
             conn,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            action="approve",
-            entity="temperature_profile",
-            entity_id=f"{code} v{version}",
+            actor,
+            row,
+            version,
+            "approved",
+            reason,
+            signed,
             old_value={"status": "pending", "approved_version": approved},
             new_value={"status": "approved", "signature": signed},
-            reason=reason,
-            sites=[row.owner_site] if row.owner_site else [],
         )
         return await _shown(conn, actor, code, version)
 
@@ -248,18 +245,44 @@ async def refuse_version(
     """Turn a pending version down for good (its proposer may withdraw it this way too)."""
     async with pool.acquire() as conn, conn.transaction():
         row = await _pending(conn, actor, code, version)
-        decided = await repo.decide(conn, code, version, "refused", actor.user_id, reason, None)
-        assert decided, "the version was locked as pending"
-        await audit.record(
+        await _decide(
             conn,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            action="refuse",
-            entity="temperature_profile",
-            entity_id=f"{code} v{version}",
+            actor,
+            row,
+            version,
+            "refused",
+            reason,
+            None,
             old_value={"status": "pending"},
             new_value={"status": "refused"},
-            reason=reason,
-            sites=[row.owner_site] if row.owner_site else [],
         )
         return await _shown(conn, actor, code, version)
+
+
+async def _decide(
+    conn: Conn,
+    actor: Principal,
+    row: repo.ProfileRow,
+    version: int,
+    status: str,
+    reason: str | None,
+    signature: Any,
+    *,
+    old_value: dict[str, Any],
+    new_value: dict[str, Any],
+) -> None:
+    """Record a pending version's decision and its audit entry (approve/refuse, for the owner's sites)."""
+    decided = await repo.decide(conn, row.code, version, status, actor.user_id, reason, signature)
+    assert decided, "the version was locked as pending"
+    await audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action="approve" if status == "approved" else "refuse",
+        entity="temperature_profile",
+        entity_id=f"{row.code} v{version}",
+        old_value=old_value,
+        new_value=new_value,
+        reason=reason,
+        sites=[row.owner_site] if row.owner_site else [],
+    )
