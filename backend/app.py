@@ -21,6 +21,7 @@ from backend.api import routes_alerting, routes_custody, routes_reports, routes_
 from backend.api.api_keys import ApiKeysController
 from backend.api.audit import AuditController
 from backend.api.auth import AuthController
+from backend.api.bedside import shipment_receivers, verify_at_bedside
 from backend.api.decode import decode_frame, identify
 from backend.api.errors import EXCEPTION_HANDLERS
 from backend.api.health import healthz
@@ -61,6 +62,8 @@ ROUTE_HANDLERS: Sequence[Any] = (
     *routes_alerting.ROUTES,
     decode_frame,
     identify,
+    verify_at_bedside,
+    shipment_receivers,
 )
 
 

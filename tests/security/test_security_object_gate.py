@@ -255,6 +255,18 @@ def _epcis(ids: dict[str, str], orgs: Organisations) -> Any:
     }
 
 
+def _bedside(wristband: str, bag: str) -> Callable[[dict[str, str], Organisations], Any]:
+    def body(ids: dict[str, str], orgs: Organisations) -> Any:
+        return {
+            "idempotency_key": str(uuid.uuid4()),
+            "site": "KSB",
+            "wristband": wristband.format(**ids, b_case=orgs.b_case),
+            "bag": bag.format(**ids, b_unit=orgs.b_unit),
+        }
+
+    return body
+
+
 _RECEIPT = {
     "decision": "quarantine",
     "password": PASSWORD,
@@ -442,6 +454,15 @@ TABLE: dict[str, list[Probe]] = {
     "shipmentTemperature": [Probe("record", "/api/v1/shipments/{ship_out}/temperature")],
     "caseTemperature": [Probe("record", "/api/v1/cases/{coi}/temperature")],
     "decodeFrame": [Probe("own")],  # decodes an image; reads no record
+    "verifyAtBedside": [
+        Probe("record", "/api/v1/bedside/verifications", body=_bedside("&/{coi}", "{prc}")),
+        Probe("record", "/api/v1/bedside/verifications", body=_bedside("{b_case}", "{prc}")),
+        Probe("record", "/api/v1/bedside/verifications", body=_bedside("&/{coi}", "{b_unit}")),
+    ],
+    "shipmentReceivers": [
+        Probe("record", "/api/v1/shipments/{ship_out}/receivers"),
+        Probe("record", "/api/v1/shipments/{ship_in}/receivers"),
+    ],
     "identifyCodes": [
         Probe(
             "list",

@@ -1,0 +1,209 @@
+"""Bedside verification: the patient's wristband and the bag, compared by the server before an infusion.
+
+A MATCH records nothing (the infusion itself is the record, signed by two people). A STOP is a refused
+step: it is written as a refusal into the chain of every case involved — the wristband's and the bag's,
+which differ when the bag belongs to another patient — and raises a critical alert for each, as the same
+mismatch at the receipt desk does. Both codes pass the object gate first: a case or bag of a site the
+nurse is not bound to answers exactly like one that does not exist, and nothing is written for it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+
+from backend.db.repo import cases, events
+from backend.db.repo.cases import CaseRow, UnitRow
+from backend.db.types import Conn, Pool
+from backend.domain.access import Principal
+from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from backend.domain.identifiers import Coi, Din, IdentifierError, UnitId, parse_identifier
+from backend.services import ledger, objects
+
+log = logging.getLogger(__name__)
+
+ACTION: Final = "bedside_verify"
+INFUSABLE: Final = "thawed"
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True):
+    idempotency_key: str
+    site: str
+    wristband: str
+    bag: str
+    device_time: datetime | None = None
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    """`refusal` is None for a MATCH; a STOP names the refusal and the events that record it."""
+
+    match: bool
+    detail: str
+    coi: str
+    unit_id: str
+    refusal: str | None = None
+    event_ids: list[int] = []
+    cois: list[str] = []
+
+
+class _Stop(msgspec.Struct, frozen=True):
+    code: str
+    title: str
+    detail: str
+
+
+def _wristband_coi(text: str) -> str:
+    try:
+        identifier = parse_identifier(text)
+    except IdentifierError as exc:
+        raise InvalidInput(f"the wristband code could not be read: {exc.reason}") from exc
+    if not isinstance(identifier, Coi):
+        raise InvalidInput("the first code must be the patient's wristband, not a bag, box or other label")
+    return identifier.value
+
+
+async def _bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRow]:
+    try:
+        identifier = parse_identifier(text)
+    except IdentifierError as exc:
+        raise InvalidInput(f"the bag code could not be read: {exc.reason}") from exc
+    if isinstance(identifier, UnitId):
+        return await objects.unit(conn, actor, identifier.text)
+    if isinstance(identifier, Din):
+        found = await cases.lock_visible_units(conn, [], [identifier.barcode], None)
+        try:
+            if not found:
+                raise NotFound("no such unit")
+            return await objects.unit(conn, actor, found[0].id)
+        except NotFound:
+            # Worded the same whether the DIN exists elsewhere or nowhere.
+            raise NotFound(f"no unit with DIN {identifier.eye_readable}") from None
+    raise InvalidInput("the second code must be the bag's label (its unit id, DIN or QR code)")
+
+
+def _stop(case: CaseRow, unit: UnitRow, site: str) -> _Stop | None:
+    if unit.coi != case.coi:
+        return _Stop(
+            "coi_mismatch",
+            "Bedside check: wristband and bag of different patients",
+            f"STOP — the wristband is case {case.coi} but bag {unit.id} belongs to case {unit.coi}. "
+            "Do not infuse; the mismatch is recorded in both cases and the coordinators are alerted.",
+        )
+    if unit.quarantined:
+        return _Stop(
+            "not_infusable",
+            "Bedside check: bag in quarantine",
+            f"STOP — bag {unit.id} is in quarantine and cannot be infused.",
+        )
+    if unit.status != INFUSABLE:
+        return _Stop(
+            "not_infusable",
+            "Bedside check: bag not ready to infuse",
+            f"STOP — bag {unit.id} is {unit.status.replace('_', ' ')}, not thawed: it cannot be infused now.",
+        )
+    if unit.site is not None and unit.site != site:
+        return _Stop(
+            "not_infusable",
+            "Bedside check: bag at another site",
+            f"STOP — bag {unit.id} is recorded at site {unit.site}, not at {site}.",
+        )
+    return None
+
+
+async def verify(pool: Pool, actor: Principal, command: Verification) -> Verdict:
+    async with pool.acquire() as conn:
+        for _attempt in range(3):
+            try:
+                async with conn.transaction():
+                    verdict = await _verify(conn, actor, command)
+                    body = msgspec.to_builtins(verdict)
+                    if not await events.remember_answer(
+                        conn, command.idempotency_key, actor.user_id, 200 if verdict.match else 409, body
+                    ):
+                        raise _Duplicate
+                if not verdict.match:
+                    log.warning("bedside stop", extra={"refusal": verdict.refusal, "site": command.site})
+                return verdict
+            except asyncpg.SerializationError:  # pragma: no cover - retried by design
+                continue
+            except (_Duplicate, DomainError):
+                remembered = await events.remembered_answer(conn, command.idempotency_key)
+                if remembered is None:
+                    raise
+                actor_id, _status, stored = remembered
+                if actor_id != actor.user_id:
+                    raise Conflict(
+                        "this idempotency key was already used by someone else; generate a new key per check"
+                    ) from None
+                return msgspec.convert(stored, Verdict)
+    raise Conflict("the check could not be recorded because of concurrent changes; scan again")
+
+
+class _Duplicate(Exception):
+    """Another request with the same key committed first: roll back ours and answer theirs."""
+
+
+async def _verify(conn: Conn, actor: Principal, command: Verification) -> Verdict:
+    # The gate first: nothing about a case or bag the nurse cannot see may be said or written.
+    case = await objects.case(conn, actor, _wristband_coi(command.wristband))
+    unit, _owner = await _bag(conn, actor, command.bag)
+    if not actor.at_site(command.site):
+        raise PermissionDenied(f"you are not assigned to site {command.site}")
+    stop = _stop(case, unit, command.site)
+    if stop is None:
+        return Verdict(
+            True,
+            f"Wristband and bag {unit.id} belong to the same patient; the bag is thawed.",
+            case.coi,
+            unit.id,
+        )
+    involved = sorted({case.coi, unit.coi})
+    # Chains are locked in one order, so two checks of the same two cases cannot deadlock.
+    chains = {coi: await ledger.lock_chain(conn, coi) for coi in involved}
+    event_ids: list[int] = []
+    for coi in involved:
+        sites = sorted({command.site} | ({unit.site} if unit.site and unit.coi == coi else set()))
+        appended = await ledger.append(
+            conn,
+            coi=coi,
+            action=ACTION,
+            outcome="refused",
+            refusal=stop.code,
+            detail=stop.detail,
+            actor=actor,
+            site=command.site,
+            unit_ids=[unit.id] if unit.coi == coi else [],
+            codes=[command.wristband, command.bag],
+            device_time=command.device_time,
+            data=_data(case, unit),
+            chain=chains[coi],
+        )
+        event_ids.append(appended.event_id)
+        await ledger.raise_alert(
+            conn,
+            kind=stop.code if stop.code == "coi_mismatch" else "bedside_stop",
+            severity="critical",
+            title=stop.title,
+            detail=f"{actor.full_name} at {command.site}: {stop.detail}",
+            condition_key=f"refusal:{appended.event_id}",
+            sites=sites,
+            coi=coi,
+            unit_id=unit.id if unit.coi == coi else None,
+            event_id=appended.event_id,
+            rule={"refusal": stop.code},
+        )
+        await ledger.announce(
+            conn,
+            "event",
+            sites,
+            coi,
+            {"event_id": appended.event_id, "action": ACTION, "outcome": "refused", "refusal": stop.code},
+        )
+    return Verdict(False, stop.detail, case.coi, unit.id, stop.code, event_ids, involved)
+
+
+def _data(case: CaseRow, unit: UnitRow) -> dict[str, Any]:
+    return {"wristband_coi": case.coi, "bag_unit": unit.id, "bag_coi": unit.coi, "bag_status": unit.status}
