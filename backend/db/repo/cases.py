@@ -262,31 +262,10 @@ async def lock_chain_with_record(
 ) -> RecordedStates | None:
     """`lock_chain` and the record's last status-setting steps in the same statement: the scan's check
     of stored against recorded states costs no extra round trip. Each look-up walks the case's events
-    backwards on the (coi, seq) index and stops at the first match."""
+    backwards on the (coi, seq) index and stops at the first match; the statement lives in the database
+    function `case_recorded_states` (migration 0017), planned once per connection."""
     row = await conn.fetchrow(
-        """SELECT c.chain_length, c.chain_head,
-                  (SELECT json_object_agg(u.id, json_build_array(
-                       (SELECT e.action FROM custody_events e
-                        WHERE e.coi = c.coi AND e.outcome = 'accepted' AND e.action = ANY($3::text[])
-                          AND e.unit_ids @> ARRAY[u.id]
-                        ORDER BY e.seq DESC LIMIT 1),
-                       EXISTS (SELECT FROM custody_events e
-                               WHERE e.coi = c.coi AND e.action IN ('release', 'receipt')
-                                 AND e.action = 'release' AND e.outcome = 'accepted'
-                                 AND e.unit_ids @> ARRAY[u.id]),
-                       EXISTS (SELECT FROM custody_events e
-                               WHERE e.coi = c.coi AND e.action IN ('release', 'receipt')
-                                 AND e.action = 'receipt' AND e.outcome = 'accepted'
-                                 AND e.data->>'decision' = 'quarantine'
-                                 AND e.unit_ids @> ARRAY[u.id])))
-                   FROM unnest($2::text[]) AS u(id)) AS unit_actions,
-                  (SELECT json_build_array(e.action, e.data->>'decision') FROM custody_events e
-                   WHERE $4::text IS NOT NULL AND e.coi = c.coi AND e.outcome = 'accepted'
-                     AND e.shipment_id = $4 AND e.action = ANY($5::text[])
-                     AND (e.action <> 'receive' OR cardinality(e.unit_ids) = 0)
-                   ORDER BY e.seq DESC LIMIT 1) AS shipment_action
-           FROM cases c WHERE c.coi = $1
-           FOR UPDATE OF c""",
+        "SELECT * FROM case_recorded_states($1, $2, $3, $4, $5)",
         coi,
         unit_ids,
         unit_actions,
