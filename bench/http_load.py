@@ -28,6 +28,8 @@ class LoadResult(NamedTuple):
     p50_ms: float
     p99_ms: float
     statuses: dict[int, int]
+    # CPU seconds the load process itself spent (user + system), where the run measures it
+    cpu_s: float = 0.0
 
 
 class ScanLoad(NamedTuple):

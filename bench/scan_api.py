@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -202,7 +203,9 @@ def run(smoke: bool, workers: int = 1, keyed_only: bool = False) -> list[dict[st
                         )
                         figures += _figures(f"custody scans, {shape}{tag}", rate, result, conditions)
                 if workers == 1:
-                    figures += _keyed_beside_unkeyed(url, token, units, seconds, cases, stack.record_key_file)
+                    figures += _keyed_beside_unkeyed(
+                        url, token, units, seconds, cases, stack.record_key_file, folder / "pgdata"
+                    )
             finally:
                 if bare is not None:
                     bare.stop()
@@ -244,37 +247,84 @@ def _link_micro(rounds: int = 20000) -> list[dict[str, object]]:
     ]
 
 
+def _postgres_cpu_seconds(pgdata: Path) -> float:
+    """CPU seconds (user + system) the PostgreSQL of ``pgdata`` has spent: the postmaster, its live
+    processes and the ones that exited (which the postmaster reaped, so their times are its children's).
+    Differences of this around a run are the database's CPU for that run, whatever else loads the machine."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(pid: int) -> list[str] | None:
+        try:
+            # After the ")" that closes the command name: state is field 3, ppid 4, utime 14, stime 15,
+            # cutime 16, cstime 17 (man 5 proc), so list index = field - 3.
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+
+    own = fields(postmaster)
+    assert own is not None, "the benchmark's PostgreSQL is not running"
+    ticks = sum(int(v) for v in own[11:15])
+    for entry in Path("/proc").iterdir():
+        child = fields(int(entry.name)) if entry.name.isdigit() else None
+        if child is not None and child[1] == str(postmaster):
+            ticks += int(child[11]) + int(child[12])
+    return ticks / tick
+
+
 def _keyed_beside_unkeyed(
-    url: str, token: str, units: list[str], seconds: float, cases: int, key_file: Path
+    url: str, token: str, units: list[str], seconds: float, cases: int, key_file: Path, pgdata: Path
 ) -> list[dict[str, object]]:
     """The scan service ceiling with the keyed chain (HMAC links, the stored-against-recorded state check
     in the chain-lock statement) and without it (plain SHA-256 links, the bare chain lock: the code before
     issue 18), alternated three times so that the machine's drift and the growing tables fall on both;
-    each figure is the median of its three runs."""
+    each figure is the median of its three runs.
+
+    Scans per second follow whatever else the machine is doing; CPU per scan (the load process's and
+    PostgreSQL's, each counted by the kernel) does not, so the cost is given both ways."""
     cores = os.cpu_count()
     runs: dict[bool, list[LoadResult]] = {True: [], False: []}
+    cpu_per_scan: dict[bool, list[float]] = {True: [], False: []}
     for round_ in range(3):
         # The order alternates too: the tables grow during the run, and the later run of a pair meets
         # a longer chain.
         for keyed in (False, True) if round_ % 2 == 0 else (True, False):
+            database_before = _postgres_cpu_seconds(pgdata)
             result = run_direct(url, token, SITE, units, seconds, CONNECTIONS, key_file=key_file, keyed=keyed)
+            # The pool's connections have closed; give the postmaster a moment to reap their processes.
+            time.sleep(0.5)
+            database = _postgres_cpu_seconds(pgdata) - database_before
             runs[keyed].append(result)
+            cpu_per_scan[keyed].append((result.cpu_s + database) / max(result.ok, 1))
     figures: list[dict[str, object]] = []
     labels = {
         True: "scan service alone, no HTTP (ceiling)",
         False: "scan service alone, no HTTP, unkeyed chain (before issue 18)",
     }
     median: dict[bool, LoadResult] = {}
+    median_cpu: dict[bool, float] = {}
     for keyed, label in labels.items():
         median[keyed] = sorted(runs[keyed], key=lambda r: r.per_s)[1]
+        median_cpu[keyed] = sorted(cpu_per_scan[keyed])[1]
+        other = "unkeyed" if keyed else "keyed"
         conditions = (
             f"one process calling authenticate + record_scan from {CONNECTIONS} tasks on a pool"
             f" of 10 (the server's default), no HTTP -> durable PostgreSQL; round-robin over"
             f" {cases} cases; {cores} cores shared; the median of three runs alternated with the "
-            + ("unkeyed" if keyed else "keyed")
+            + other
             + f" ones ({', '.join(f'{r.per_s:.0f}' for r in runs[keyed])}/s)"
         )
         figures += _figures(label, None, median[keyed], conditions)
+        figures.append(
+            {
+                "figure": f"{label}, CPU per scan (load process + PostgreSQL)",
+                "unit": "us",
+                "value": round(median_cpu[keyed] * 1e6),
+                "conditions": "user + system CPU of the calling process and of every PostgreSQL process"
+                f" over the run, per accepted scan; the median of three runs alternated with the {other}"
+                f" ones ({', '.join(f'{c * 1e6:.0f}' for c in cpu_per_scan[keyed])} us)",
+            }
+        )
     plain_rate = median[False].per_s
     figures.append(
         {
@@ -282,6 +332,16 @@ def _keyed_beside_unkeyed(
             "unit": "%",
             "value": round(100 * (plain_rate - median[True].per_s) / plain_rate, 1) if plain_rate else 0.0,
             "conditions": "the medians of the two scan service ceilings above, same run, same database",
+        }
+    )
+    plain_cpu = median_cpu[False]
+    figures.append(
+        {
+            "figure": "keyed chain: cost in CPU per scan against the unkeyed chain (budget 10 %)",
+            "unit": "%",
+            "value": round(100 * (median_cpu[True] - plain_cpu) / plain_cpu, 1) if plain_cpu else 0.0,
+            "conditions": "the medians of the two CPU-per-scan figures above, same run, same database;"
+            " free of the machine's other load, unlike scans/s",
         }
     )
     return figures + _link_micro()

@@ -9,6 +9,7 @@ Bench only. Run by bench/scan_api.py in a process of its own (spawned, so it sha
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 import uuid
 from pathlib import Path
@@ -61,6 +62,7 @@ async def _run(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     counter = 0
+    cpu_before = _cpu_seconds()
     began = time.perf_counter()
     ends = began + seconds
 
@@ -85,7 +87,13 @@ async def _run(
         await asyncio.gather(*(client() for _ in range(connections)))
     finally:
         await pool.close()
-    return summarise(latencies, statuses, time.perf_counter() - began)
+    result = summarise(latencies, statuses, time.perf_counter() - began)
+    return result._replace(cpu_s=_cpu_seconds() - cpu_before)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _process(*args: Any) -> None:
