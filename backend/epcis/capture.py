@@ -1,61 +1,80 @@
 """EPCIS capture: a partner system (a courier company, a manufacturer's MES) sends an EPCIS 2.0 document;
 each event naming Celltrail units and shipments becomes a custody scan through the same state machine
-as a hand-held scan (`services.scans.record_scan`), as the signed-in partner account.
+as a hand-held scan (`services.scans`), as the signed-in partner account.
 
-A document that is not conformant (JSON schema or CBV 2.0 vocabulary) applies nothing. Otherwise each
-event is one transaction: accepted, or rejected with its reason. A step the state machine refuses is
-recorded and alerted like any refused scan. The idempotency key of each scan is derived from the event's
-eventID (or, without one, its CBV 2.0 event hash), so capturing the same document twice changes nothing
-the second time."""
+As the EPCIS 2.0 capture interface has it, a document is a capture job: it is checked whole first (JSON
+schema, CBV 2.0 vocabulary, the capture limits; a document that fails is refused at once and applies
+nothing), then its events are recorded in ONE transaction, each in a savepoint. With the error behaviour
+`rollback` (the default) one event in error rolls the whole document back: nothing is recorded, and the
+job names every event's error. With `proceed` the events in error are left out and the others are kept.
+The job's outcome is written in that same transaction.
+
+Each event ends as one of:
+- recorded: it became a custody step (or was one already: the idempotency key of each scan is derived
+  from the event's eventID, or without one its CBV 2.0 event hash, so the same document captured twice
+  records nothing the second time);
+- ignored: a conformant event that is not a custody step for Celltrail (it names none of Celltrail's
+  units or shipments, or its business step is not a custody step Celltrail captures, custom business
+  steps included); ignoring one is no error;
+- an error: it names Celltrail's units or shipments but cannot be recorded (no known site, wrong event
+  shape, a step EPCIS cannot carry), or the state machine refused the step. A refusal kept by `proceed`
+  is recorded in the case's chain and alerted like a refused hand-held scan; with `rollback` it is
+  rolled back with the rest and stays in the job."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from backend.db.repo import exports
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.custody import Action
-from backend.domain.errors import Conflict, InvalidInput
-from backend.epcis import identifiers, mapping, vocabulary
+from backend.domain.errors import DomainError, InvalidInput
+from backend.epcis import identifiers, jobs, mapping, vocabulary
 from backend.epcis.eventid import event_hash_id
-from backend.epcis.formats import parse_date_time
+from backend.epcis.formats import iso_utc, parse_date_time
 from backend.epcis.validate import events_of, validate_document
-from backend.services.scans import ScanCommand, record_scan
+from backend.services.scans import ScanCommand, record_scan_in
+
+log = logging.getLogger(__name__)
+
+# Events per document and bytes per document a capture takes (announced in the GS1-EPCIS-Capture-Limit
+# and GS1-EPCIS-Capture-File-Size-Limit headers). A document is one transaction holding the chain locks
+# of the cases it names, so it is kept to what a partner sends for a shipment or a day's hand-overs.
+CAPTURE_LIMIT: Final = 500
+FILE_SIZE_LIMIT: Final = 4 * 1024 * 1024
+ERROR_BEHAVIOURS: Final = (jobs.ROLLBACK, jobs.PROCEED)
 
 
-class CapturedEvent(msgspec.Struct, frozen=True, omit_defaults=True):
-    index: int
-    event_id: str
-    action: str | None = None
-    custody_event_id: int | None = None
-    seq: int | None = None
-    message: str | None = None
+class TooLarge(Exception):
+    """The document exceeds a capture limit; nothing was applied."""
 
 
-class RejectedEvent(msgspec.Struct, frozen=True, omit_defaults=True):
-    index: int
-    event_id: str
-    reason: str
-    # Set when the state machine refused the step (the refusal is then part of the custody record).
-    refusal: str | None = None
-    custody_event_id: int | None = None
+class _Ignored(Exception):
+    """The event is conformant but not a custody step for Celltrail; the message says why."""
 
 
-class CaptureResult(msgspec.Struct, frozen=True):
-    events: int
-    accepted: list[CapturedEvent]
-    rejected: list[RejectedEvent]
+class _Unrecordable(Exception):
+    """The event names Celltrail's units or shipments but cannot be recorded; the message says why."""
 
 
-class _Skip(Exception):
-    """The event cannot become a custody scan; the message says why."""
+class _Rollback(Exception):
+    """An event is in error and the document is captured whole or not at all."""
 
 
-async def capture(pool: Pool, actor: Principal, document: Any, handover_minutes: int) -> CaptureResult:
+def check(document: Any) -> int:
+    """The number of events of a document fit to capture: InvalidInput naming every problem when it is
+    not conformant, TooLarge past the capture limit. Nothing is applied either way."""
+    count = len(events_of(document)) if isinstance(document, Mapping) else 0
+    if count > CAPTURE_LIMIT:
+        raise TooLarge(
+            f"the document holds {count} events; a capture takes at most {CAPTURE_LIMIT} "
+            "(GS1-EPCIS-Capture-Limit): send it in parts; nothing was applied"
+        )
     problems = validate_document(document)
     if problems:
         errors: dict[str, str] = {}
@@ -67,76 +86,144 @@ async def capture(pool: Pool, actor: Principal, document: Any, handover_minutes:
             f"{first.message}); nothing was applied",
             field_errors=errors,
         )
+    return count
+
+
+def error_behaviour(header: str | None) -> str:
+    """The GS1-Capture-Error-Behaviour a client asked for (rollback when it asked for none)."""
+    value = (header or jobs.ROLLBACK).strip().lower()
+    if value not in ERROR_BEHAVIOURS:
+        raise InvalidInput(
+            f"GS1-Capture-Error-Behaviour may be {' or '.join(ERROR_BEHAVIOURS)}, not {header!r}",
+            field_errors={"GS1-Capture-Error-Behaviour": "unsupported"},
+        )
+    return value
+
+
+async def run(
+    pool: Pool, job_id: str, actor: Principal, document: Mapping[str, Any], handover_minutes: int
+) -> None:
+    """Record a checked document's events for the job `job_id` (created as running) and finish the job."""
+    async with pool.acquire() as conn:
+        job = await jobs.get(conn, job_id)
+        if job is None or not job.running:
+            return
+        outcome: list[dict[str, Any]] = []
+        try:
+            async with conn.transaction():
+                outcome = await _record_all(conn, actor, document, handover_minutes)
+                failed = [o for o in outcome if o["status"] == "error"]
+                if failed and job.error_behaviour == jobs.ROLLBACK:
+                    raise _Rollback
+                if not await jobs.finish(conn, job_id, True, outcome, _errors(failed)):
+                    raise _Rollback
+        except _Rollback:
+            rolled = [{**o, "status": "rolled_back"} if o["status"] == "recorded" else o for o in outcome]
+            failed = [o for o in outcome if o["status"] == "error"]
+            await jobs.finish(conn, job_id, False, rolled, _errors(failed))
+        except Exception as exc:
+            log.exception("EPCIS capture failed", extra={"capture": job_id})
+            await jobs.finish(conn, job_id, False, [], [_problem(None, _failure(exc))])
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, DomainError):
+        return f"{exc.detail}; nothing of the document was recorded"
+    return "the capture failed on the server; nothing of the document was recorded: send it again"
+
+
+def _problem(index: int | None, detail: str, event_id: str | None = None) -> dict[str, Any]:
+    """One error as the capture job lists it: an RFC 9457 problem, pointing at its event."""
+    problem: dict[str, Any] = {
+        "type": "urn:celltrail:problem:capture-event"
+        if index is not None
+        else "urn:celltrail:problem:capture",
+        "title": "Event not captured" if index is not None else "Capture failed",
+        "status": 422 if index is not None else 500,
+        "detail": detail,
+    }
+    if index is not None:
+        problem["instance"] = f"epcisBody.eventList[{index}]"
+        problem["eventID"] = event_id
+    return problem
+
+
+def _errors(failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [_problem(o["index"], o["reason"], o["eventID"]) for o in failed]
+
+
+async def _record_all(
+    conn: Conn, actor: Principal, document: Mapping[str, Any], handover_minutes: int
+) -> list[dict[str, Any]]:
     context = document.get("@context")
-    accepted: list[CapturedEvent] = []
-    rejected: list[RejectedEvent] = []
+    outcome: list[dict[str, Any]] = []
     for index, event in enumerate(events_of(document)):
         event_id = str(event.get("eventID") or event_hash_id(event, context))
+        entry: dict[str, Any] = {"index": index, "eventID": event_id}
         try:
-            command = await _command(pool, event, event_id)
-            answer = await record_scan(pool, actor, command, handover_minutes)
-        except _Skip as skip:
-            rejected.append(RejectedEvent(index, event_id, str(skip)))
+            command = await _command(conn, event, event_id)
+            answer = await record_scan_in(conn, actor, command, handover_minutes)
+        except _Ignored as ignored:
+            outcome.append({**entry, "status": "ignored", "reason": str(ignored)})
             continue
-        except Conflict as conflict:
-            rejected.append(RejectedEvent(index, event_id, conflict.detail))
+        except _Unrecordable as unrecordable:
+            outcome.append({**entry, "status": "error", "reason": str(unrecordable)})
+            continue
+        except DomainError as refused:
+            outcome.append({**entry, "status": "error", "reason": refused.detail})
             continue
         body = answer.body
+        entry |= {"action": command.action.value, "custodyEventID": body.get("event_id")}
         if answer.status < 400:
-            accepted.append(
-                CapturedEvent(
-                    index,
-                    event_id,
-                    action=command.action.value,
-                    custody_event_id=body.get("event_id"),
-                    seq=body.get("seq"),
-                    message=body.get("message"),
-                )
-            )
+            outcome.append({**entry, "status": "recorded", "seq": body.get("seq")})
         else:
-            rejected.append(
-                RejectedEvent(
-                    index,
-                    event_id,
-                    str(body.get("detail", "refused")),
-                    refusal=body.get("refusal"),
-                    custody_event_id=body.get("event_id"),
-                )
-            )
-    return CaptureResult(len(accepted) + len(rejected), accepted, rejected)
+            reason = str(body.get("detail", "refused"))
+            outcome.append({**entry, "status": "error", "reason": reason, "refusal": body.get("refusal")})
+    return outcome
 
 
-async def _command(pool: Pool, event: Mapping[str, Any], event_id: str) -> ScanCommand:
-    step = vocabulary.BIZ_STEP.bare(str(event.get("bizStep", ""))) or ""
+async def _command(conn: Conn, event: Mapping[str, Any], event_id: str) -> ScanCommand:
+    epcs = _epcs(event)
+    ours = await _ours(conn, epcs)
+    raw_step = str(event.get("bizStep", ""))
+    step = vocabulary.BIZ_STEP.bare(raw_step) or ""
     action = mapping.CAPTURED.get(step)
+    if not ours:
+        raise _Ignored("the event names none of Celltrail's units or shipments")
     if action is None:
         captured = ", ".join(sorted(mapping.CAPTURED))
-        raise _Skip(
-            f"business step {step or '(none)'!r} is not captured as a custody step (captured: {captured})"
+        raise _Ignored(
+            f"business step {step or raw_step or '(none)'!r} is not a custody step Celltrail records "
+            f"(captured: {captured})"
+        )
+    foreign = [uri for uri in epcs if uri not in ours]
+    if foreign:
+        raise _Unrecordable(
+            f"{foreign[0]} is not a Celltrail unit or shipment: a custody step names only Celltrail's "
+            "units and shipments"
         )
     event_type, event_action = event.get("type"), event.get("action")
     if action is Action.PACK and (event_type != mapping.AGGREGATION or event_action != "ADD"):
-        raise _Skip(
+        raise _Unrecordable(
             "packing is captured as an AggregationEvent ADD of units (childEPCs) into the shipment (parentID)"
         )
     if action is not Action.PACK and (event_type != mapping.OBJECT or event_action != "OBSERVE"):
-        raise _Skip(f"{step} is captured as an ObjectEvent OBSERVE")
+        raise _Unrecordable(f"{step} is captured as an ObjectEvent OBSERVE")
     if (
         action is Action.DISPENSE
         and vocabulary.DISPOSITION.bare(str(event.get("disposition", ""))) == "dispensed"
     ):
-        raise _Skip("an infusion is recorded at the bedside with two signatures, not by EPCIS capture")
-    async with pool.acquire() as conn:
-        codes = [await _code(conn, uri) for uri in _epcs(event)]
-        site = await _site(conn, event)
-    if not codes:
-        raise _Skip("the event names no unit or shipment (epcList, parentID or childEPCs)")
+        raise _Unrecordable(
+            "an infusion is recorded at the bedside with two signatures, not by EPCIS capture"
+        )
+    codes = list(dict.fromkeys(ours.values()))
+    site = await _site(conn, event)
     storage = None
     if action is Action.STORE:
         location = event.get("bizLocation")
         storage = location.get("id") if isinstance(location, Mapping) else None
         if not storage:
-            raise _Skip("a storing event names the storage location as its bizLocation")
+            raise _Unrecordable("a storing event names the storage location as its bizLocation")
     command = ScanCommand(
         idempotency_key=f"epcis:{event_id}",
         action=action,
@@ -147,7 +234,7 @@ async def _command(pool: Pool, event: Mapping[str, Any], event_id: str) -> ScanC
     )
     too_large = command.over_bounds()
     if too_large is not None:
-        raise _Skip(too_large)
+        raise _Unrecordable(too_large)
     return command
 
 
@@ -158,19 +245,22 @@ def _epcs(event: Mapping[str, Any]) -> list[str]:
     return [str(uri) for uri in found]
 
 
-async def _code(conn: Any, uri: str) -> str:
-    item = identifiers.item_of(uri)
-    if item is None:
-        raise _Skip(f"{uri} is not a Celltrail unit or shipment")
-    if item.kind != "sscc":
-        return item.value
-    shipment_id = await exports.shipment_by_sscc(conn, item.value)
-    if shipment_id is None:
-        raise _Skip(f"no shipment travels in the container with SSCC {item.value}")
-    return shipment_id
+async def _ours(conn: Conn, uris: list[str]) -> dict[str, str]:
+    """The scan code of each URI that names a Celltrail unit or shipment (a container's SSCC names the
+    shipment travelling in it; one Celltrail does not ship in is someone else's)."""
+    found: dict[str, str] = {}
+    for uri in uris:
+        item = identifiers.item_of(uri)
+        if item is None:
+            continue
+        if item.kind != "sscc":
+            found[uri] = item.value
+        elif (shipment_id := await exports.shipment_by_sscc(conn, item.value)) is not None:
+            found[uri] = shipment_id
+    return found
 
 
-async def _site(conn: Any, event: Mapping[str, Any]) -> str:
+async def _site(conn: Conn, event: Mapping[str, Any]) -> str:
     for name in ("readPoint", "bizLocation"):
         place = event.get(name)
         uri = place.get("id") if isinstance(place, Mapping) else None
@@ -182,7 +272,35 @@ async def _site(conn: Any, event: Mapping[str, Any]) -> str:
         code = await exports.site_by_gln(conn, item.value)
         if code is not None:
             return code
-    raise _Skip(
+    raise _Unrecordable(
         "the readPoint names no Celltrail site: use the site's GLN (https://id.gs1.org/414/<gln> or its "
         f"SGLN) or {identifiers.SITE}<code>"
+    )
+
+
+class JobView(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A capture job as the EPCIS 2.0 capture interface shows it, with Celltrail's per-event outcome."""
+
+    captureID: str  # noqa: N815 - EPCIS 2.0 names
+    createdAt: str  # noqa: N815
+    running: bool
+    success: bool | None
+    captureErrorBehaviour: str  # noqa: N815
+    eventCount: int  # noqa: N815
+    errors: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    finishedAt: str | None = None  # noqa: N815
+
+
+def view(job: jobs.CaptureJob) -> JobView:
+    return JobView(
+        captureID=job.id,
+        createdAt=iso_utc(job.created_at),
+        finishedAt=iso_utc(job.finished_at) if job.finished_at else None,
+        running=job.running,
+        success=job.success,
+        captureErrorBehaviour=job.error_behaviour,
+        eventCount=job.event_count,
+        errors=job.errors,
+        events=job.outcome,
     )

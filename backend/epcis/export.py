@@ -2,10 +2,12 @@
 
 Each accepted custody step becomes the events `mapping.EXPORTED` names, with the step's time, the site
 as read point and business location, the units and shipment as EPCs, sources and destinations on
-shipping and receiving, and on the receipt of each leg one sensor element summarising its temperature
-(time range, minimum, maximum, mean; an ALARM_CONDITION when the leg had an excursion or a temperature
-alert). Each event's eventID is its CBV 2.0 event hash, so the same stored step always exports with the
-same ID. The JSON-LD context is referenced by URL and never fetched."""
+shipping and receiving, and before the receipt decision of each leg a `sensor_reporting` event whose
+one sensor element summarises its temperature (time range, minimum, maximum, mean; an ALARM_CONDITION
+when the leg had an excursion or a temperature alert); the receiving event then carries the disposition
+the receiver decided (conformant when accepted, non_conformant when quarantined) and no sensor data.
+Each event's eventID is its CBV 2.0 event hash, so the same stored step always exports with the same ID.
+The JSON-LD context is referenced by URL and never fetched."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from backend.epcis import identifiers
 from backend.epcis.eventid import EPCIS_CONTEXT_URL, event_hash_id
 from backend.epcis.formats import iso_utc, utc_offset
-from backend.epcis.mapping import AGGREGATION, EXPORTED, Step, export_key
+from backend.epcis.mapping import AGGREGATION, EXPORTED, SENSOR_REPORTING, Step, export_key
 from backend.reports.record import CaseRecord, EventLine, SiteInfo, TemperatureLeg
 
 CONTEXT: Final[list[Any]] = [
@@ -76,11 +78,16 @@ def _events(record: CaseRecord, event: EventLine) -> list[dict[str, Any]]:
     if event.outcome != "accepted":
         return []
     steps = EXPORTED.get(export_key(event.action, event.data), ())
-    has_shipment = _leg(record, event.shipment_id) is not None
-    return [_event(record, event, s) for s in steps if s.event_type != AGGREGATION or has_shipment]
+    leg = _leg(record, event.shipment_id)
+    sensors = _sensor_elements(leg) if leg is not None else []
+    return [
+        _event(record, event, s, sensors)
+        for s in steps
+        if (s.event_type != AGGREGATION or leg is not None) and (s.biz_step != SENSOR_REPORTING or sensors)
+    ]
 
 
-def _event(record: CaseRecord, event: EventLine, step: Step) -> dict[str, Any]:
+def _event(record: CaseRecord, event: EventLine, step: Step, sensors: list[dict[str, Any]]) -> dict[str, Any]:
     leg = _leg(record, event.shipment_id)
     shipment = identifiers.shipment_uri(leg.shipment_id, leg.container_id) if leg else None
     units = [identifiers.unit_uri(u) for u in sorted(event.unit_ids)]
@@ -112,10 +119,8 @@ def _event(record: CaseRecord, event: EventLine, step: Step) -> dict[str, Any]:
             {"type": "owning_party", "destination": _party(record, leg.to_site)},
             {"type": "location", "destination": _location(record, leg.to_site)},
         ]
-        if event.action == "receipt":
-            sensors = _sensor_elements(leg)
-            if sensors:
-                body["sensorElementList"] = sensors
+    if step.biz_step == SENSOR_REPORTING:
+        body["sensorElementList"] = sensors
     body[f"{identifiers.EXTENSION_PREFIX}:custodyRecord"] = identifiers.record_uri(record.coi, event.seq)
     return {"type": body["type"], "eventID": event_hash_id(body, CONTEXT), **body}
 

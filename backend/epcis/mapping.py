@@ -26,6 +26,7 @@ class Step(msgspec.Struct, frozen=True):
 
 OBJECT: Final = "ObjectEvent"
 AGGREGATION: Final = "AggregationEvent"
+SENSOR_REPORTING: Final = "sensor_reporting"
 
 # Custody action (and, for the receipt decision, its outcome) -> the EPCIS events it is exported as.
 EXPORTED: Final[dict[str, tuple[Step, ...]]] = {
@@ -36,11 +37,16 @@ EXPORTED: Final[dict[str, tuple[Step, ...]]] = {
     "handover": (Step(OBJECT, "OBSERVE", "transporting", "in_transit"),),
     "handover_confirm": (Step(OBJECT, "OBSERVE", "accepting", "in_transit"),),
     "receive": (Step(OBJECT, "OBSERVE", "receiving", "in_progress"),),
+    # The leg's temperature is what was observed on the way (a sensor report, with an ALARM_CONDITION
+    # when there was one); the receiving event states what the receiver decided, with the reviewed
+    # temperature in hand. Two events, so that an alarm never stands beside a disposition it contradicts.
     "receipt:accept": (
+        Step(OBJECT, "OBSERVE", SENSOR_REPORTING, None),
         Step(OBJECT, "OBSERVE", "receiving", "conformant"),
         Step(AGGREGATION, "DELETE", "unpacking", None),
     ),
     "receipt:quarantine": (
+        Step(OBJECT, "OBSERVE", SENSOR_REPORTING, None),
         Step(OBJECT, "OBSERVE", "receiving", "non_conformant"),
         Step(AGGREGATION, "DELETE", "unpacking", None),
     ),

@@ -112,8 +112,14 @@ def _short(message: str) -> str:
 
 
 def _term_problem(path: str, value: Any, vocab: vocabulary.Vocabulary) -> Iterator[Problem]:
-    if isinstance(value, str) and vocab.bare(value) is None:
-        yield Problem(path, f"{value!r} is not a CBV 2.0 {vocab.label}")
+    # EPCIS 2.0 lets a business step, disposition, source/destination, transaction type or error reason be
+    # any absolute URI; only a bare word or a URI in CBV's own namespaces must be a CBV term.
+    if isinstance(value, str) and vocab.bare(value) is None and not vocab.is_custom(value):
+        yield Problem(
+            path,
+            f"{value!r} is not a CBV 2.0 {vocab.label}; one of your own must be an absolute URI outside "
+            f"CBV's namespace (e.g. https://example.com/voc/{vocab.label.replace(' ', '_')})",
+        )
 
 
 def _vocabulary_problems(document: Mapping[str, Any]) -> Iterator[Problem]:

@@ -8,7 +8,17 @@ from typing import Final
 
 import msgspec
 
+from backend.epcis.formats import is_uri
+
 CBV_WEB: Final = "https://ref.gs1.org/cbv/"
+# Where CBV's own terms live (Web URIs and the EPCIS 1.x URNs): a value there must be one of its terms.
+_CBV_NAMESPACES: Final = (
+    "https://ref.gs1.org/cbv/",
+    "http://ref.gs1.org/cbv/",
+    "https://ns.gs1.org/cbv/",
+    "http://ns.gs1.org/cbv/",
+    "urn:epcglobal:cbv:",
+)
 # The GS1 Web Vocabulary namespace as the EPCIS 2.0 JSON-LD context binds the `gs1` prefix.
 GS1_VOC: Final = "https://gs1.org/voc/"
 
@@ -232,6 +242,17 @@ class Vocabulary(msgspec.Struct, frozen=True):
 
     def web_uri(self, term: str) -> str:
         return self.web_prefix + term
+
+    def is_custom(self, value: str) -> bool:
+        """A value of one's own: an absolute URI outside CBV's namespaces (EPCIS 2.0 allows it where a
+        business step, disposition, source/destination type, transaction type or error reason goes)."""
+        if not is_uri(value) or ":" not in value or value.startswith(_CBV_NAMESPACES):
+            return False
+        scheme, _, rest = value.partition(":")
+        # A word with a colon in it is no URI of one's own: http(s) needs an authority, urn a namespace.
+        if scheme.lower() in ("http", "https"):
+            return rest.startswith("//") and len(rest) > 2
+        return bool(rest) and " " not in value
 
 
 BIZ_STEP: Final = Vocabulary(BIZ_STEPS, CBV_WEB + "BizStep-", "urn:epcglobal:cbv:bizstep:", "business step")

@@ -16,6 +16,7 @@ from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Conn
 from backend.domain.access import Principal
 from backend.domain.errors import NotFound
+from backend.epcis import jobs
 
 
 def sees_case(principal: Principal, case: CaseRow) -> bool:
@@ -83,3 +84,11 @@ async def handover(
     ):
         raise NotFound(f"no hand-over {handover_id}")
     return found, leg
+
+
+async def capture_job(conn: Conn, principal: Principal, job_id: str) -> jobs.CaptureJob:
+    """An EPCIS capture job is visible to the sites its submitter was bound to when it was sent."""
+    found = await jobs.get(conn, job_id)
+    if found is None or not principal.sees(found.sites):
+        raise NotFound(f"no capture job {job_id}")
+    return found

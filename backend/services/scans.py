@@ -160,6 +160,25 @@ async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handov
     raise Conflict("the scan could not be recorded because of concurrent changes; send it again")
 
 
+async def record_scan_in(conn: Conn, actor: Principal, command: ScanCommand, handover_minutes: int) -> Answer:
+    """`record_scan` on the caller's connection, inside the caller's transaction (an EPCIS capture records
+    a document's events together, or none of them): the scan is a savepoint, rolled back alone when its
+    key was already used; the caller's transaction decides whether it is kept."""
+    try:
+        async with conn.transaction():
+            answer = await _record(conn, actor, command, handover_minutes)
+            if not await events.remember_answer(
+                conn, command.idempotency_key, actor.user_id, answer.status, answer.body, answer.notice
+            ):
+                raise _Duplicate
+    except (_Duplicate, DomainError):
+        remembered = await events.remembered_answer(conn, command.idempotency_key)
+        if remembered is None:
+            raise
+        return _replay(actor, remembered)
+    return answer
+
+
 class _Duplicate(Exception):
     """Another request with the same idempotency key committed first: roll back ours, answer theirs."""
 

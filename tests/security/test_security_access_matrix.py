@@ -44,6 +44,7 @@ SAMPLE_PARAMS = {
     "filename": "label.png",
     "code": "fresh",
     "file_path": "app.css",
+    "capture_id": "0" * 32,
 }
 GUARD_DENIALS = ("this action needs one of the roles", "declares no access policy")
 OWN_SITE, OTHER_SITE = "USZ", "CTA"

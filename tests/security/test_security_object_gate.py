@@ -415,6 +415,11 @@ TABLE: dict[str, list[Probe]] = {
     "caseRecordJson": [Probe("record", "/api/v1/cases/{coi}/record.json")],
     "caseReportPdf": [Probe("record", "/api/v1/cases/{coi}/report.pdf")],
     "captureEpcis": [Probe("record", "/api/v1/epcis/capture", body=_epcis)],
+    # A's organisation has no capture job here: another site's job is tried in test_epcis_exchange.py
+    # (answered as one that does not exist).
+    "listEpcisCaptures": [Probe("list", "/api/v1/epcis/capture")],
+    "getEpcisCapture": [Probe("record", "/api/v1/epcis/capture/" + "0" * 32)],
+    "discoverEpcisCapture": [Probe("own")],  # the capture interface's limits, the same for everyone
     "queryEpcisEvents": [
         Probe("list", "/api/v1/epcis/events"),
         Probe("list", "/api/v1/epcis/events", query={"MATCH_epc": "urn:celltrail:isbt128:unit:{prc}"}),

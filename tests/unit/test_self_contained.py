@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # Ways a file could reach out of the tree: a sibling folder by a relative path, or walking up from the
 # repository's own directory. This file names them to look for them, so it is exempt.
@@ -79,3 +81,47 @@ def test_the_epcis_tests_pass_with_nothing_beside_the_project(tmp_path):
         timeout=300,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+
+
+def _epcis_tests(tree: Path) -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "tests"], cwd=tree, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return sorted(
+        name
+        for name in listed
+        if "epcis" in Path(name).name and name.endswith(".py") and Path(name).name.startswith("test_")
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_clone_of_the_repository_passes_its_epcis_tests_alone(tmp_path):
+    """What a user gets: `git clone` of the committed tree into an empty directory, nothing beside it,
+    then the EPCIS tests (export, capture, query; a real database) run there and pass."""
+    empty = tmp_path / "alone"
+    empty.mkdir()
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(empty / "celltrail")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    clone = empty / "celltrail"
+    assert sorted(p.name for p in empty.iterdir()) == ["celltrail"]
+    tests = _epcis_tests(clone)
+    # Unit and integration tests alike: a clone that had lost its fixtures or schema fails here.
+    assert any(t.startswith("tests/integration/") for t in tests), tests
+    assert any(t.startswith("tests/unit/") for t in tests), tests
+    env = {**os.environ, "PYTHONPATH": str(clone)}
+    env.pop("CELLTRAIL_EPCIS_SCHEMA", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert " passed" in run.stdout.splitlines()[-1], run.stdout[-500:]

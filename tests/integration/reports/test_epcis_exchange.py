@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonschema
@@ -23,9 +24,11 @@ from reports_support import (
     world_and_case,
 )
 
+from backend.epcis import jobs
+from backend.epcis.capture import CAPTURE_LIMIT, FILE_SIZE_LIMIT
 from backend.epcis.eventid import event_hash_id
 from backend.epcis.validate import PACKAGED, SCHEMA_ENV, validate_document
-from tests.integration.helpers import assert_problem, make_user
+from tests.integration.helpers import assert_problem, make_site, make_user
 from tests.integration.journey import World
 
 __all__ = ["module_client", "module_database"]
@@ -116,7 +119,20 @@ async def test_case_export_is_conformant_and_maps_every_step(journey):
 
     receipts = [e for e in steps["receiving"] if e["disposition"] == "conformant"]
     assert len(receipts) == 2
-    first, second = (r["sensorElementList"] for r in receipts)
+    # The temperature observed on the way is its own event, just before the decision it informed; the
+    # decision carries the disposition decided, and never stands beside an alarm.
+    reported = steps["sensor_reporting"]
+    assert len(reported) == 2
+    for sensors, receipt in zip(reported, receipts, strict=True):
+        assert "disposition" not in sensors
+        assert "sensorElementList" not in receipt
+        assert events[events.index(sensors) + 1] == receipt
+    for event in events:
+        exceptions = [
+            r.get("exception") for e in event.get("sensorElementList", []) for r in e["sensorReport"]
+        ]
+        assert "ALARM_CONDITION" not in exceptions or event.get("disposition") != "conformant"
+    first, second = (r["sensorElementList"] for r in reported)
     [report] = first[0]["sensorReport"]
     assert report == {
         "type": "Temperature",
@@ -157,6 +173,7 @@ async def test_shipment_export_holds_only_that_leg(journey):
         "shipping",
         "receiving",
         "receiving",
+        "sensor_reporting",
         "receiving",
         "unpacking",
     ]
@@ -234,6 +251,37 @@ async def _packed_shipment(
     return coi, aph, ship
 
 
+CAPTURE = "/api/v1/epcis/capture"
+
+
+async def _submit(world: World, who: str, document: Any, behaviour: str | None = None) -> Any:
+    headers = dict(world.headers[who])
+    if behaviour is not None:
+        headers["GS1-Capture-Error-Behaviour"] = behaviour
+    return await world.client.request("POST", CAPTURE, headers=headers, json=document)
+
+
+async def _capture(world: World, who: str, document: Any, behaviour: str | None = None) -> dict[str, Any]:
+    """Capture a document as `who` and return its capture job (202, then GET on the Location)."""
+    response = await _submit(world, who, document, behaviour)
+    assert response.status_code == 202, response.text
+    location = response.headers["location"]
+    assert re.fullmatch(r"/api/v1/epcis/capture/[0-9a-f]{32}", location), location
+    assert response.headers["GS1-EPCIS-Capture-Limit"] == str(CAPTURE_LIMIT)
+    job = await world.ok(who, "GET", location)
+    assert job["captureID"] == location.rsplit("/", 1)[1]
+    assert job["running"] is False
+    assert job["captureErrorBehaviour"] == (behaviour or "rollback")
+    assert job["eventCount"] == len(document["epcisBody"]["eventList"])
+    receipt = response.json()
+    assert (receipt["running"], receipt["success"]) == (False, job["success"])
+    return dict(job)
+
+
+def _statuses(job: dict[str, Any]) -> list[str]:
+    return [e["status"] for e in job["events"]]
+
+
 async def test_capture_records_partner_events_through_the_state_machine(journey, module_database):
     world, _case = journey
     coi, aph, ship = await _packed_shipment(world, module_database)
@@ -242,19 +290,21 @@ async def test_capture_records_partner_events_through_the_state_machine(journey,
         _event("shipping", [shipment], "urn:celltrail:site:USZ-APH", disposition="in_transit"),
         _event("inspecting", [shipment], "urn:celltrail:site:USZ-APH"),
     )
-    result = await world.ok("courier1", "POST", "/api/v1/epcis/capture", json=pickup)
-    assert result["events"] == 2
-    [accepted] = result["accepted"]
-    assert (accepted["index"], accepted["action"]) == (0, "pickup")
-    assert accepted["event_id"].startswith("ni:///sha-256;")  # no eventID given: the event hash
-    [skipped] = result["rejected"]
-    assert skipped["index"] == 1
-    assert "'inspecting' is not captured" in skipped["reason"]
+    job = await _capture(world, "courier1", pickup)
+    assert job["success"] is True
+    assert job["errors"] == []
+    recorded, ignored = job["events"]
+    assert (recorded["index"], recorded["status"], recorded["action"]) == (0, "recorded", "pickup")
+    assert recorded["eventID"].startswith("ni:///sha-256;")  # no eventID given: the event hash
+    assert (ignored["index"], ignored["status"]) == (1, "ignored")
+    assert "'inspecting' is not a custody step" in ignored["reason"]
     assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "in_transit"
 
-    # The same document again changes nothing and answers the same.
+    # The same document again records nothing more and answers the same.
     before = await _chain_length(module_database)
-    assert await world.ok("courier1", "POST", "/api/v1/epcis/capture", json=pickup) == result
+    again = await _capture(world, "courier1", pickup)
+    assert again["captureID"] != job["captureID"]
+    assert again["events"] == job["events"]
     assert await _chain_length(module_database) == before
 
     # Receiving at the manufacturing site, named by its GLN (SGLN form), by the manufacturing account.
@@ -264,9 +314,9 @@ async def test_capture_records_partner_events_through_the_state_machine(journey,
             "receiving", [shipment, f"urn:celltrail:isbt128:unit:{aph}"], f"https://id.gs1.org/414/{CTA_GLN}"
         ),
     )
-    result = await world.ok("mfg", "POST", "/api/v1/epcis/capture", json=arrival)
-    assert [a["action"] for a in result["accepted"]] == ["receive", "receive"]
-    assert result["accepted"][0]["event_id"] == arrival["epcisBody"]["eventList"][0]["eventID"]
+    job = await _capture(world, "mfg", arrival)
+    assert [(e["status"], e.get("action")) for e in job["events"]] == [("recorded", "receive")] * 2
+    assert job["events"][0]["eventID"] == arrival["epcisBody"]["eventList"][0]["eventID"]
     view = await world.ok("mfg", "GET", f"/api/v1/shipments/{ship}/receipt")
     assert view["missing"] == []
     await accept_receipt(world, "mfg", ship)
@@ -274,27 +324,66 @@ async def test_capture_records_partner_events_through_the_state_machine(journey,
     assert [e["action"] for e in timeline["events"]][-4:] == ["pickup", "receive", "receive", "receipt"]
 
 
-async def test_capture_refusals_are_recorded_like_scans(journey, module_database):
+async def test_capture_is_all_or_nothing_unless_the_client_asks_to_proceed(journey, module_database):
     world, _case = journey
     coi, _aph, ship = await _packed_shipment(world, module_database)
-    # A receiving event from a courier: the state machine refuses it (wrong role) and records that.
-    wrong = _document(_event("receiving", [f"urn:celltrail:shipment:{ship}"], "urn:celltrail:site:CTA"))
-    result = await world.ok("courier1", "POST", "/api/v1/epcis/capture", json=wrong)
-    [refused] = result["rejected"]
-    assert refused["refusal"] == "wrong_role"
-    timeline = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline")
-    assert timeline["events"][-1]["id"] == refused["custody_event_id"]
-    assert timeline["events"][-1]["outcome"] == "refused"
-
-    strangers = _document(
-        _event("shipping", ["urn:epc:id:sgtin:0614141.107346.2017"], "urn:celltrail:site:USZ-APH"),
-        _event("shipping", [f"urn:celltrail:shipment:{ship}"], "https://id.gs1.org/414/0614141000005"),
+    shipment = f"urn:celltrail:shipment:{ship}"
+    # A good pick-up, then a receiving event from a courier, which the state machine refuses.
+    document = _document(
+        _event("shipping", [shipment], "urn:celltrail:site:USZ-APH"),
+        _event("receiving", [shipment], "urn:celltrail:site:CTA"),
     )
-    result = await world.ok("courier1", "POST", "/api/v1/epcis/capture", json=strangers)
-    reasons = [r["reason"] for r in result["rejected"]]
-    assert "is not a Celltrail unit or shipment" in reasons[0]
-    assert "names no Celltrail site" in reasons[1]
-    assert result["accepted"] == []
+    before = await _chain_length(module_database)
+    job = await _capture(world, "courier1", document)
+    assert job["success"] is False
+    assert _statuses(job) == ["rolled_back", "error"]
+    assert job["events"][1]["refusal"] == "wrong_role"
+    [error] = job["errors"]
+    assert error["instance"] == "epcisBody.eventList[1]"
+    assert error["eventID"] == job["events"][1]["eventID"]
+    assert "needs the role" in error["detail"]
+    # Nothing was recorded: not the good event, not the refusal.
+    assert await _chain_length(module_database) == before
+    assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "packed"
+
+    # Asked to proceed, the good event is recorded and the refused one is recorded as a refusal.
+    job = await _capture(world, "courier1", document, behaviour="proceed")
+    assert job["success"] is True
+    assert _statuses(job) == ["recorded", "error"]
+    assert [e["instance"] for e in job["errors"]] == ["epcisBody.eventList[1]"]
+    assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "in_transit"
+    timeline = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline")
+    assert [(e["action"], e["outcome"]) for e in timeline["events"][-2:]] == [
+        ("pickup", "accepted"),
+        ("receive", "refused"),
+    ]
+    assert timeline["events"][-1]["id"] == job["events"][1]["custodyEventID"]
+
+    # Any other error behaviour is refused by name.
+    response = await _submit(world, "courier1", document, behaviour="sometimes")
+    body = assert_problem(response, 422, "GS1-Capture-Error-Behaviour", "rollback or proceed")
+    assert body["errors"] == [{"field": "GS1-Capture-Error-Behaviour", "message": "unsupported"}]
+
+
+async def test_capture_errors_and_ignored_events(journey, module_database):
+    world, _case = journey
+    _coi, _aph, ship = await _packed_shipment(world, module_database)
+    shipment = f"urn:celltrail:shipment:{ship}"
+    document = _document(
+        # Someone else's product: no concern of Celltrail's, and no error.
+        _event("shipping", ["urn:epc:id:sgtin:0614141.107346.2017"], "urn:celltrail:site:USZ-APH"),
+        # Ours, at a place that is no Celltrail site.
+        _event("shipping", [shipment], "https://id.gs1.org/414/0614141000005"),
+        # Ours together with someone else's: a custody step names only Celltrail's items.
+        _event("shipping", [shipment, "urn:epc:id:sgtin:0614141.107346.2018"], "urn:celltrail:site:USZ-APH"),
+    )
+    job = await _capture(world, "courier1", document, behaviour="proceed")
+    assert _statuses(job) == ["ignored", "error", "error"]
+    assert "names none of Celltrail's units or shipments" in job["events"][0]["reason"]
+    assert "names no Celltrail site" in job["events"][1]["reason"]
+    assert "is not a Celltrail unit or shipment" in job["events"][2]["reason"]
+    assert job["success"] is True
+    assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "packed"
 
 
 async def test_capture_finds_shipments_by_their_container_sscc(journey, module_database):
@@ -306,8 +395,36 @@ async def test_capture_finds_shipments_by_their_container_sscc(journey, module_d
     document = _document(
         _event("shipping", ["urn:epc:id:sscc:7612345.0000000001"], "urn:celltrail:site:USZ-APH")
     )
-    result = await world.ok("courier1", "POST", "/api/v1/epcis/capture", json=document)
-    assert [a["action"] for a in result["accepted"]] == ["pickup"], result
+    job = await _capture(world, "courier1", document)
+    assert [(e["status"], e["action"]) for e in job["events"]] == [("recorded", "pickup")], job
+    assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "in_transit"
+
+
+async def test_custom_business_steps_and_dispositions_are_accepted(journey, module_database):
+    world, _case = journey
+    _coi, _aph, ship = await _packed_shipment(world, module_database)
+    shipment = f"urn:celltrail:shipment:{ship}"
+    document = _document(
+        # A courier's own step: conformant EPCIS 2.0, not a custody step Celltrail records.
+        _event(
+            "https://courier.example.com/voc/handed_to_airline",
+            [shipment],
+            "urn:celltrail:site:USZ-APH",
+            disposition="https://courier.example.com/voc/on_dry_ice",
+        ),
+        # A CBV step with a disposition of the courier's own: recorded as the pick-up it is.
+        _event(
+            "https://ref.gs1.org/cbv/BizStep-shipping",
+            [shipment],
+            "urn:celltrail:site:USZ-APH",
+            disposition="urn:courier-example:disp:sealed",
+        ),
+    )
+    assert validate_document(document) == []
+    job = await _capture(world, "courier1", document)
+    assert job["success"] is True, job
+    assert _statuses(job) == ["ignored", "recorded"]
+    assert "handed_to_airline" in job["events"][0]["reason"]
     assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "in_transit"
 
 
@@ -320,7 +437,8 @@ async def test_capture_finds_shipments_by_their_container_sscc(journey, module_d
             "not a CBV 2.0 business step",
         ),
         (
-            lambda e: e.update(bizStep="https://example.com/steps/teleporting"),
+            # CBV's own namespace holds only CBV's terms.
+            lambda e: e.update(bizStep="https://ref.gs1.org/cbv/BizStep-teleporting"),
             "epcisBody.eventList[1].bizStep",
             "not a CBV 2.0 business step",
         ),
@@ -333,7 +451,7 @@ async def test_capture_finds_shipments_by_their_container_sscc(journey, module_d
             "not a temperature unit",
         ),
         (
-            lambda e: e.update(sourceList=[{"type": "urn:example:sdt:previous_owner", "source": "urn:x:y"}]),
+            lambda e: e.update(sourceList=[{"type": "previous_owner", "source": "urn:x:y"}]),
             "epcisBody.eventList[1].sourceList[0].type",
             "not a CBV 2.0 source/destination type",
         ),
@@ -351,7 +469,7 @@ async def test_non_conformant_documents_apply_nothing(journey, module_database, 
     bad = copy.deepcopy(good)
     change(bad)
     before = await _chain_length(module_database)
-    response = await world.call("courier1", "POST", "/api/v1/epcis/capture", json=_document(good, bad))
+    response = await _submit(world, "courier1", _document(good, bad), behaviour="proceed")
     body = assert_problem(response, 422, "nothing was applied")
     fields = {e["field"]: e["message"] for e in body["errors"]}
     assert path in fields, fields
@@ -360,29 +478,108 @@ async def test_non_conformant_documents_apply_nothing(journey, module_database, 
     assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "packed"
 
 
-async def test_official_examples_pass_validation_and_name_nothing_of_ours(journey, module_database):
+async def test_official_examples_are_captured_and_name_nothing_of_ours(journey, module_database):
     world, _case = journey
     examples = sorted((SPECS / "examples").glob("*.jsonld"))
     assert len(examples) == 5
     before = await _chain_length(module_database)
     for example in examples:
         document = json.loads(example.read_text())
-        response = await world.call("courier1", "POST", "/api/v1/epcis/capture", json=document)
-        assert response.status_code == 200, (example.name, response.text)
-        result = response.json()
-        assert result["accepted"] == []
-        assert len(result["rejected"]) == len(document["epcisBody"]["eventList"])
+        job = await _capture(world, "courier1", document)
+        assert job["success"] is True, (example.name, job)
+        assert set(_statuses(job)) == {"ignored"}, example.name
     assert await _chain_length(module_database) == before
+
+
+async def test_capture_limits_are_announced_and_enforced(journey, module_database):
+    world, _case = journey
+    announced = {
+        "GS1-EPCIS-Capture-Limit": str(CAPTURE_LIMIT),
+        "GS1-EPCIS-Capture-File-Size-Limit": str(FILE_SIZE_LIMIT),
+    }
+    response = await world.call("courier1", "OPTIONS", CAPTURE)
+    assert response.status_code == 204, response.text
+    assert {k: response.headers.get(k) for k in announced} == announced
+    assert response.headers["GS1-Capture-Error-Behaviour"] == "rollback, proceed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) == {"OPTIONS", "GET", "POST"}
+    response = await world.call("courier1", "GET", CAPTURE)
+    assert response.status_code == 200, response.text
+    assert {k: response.headers.get(k) for k in announced} == announced
+
+    _coi, _aph, ship = await _packed_shipment(world, module_database)
+    event = _event("shipping", [f"urn:celltrail:shipment:{ship}"], "urn:celltrail:site:USZ-APH")
+    before = await _chain_length(module_database)
+    response = await _submit(world, "courier1", _document(*[event] * (CAPTURE_LIMIT + 1)))
+    assert_problem(
+        response, 413, f"at most {CAPTURE_LIMIT}", "GS1-EPCIS-Capture-Limit", "nothing was applied"
+    )
+    assert response.headers["GS1-EPCIS-Capture-Limit"] == str(CAPTURE_LIMIT)
+    padded = _document(event)
+    padded["celltrail:note"] = "x" * FILE_SIZE_LIMIT
+    response = await _submit(world, "courier1", padded)
+    assert_problem(response, 413, str(FILE_SIZE_LIMIT))
+    assert await _chain_length(module_database) == before
+    assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "packed"
+
+
+async def test_a_capture_job_is_seen_only_by_its_submitters_sites(journey, module_database):
+    world, _case = journey
+    job = await _capture(world, "courier1", _document())
+    assert (job["success"], job["events"]) == (True, [])
+    path = f"{CAPTURE}/{job['captureID']}"
+    # The manufacturing account shares a site with the courier; a courier of another site does not.
+    assert (await world.ok("mfg", "GET", path))["captureID"] == job["captureID"]
+    if "lone-courier" not in world.headers:
+        await make_site(world.client, world.headers["admin"], "KSB-EPC")
+        world.headers["lone-courier"] = await make_user(
+            world.client, world.headers["admin"], "lone-courier", ["courier"], ["KSB-EPC"]
+        )
+    theirs = await world.call("lone-courier", "GET", path)
+    nowhere = await world.call("lone-courier", "GET", f"{CAPTURE}/{'0' * 32}")
+    assert_problem(theirs, 404, "no capture job")
+    assert theirs.json()["detail"].replace(job["captureID"], "ID") == nowhere.json()["detail"].replace(
+        "0" * 32, "ID"
+    )
+    listed = await world.ok("lone-courier", "GET", CAPTURE)
+    assert listed == []
+    assert job["captureID"] in [j["captureID"] for j in await world.ok("courier1", "GET", CAPTURE)]
+
+
+async def test_a_capture_job_s_life(journey, module_database):
+    """Running until its transaction ends; a job a stopped server left running is reported as failed,
+    with nothing recorded."""
+    world, _case = journey
+    users = await sql(module_database, "SELECT id FROM users WHERE username = 'courier1'")
+    running, stale = jobs.new_id(), jobs.new_id()
+    await sql(
+        module_database,
+        """INSERT INTO epcis_captures (id, submitted_by, sites, error_behaviour, event_count, created_at)
+           VALUES ($1, $3, '{CRX}', 'rollback', 2, now()),
+                  ($2, $3, '{CRX}', 'proceed', 1, now() - $4::interval)""",
+        running,
+        stale,
+        users[0]["id"],
+        timedelta(minutes=jobs.STALE_MINUTES + 1),
+    )
+    job = await world.ok("courier1", "GET", f"{CAPTURE}/{running}")
+    assert (job["running"], job["success"], job["errors"], job["events"]) == (True, None, [], [])
+    assert "finishedAt" not in job
+    job = await world.ok("courier1", "GET", f"{CAPTURE}/{stale}")
+    assert (job["running"], job["success"]) == (False, False)
+    [error] = job["errors"]
+    assert "nothing of the document was recorded" in error["detail"]
+    assert job["finishedAt"] >= job["createdAt"]
 
 
 async def test_capture_without_the_schema_answers_503(journey, monkeypatch, tmp_path):
     world, _case = journey
     monkeypatch.setenv(SCHEMA_ENV, str(tmp_path / "missing.json"))
-    response = await world.call("courier1", "POST", "/api/v1/epcis/capture", json=_document())
+    response = await _submit(world, "courier1", _document())
     assert_problem(response, 503, "EPCIS 2.0 JSON schema", SCHEMA_ENV)
 
 
 async def test_capture_is_for_those_who_scan(journey):
     world, _case = journey
     for who in ("coord", "qa"):
-        assert_problem(await world.call(who, "POST", "/api/v1/epcis/capture", json=_document()), 403, "roles")
+        assert_problem(await _submit(world, who, _document()), 403, "roles")
+        assert_problem(await world.call(who, "GET", CAPTURE), 403, "roles")

@@ -44,8 +44,10 @@ def test_time_zones_and_locations_come_from_the_site():
 
 def test_a_quarantined_receipt_is_non_conformant_and_unpacked():
     made = record([event(1, "receipt", "MFG", data={"decision": "quarantine"})], [leg([5.0, 6.0])])
-    receiving, unpacking = events_of(made)
+    sensors, receiving, unpacking = events_of(made)
+    assert (sensors["bizStep"], "disposition" in sensors) == ("sensor_reporting", False)
     assert receiving["disposition"] == "non_conformant"
+    assert "sensorElementList" not in receiving
     assert (unpacking["type"], unpacking["action"], unpacking["bizStep"]) == (
         "AggregationEvent",
         "DELETE",
@@ -57,7 +59,12 @@ def test_a_quarantined_receipt_is_non_conformant_and_unpacked():
 def test_temperature_summaries_say_only_what_is_known():
     receipt = event(1, "receipt", "MFG", data={"decision": "accept"})
     alarmed_without_readings = record([receipt], [leg([], alarm=True, temperature_alerts=[7])])
-    [element] = events_of(alarmed_without_readings)[0]["sensorElementList"]
+    sensors, decided, _unpacking = events_of(alarmed_without_readings)
+    [element] = sensors["sensorElementList"]
     assert element == {"sensorReport": [{"type": "Temperature", "exception": "ALARM_CONDITION"}]}
+    # The decision is reported as decided, apart from the alarm it was made with.
+    assert (decided["bizStep"], decided["disposition"]) == ("receiving", "conformant")
+    assert "sensorElementList" not in decided
     silent = record([receipt], [leg([])])
-    assert "sensorElementList" not in events_of(silent)[0]
+    assert [e["bizStep"] for e in events_of(silent)] == ["receiving", "unpacking"]
+    assert all("sensorElementList" not in e for e in events_of(silent))
