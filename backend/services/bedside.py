@@ -89,8 +89,9 @@ def _stop(case: CaseRow, unit: UnitRow, site: str) -> _Stop | None:
         return _Stop(
             "coi_mismatch",
             "Bedside check: wristband and bag of different patients",
-            f"STOP — the wristband is case {case.coi} but bag {unit.id} belongs to case {unit.coi}. "
-            "Do not infuse; the mismatch is recorded in both cases and the coordinators are alerted.",
+            f"STOP — wristband and bag belong to different patients: the wristband is case {case.coi}, "
+            f"bag {unit.id} belongs to case {unit.coi}. Do not infuse; the mismatch is recorded in both "
+            "cases and the coordinators are alerted.",
         )
     if unit.quarantined:
         return _Stop(

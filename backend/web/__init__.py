@@ -1,5 +1,5 @@
 """Server-rendered web pages: the coordinator's live board, shipment and case pages, the alerts inbox,
-the receipt desk, the courier's phone page and bedside verification."""
+the receipt desk, the pharmacy's stock, the courier's phone page and bedside verification."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def routes() -> tuple[Any, ...]:
         pages.receipt_desk,
         pages.courier_page,
         pages.bedside_page,
+        pages.pharmacy_page,
+        pages.courier_worker,
         static,
     )
 

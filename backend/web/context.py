@@ -9,7 +9,9 @@ import msgspec
 from litestar import Request
 
 from backend.api.security import SESSION_COOKIE, csrf_token
+from backend.db.types import Pool
 from backend.domain.access import Principal, Role
+from backend.web.zones import site_zones, zone_for
 
 # (path, label, roles that see it): a link is shown only to those who may open the page.
 NAVIGATION: Final = (
@@ -20,6 +22,7 @@ NAVIGATION: Final = (
         frozenset({Role.COORDINATOR, Role.PHARMACIST, Role.QA, Role.MANUFACTURING, Role.ADMIN}),
     ),
     ("/receipt", "Receipt desk", frozenset({Role.PHARMACIST, Role.MANUFACTURING, Role.COORDINATOR})),
+    ("/pharmacy", "Pharmacy stock", frozenset({Role.PHARMACIST})),
     ("/bedside", "Bedside", frozenset({Role.PHARMACIST})),
     ("/courier", "Courier", frozenset({Role.COURIER})),
 )
@@ -54,7 +57,11 @@ def page_context(
         for p, label, roles in NAVIGATION
         if principal.has_any(roles)
     ]
+    readers = frozenset({Role.COORDINATOR, Role.PHARMACIST, Role.QA, Role.MANUFACTURING, Role.ADMIN})
     return {
+        "zone": "UTC",
+        "zones": {},
+        "alerts_live": principal.has_any(readers),
         "title": title,
         "me": principal,
         "roles": sorted(r.value for r in principal.roles),
@@ -63,3 +70,18 @@ def page_context(
         "csrf": csrf_token(request.cookies.get(SESSION_COOKIE, "")),
         **extra,
     }
+
+
+async def page_view(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    pool: Pool,
+    title: str,
+    site: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`page_context` with times in the zone of `site` (the page's own site: a delivery's destination,
+    the ward), else of the person's first site."""
+    zones = await site_zones(pool)
+    zone = zone_for(zones, site, *sorted(principal.sites))
+    return {**page_context(request, principal, title, **extra), "zones": zones, "zone": zone}

@@ -4,9 +4,10 @@ renders a template; every change a page makes goes through the same JSON API as 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -15,18 +16,24 @@ from backend.api.reports import RECORD_READERS
 from backend.db.repo import alerts as alert_repo
 from backend.db.types import Pool
 from backend.domain import alarm_states
-from backend.domain.access import Principal, Role, policy
+from backend.domain.access import PUBLIC, Principal, Role, policy
 from backend.reports.record import case_record
 from backend.services import board, shipments
 from backend.services.visibility import site_filter
-from backend.web.chart import temperature_svg
-from backend.web.context import home_of, page_context
+from backend.web import inventory, search
+from backend.web.chart import chart_pair
+from backend.web.context import home_of, page_view
 from backend.web.session import PAGE
+from backend.web.zones import site_zones, zone_for
 
 BOARD_READERS: Final = (Role.COORDINATOR, Role.QA, Role.MANUFACTURING, Role.ADMIN)
 ALERT_READERS: Final = (Role.COORDINATOR, Role.PHARMACIST, Role.QA, Role.MANUFACTURING, Role.ADMIN)
 RECEIVERS: Final = (Role.PHARMACIST, Role.MANUFACTURING, Role.COORDINATOR)
 PEOPLE: Final = tuple(r for r in Role if r is not Role.BRIDGE)
+DECIDED: Final = ("received", "quarantined")
+# The steps the receipt page lists once a delivery has arrived: who scanned what, who decided.
+RECEIPT_STEPS: Final = ("receive", "receipt")
+WORKER: Final = Path(__file__).resolve().parent / "static" / "courier-sw.js"
 
 
 def page(*roles: Role) -> dict[str, Any]:
@@ -42,6 +49,12 @@ def _filters(site: str | None, status: str | None, severity: str | None, q: str 
     return board.Filters(site=site or None, status=status or None, severity=severity or None, q=q or None)
 
 
+async def _board_lines(pool: Pool, principal: Principal, filters: board.Filters, now: datetime) -> Any:
+    # The search box is matched here, by every printed and scanned form of an identifier (search.py).
+    unsearched = board.Filters(site=filters.site, status=filters.status, severity=filters.severity)
+    return search.search(await board.active_lines(pool, principal, unsearched, now), filters.q)
+
+
 @get("/board", opt=page(*BOARD_READERS), include_in_schema=False)
 async def board_page(
     request: Request[Any, Any, Any],
@@ -54,12 +67,13 @@ async def board_page(
 ) -> Template:
     filters = _filters(site, status, severity, q)
     now = datetime.now(UTC)
-    lines = await board.active_lines(pool, principal, filters, now)
+    lines = await _board_lines(pool, principal, filters, now)
     return Template(
         "board.html",
-        context=page_context(
+        context=await page_view(
             request,
             principal,
+            pool,
             "Live board",
             lines=lines,
             filters=filters,
@@ -81,8 +95,10 @@ async def board_rows(
 ) -> Template:
     """The board's table body alone: the live script swaps it in when something changes."""
     now = datetime.now(UTC)
-    lines = await board.active_lines(pool, principal, _filters(site, status, severity, q), now)
-    return Template("board_rows.html", context={"lines": lines, "now": now})
+    lines = await _board_lines(pool, principal, _filters(site, status, severity, q), now)
+    zones = await site_zones(pool)
+    zone = zone_for(zones, *sorted(principal.sites))
+    return Template("board_rows.html", context={"lines": lines, "now": now, "zones": zones, "zone": zone})
 
 
 @get("/shipments/{shipment_id:str}", opt=page(*RECORD_READERS), include_in_schema=False)
@@ -99,16 +115,18 @@ async def shipment_page(
     alerts = [a for a in record.alerts if a.shipment_id == shipment.id]
     return Template(
         "shipment.html",
-        context=page_context(
+        context=await page_view(
             request,
             principal,
+            pool,
             f"Shipment {shipment.id}",
+            site=shipment.to_site,
             shipment=shipment,
             record=record,
             leg=leg,
             events=events,
             alerts=alerts,
-            chart=temperature_svg(leg, events),
+            chart=chart_pair(leg, events, zone_for(await site_zones(pool), shipment.to_site)),
             can_print=principal.has_any(frozenset(RECORD_READERS)),
         ),
     )
@@ -122,13 +140,26 @@ async def case_page(
     pool: NamedDependency[Pool],
 ) -> Template:
     record = await case_record(pool, principal, coi)
+    zones = await site_zones(pool)
     charts = {
-        leg.shipment_id: temperature_svg(leg, [e for e in record.events if e.shipment_id == leg.shipment_id])
+        leg.shipment_id: chart_pair(
+            leg,
+            [e for e in record.events if e.shipment_id == leg.shipment_id],
+            zone_for(zones, leg.to_site),
+        )
         for leg in record.legs
     }
     return Template(
         "case.html",
-        context=page_context(request, principal, f"Case {record.eye_readable}", record=record, charts=charts),
+        context=await page_view(
+            request,
+            principal,
+            pool,
+            f"Case {record.eye_readable}",
+            site=record.treatment_site,
+            record=record,
+            charts=charts,
+        ),
     )
 
 
@@ -144,9 +175,10 @@ async def alerts_page(
         history = await alert_repo.list_for(conn, sites, ["resolved", "closed"], None, None, 100)
     return Template(
         "alerts.html",
-        context=page_context(
+        context=await page_view(
             request,
             principal,
+            pool,
             "Alerts",
             current=current,
             history=history,
@@ -168,7 +200,8 @@ async def receipt_list(
         if principal.at_site(s.to_site) or Role.ADMIN in principal.roles
     ]
     return Template(
-        "receipt_list.html", context=page_context(request, principal, "Receipt desk", incoming=incoming)
+        "receipt_list.html",
+        context=await page_view(request, principal, pool, "Receipt desk", incoming=incoming),
     )
 
 
@@ -180,24 +213,73 @@ async def receipt_desk(
     pool: NamedDependency[Pool],
 ) -> Template:
     view = await shipments.receipt_view(pool, principal, shipment_id)
+    decided = view.shipment.status in DECIDED
+    history: list[Any] = []
+    if view.shipment.status in ("arrived", *DECIDED):
+        record = await case_record(pool, principal, view.shipment.coi)
+        history = [
+            e for e in record.events if e.shipment_id == view.shipment.id and e.action in RECEIPT_STEPS
+        ]
     return Template(
         "receipt.html",
-        context=page_context(
+        context=await page_view(
             request,
             principal,
+            pool,
             f"Receive {shipment_id}",
+            site=view.shipment.to_site,
             view=view,
             shipment=view.shipment,
-            can_decide=principal.has_any(frozenset({Role.PHARMACIST, Role.MANUFACTURING})),
+            decided=decided,
+            history=history,
+            decision=next((e for e in reversed(history) if e.action == "receipt"), None),
+            can_decide=principal.has_any(frozenset({Role.PHARMACIST, Role.MANUFACTURING})) and not decided,
         ),
     )
 
 
 @get("/courier", opt=page(Role.COURIER), include_in_schema=False)
-async def courier_page(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
-    return Template("courier.html", context=page_context(request, principal, "Courier"))
+async def courier_page(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+) -> Template:
+    return Template("courier.html", context=await page_view(request, principal, pool, "Courier"))
+
+
+@get("/courier-sw.js", opt={**PUBLIC}, include_in_schema=False)
+async def courier_worker() -> Response[bytes]:
+    """The courier page's service worker, served from the site's root so it may control /courier (a
+    worker under /static/ could only control /static/). Public: it is code, no data."""
+    return Response(
+        WORKER.read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"},
+    )
 
 
 @get("/bedside", opt=page(Role.PHARMACIST), include_in_schema=False)
-async def bedside_page(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> Template:
-    return Template("bedside.html", context=page_context(request, principal, "Bedside verification"))
+async def bedside_page(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+) -> Template:
+    return Template("bedside.html", context=await page_view(request, principal, pool, "Bedside verification"))
+
+
+@get("/pharmacy", opt=page(Role.PHARMACIST), include_in_schema=False)
+async def pharmacy_page(
+    request: Request[Any, Any, Any], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+) -> Template:
+    """What is stored where at the reader's sites, and the bags dispensed or thawing."""
+    lines = await inventory.stock(pool, principal)
+    return Template(
+        "pharmacy.html",
+        context=await page_view(
+            request,
+            principal,
+            pool,
+            "Pharmacy stock",
+            lines=lines,
+            stored=[line for line in lines if line.status in ("received", "stored")],
+            dispensed=[line for line in lines if line.status == "dispensed"],
+            thawed=[line for line in lines if line.status == "thawed"],
+            now=datetime.now(UTC),
+        ),
+    )

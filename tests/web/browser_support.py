@@ -1,5 +1,6 @@
 """A real backend process and Debian's Chromium for the browser tests, a label image turned into the
-camera's video, and screenshots saved as artifacts."""
+camera's video, signing in as a person at phone or desktop size, and axe-core's accessibility check run
+from the copy a pinned Python package ships (nothing is downloaded when the tests run)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,24 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
 import numpy as np
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from backend.embedded.ports import free_port
+from tests.integration.journey import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 360, "height": 740}
+TIMEOUT_MS = 30_000
+# axe-core's rule tags for WCAG 2.0, 2.1 and 2.2 at levels A and AA.
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 @contextmanager
@@ -87,3 +95,59 @@ def chromium_args(video: Path | None = None) -> list[str]:
             f"--use-file-for-fake-video-capture={video}",
         ]
     return args
+
+
+async def launch(chromium: Any, video: Path | None = None) -> Browser:
+    browser: Browser = await chromium.launch(
+        executable_path=CHROMIUM, args=chromium_args(video), headless=True
+    )
+    return browser
+
+
+async def signed_in(
+    browser: Browser, server: str, username: str, phone: bool = False, **options: Any
+) -> tuple[BrowserContext, Page]:
+    if phone:
+        context = await browser.new_context(
+            base_url=server, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2, **options
+        )
+    else:
+        context = await browser.new_context(base_url=server, viewport=DESKTOP, **options)
+    await context.grant_permissions(["camera"], origin=server)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    await page.goto("/")
+    await expect(page).to_have_url(f"{server}/login?next=/")
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_test_id("who")).to_contain_text(username.title())
+    return context, page
+
+
+async def no_horizontal_overflow(page: Page) -> None:
+    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} is {overflow} px wider than the phone"
+
+
+def axe_source() -> str:
+    """axe-core as bundled by the pinned axe-playwright-python package."""
+    return (resources.files("axe_playwright_python") / "axe.min.js").read_text(encoding="utf-8")
+
+
+async def axe_violations(page: Page, impacts: tuple[str, ...] = ("critical", "serious")) -> list[str]:
+    """The page's WCAG 2.2 AA violations of the given impacts, one line each. The page's context must
+    be opened with bypass_csp=True: the pages allow no script but their own."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(content=axe_source())
+    results = await page.evaluate(
+        "async (tags) => await axe.run(document, "
+        "{runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})",
+        WCAG_22_AA,
+    )
+    found = []
+    for violation in results["violations"]:
+        if violation.get("impact") in impacts:
+            targets = [" ".join(map(str, node["target"])) for node in violation["nodes"][:5]]
+            found.append(f"{violation['id']} ({violation['impact']}): {violation['help']} — {targets}")
+    return found

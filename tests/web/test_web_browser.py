@@ -6,15 +6,15 @@ check. Screenshots of every page at desktop and phone size are saved under artif
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import expect
 
 from firmware_bridge.ingest_contract import (
     CONTENT_TYPE,
@@ -24,77 +24,19 @@ from firmware_bridge.ingest_contract import (
     encode_batch,
 )
 from tests.integration.helpers import make_user
-from tests.integration.journey import PASSWORD, World, build_world, starting_material_at_manufacturing
-from tests.web.browser_support import CHROMIUM, DESKTOP, PHONE, backend_process, chromium_args, label_video
+from tests.integration.journey import PASSWORD, World, starting_material_at_manufacturing
+from tests.web.browser_support import (
+    CHROMIUM,
+    PHONE,
+    label_video,
+    launch,
+    no_horizontal_overflow,
+    signed_in,
+)
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)"
 )
-
-TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[str]:
-    with backend_process(database_url, tmp_path / "backend.log") as url:
-        yield url
-
-
-@pytest.fixture
-async def api(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-async def world(api: httpx.AsyncClient) -> World:
-    return await build_world(api)
-
-
-@pytest.fixture
-def shots(artifacts_dir: Path) -> Path:
-    path = artifacts_dir / "web"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Any]:
-    async with async_playwright() as playwright:
-        yield playwright.chromium
-
-
-async def launch(chromium: Any, video: Path | None = None) -> Browser:
-    browser: Browser = await chromium.launch(
-        executable_path=CHROMIUM, args=chromium_args(video), headless=True
-    )
-    return browser
-
-
-async def signed_in(
-    browser: Browser, server: str, username: str, phone: bool = False
-) -> tuple[BrowserContext, Page]:
-    if phone:
-        context = await browser.new_context(
-            base_url=server, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
-        )
-    else:
-        context = await browser.new_context(base_url=server, viewport=DESKTOP)
-    await context.grant_permissions(["camera"], origin=server)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = await context.new_page()
-    await page.goto("/")
-    await expect(page).to_have_url(f"{server}/login?next=/")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_test_id("who")).to_contain_text(username.title())
-    return context, page
-
-
-async def no_horizontal_overflow(page: Page) -> None:
-    overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{page.url} is {overflow} px wider than the phone"
 
 
 async def shipment_in_transit(world: World, logger_id: str | None = None) -> tuple[str, str, str]:
@@ -202,10 +144,12 @@ async def test_pharmacist_receives_a_shipment_with_a_wedge_scanner_and_signs(ser
     # A keyboard-wedge scanner types the code and Enter into whatever has the focus.
     await page.keyboard.type(ship + "\n", delay=5)
     await expect(page.locator(f'#items li[data-item="{ship}"]')).to_have_class("done")
-    await page.get_by_label("Seals intact").check()  # clicking elsewhere ...
-    await expect(scan).to_be_focused()  # ... and the scan field has the focus back for the next scan
+    await page.get_by_label("Seals intact").check()  # a click moves the focus to the checkbox ...
+    await expect(page.get_by_label("Seals intact")).to_be_focused()  # ... and the page leaves it there
+    # A wedge scan right after the click: every character reaches the scan field, none ticks the box.
     await page.keyboard.type(prc + "\n", delay=5)
     await expect(page.locator(f'#items li[data-item="{prc}"]')).to_have_class("done")
+    await expect(page.get_by_label("Seals intact")).to_be_checked()
     await expect(page.locator("#scan-result")).to_contain_text("✔")
     await page.get_by_label("Shipper intact").check()
     await page.get_by_label("Temperature reviewed").check()
@@ -216,6 +160,13 @@ async def test_pharmacist_receives_a_shipment_with_a_wedge_scanner_and_signs(ser
     await page.get_by_label("Your password, to sign").fill(PASSWORD)
     await page.get_by_role("button", name="Accept and sign").click()
     await expect(page.locator("#banner")).to_contain_text("received and verified")
+    # Signed: who decided what and when, no live buttons, no error left from the wrong password.
+    decided = page.get_by_test_id("decided")
+    await expect(decided).to_contain_text("received and verified")
+    await expect(decided).to_contain_text("Pharm")
+    await expect(decided).to_contain_text("Shipper intact: yes")
+    await expect(page.get_by_role("button", name="Accept and sign")).to_have_count(0)
+    await expect(page.locator("#decision-error")).to_have_count(0)
     shipment = await world.ok("pharm", "GET", f"/api/v1/shipments/{ship}")
     assert shipment["status"] == "received"
     timeline = await world.ok("pharm", "GET", f"/api/v1/cases/{coi}/timeline")
@@ -239,6 +190,8 @@ async def test_courier_hands_over_by_camera_online_and_offline(server, api, worl
     await expect(page).to_have_url(f"{server}/courier")
     await no_horizontal_overflow(page)
     await page.screenshot(path=shots / "courier-phone.png", full_page=True)
+    # The service worker that keeps the page for offline use is in charge before going offline.
+    await page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
 
     # Online: pick-up at the apheresis unit, by pointing the camera at the label.
     await page.get_by_label("At site").select_option("USZ-APH")
@@ -252,10 +205,16 @@ async def test_courier_hands_over_by_camera_online_and_offline(server, api, worl
     # Offline at the depot: the hand-over photo is kept on the phone...
     await context.set_offline(True)
     await page.get_by_role("radio", name="Hand over").check()
-    await page.get_by_label("Hand over to (username)").fill("courier2")
+    # The receivers of the shipment picked up were kept on the phone: chosen from the list offline too.
+    await page.get_by_role("radio", name=re.compile("^Courier2")).check()
     await page.get_by_label("At site").select_option("CRX")
     await expect(page.locator("#net")).to_have_attribute("data-online", "false")
     await page.get_by_role("button", name="Capture label (offline)").click()
+    await expect(page.locator("#queue-count")).to_have_text("1")
+    # Reloaded offline, the page comes from its service worker, with the scan still queued.
+    reloaded = await page.reload()
+    assert reloaded is not None
+    assert reloaded.from_service_worker
     await expect(page.locator("#queue-count")).to_have_text("1")
     stored = await page.evaluate(
         """() => new Promise((resolve) => {
@@ -276,7 +235,8 @@ async def test_courier_hands_over_by_camera_online_and_offline(server, api, worl
 
     # ... and sent, with its idempotency key, once the phone is back online.
     await context.set_offline(False)
-    await expect(page.locator("#done li.ok")).to_have_count(2)
+    # The page was reloaded since the pick-up: its list of what was recorded starts again.
+    await expect(page.locator("#done li.ok")).to_have_count(1)
     await expect(page.locator("#queue-count")).to_have_text("0")
     handed = await world.ok("coord", "GET", f"/api/v1/shipments/{ship}")
     assert handed["pending_handover_to"] == "courier2"
@@ -326,7 +286,15 @@ async def test_bedside_shows_stop_for_another_patients_bag_and_match_then_two_si
     await scan.fill(prc)
     await scan.press("Enter")
     await expect(page.locator("#verdict-word")).to_have_text("STOP")
+    await expect(page.locator("#verdict-detail")).to_contain_text("different patients")
     await page.screenshot(path=shots / "bedside-stop-phone.png")
+    # The STOP is a refusal in the chain of each case involved, and a critical alert for each.
+    for case in (coi, other):
+        timeline = await world.ok("pharm", "GET", f"/api/v1/cases/{case}/timeline")
+        stops = [e for e in timeline["events"] if e["action"] == "bedside_verify"]
+        assert [(e["outcome"], e["refusal"]) for e in stops] == [("refused", "coi_mismatch")], case
+        alerts = await world.ok("pharm", "GET", "/api/v1/alerts", params={"coi": case})
+        assert [a["severity"] for a in alerts if a["kind"] == "coi_mismatch"] == ["critical"], case
     await page.get_by_role("button", name="Continue").click()
 
     await scan.fill(wristband)
@@ -334,6 +302,7 @@ async def test_bedside_shows_stop_for_another_patients_bag_and_match_then_two_si
     await scan.fill(prc)
     await scan.press("Enter")
     await expect(page.locator("#verdict-word")).to_have_text("MATCH")
+    await expect(page.locator("#camera")).to_be_hidden()
     await page.screenshot(path=shots / "bedside-match-phone.png")
     await page.get_by_role("button", name="Continue").click()
     form = page.locator("#signatures")
@@ -374,4 +343,123 @@ async def test_every_page_fits_a_phone_and_a_desktop(server, world, chromium, sh
     await page.goto(f"{server}/login")
     await no_horizontal_overflow(page)
     await page.screenshot(path=shots / "page-login-phone.png", full_page=True)
+    await browser.close()
+
+
+async def test_bedside_stop_for_a_bag_not_yet_thawed_is_recorded_and_alerted(server, world, chromium):
+    coi, _, _ = await starting_material_at_manufacturing(world)
+    prc = await world.unit("mfg", coi, "PRC", "CTA")
+    await world.scan_ok("mfg", "label", "CTA", prc)
+    await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
+    await world.scan_ok("courier2", "pickup", "CTA", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship, prc)
+    checklist = {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True}
+    await world.ok(
+        "pharm",
+        "POST",
+        f"/api/v1/shipments/{ship}/receipt",
+        201,
+        json={"decision": "accept", "password": PASSWORD, "checklist": checklist},
+    )
+    wristband = (await world.ok("pharm", "GET", f"/api/v1/cases/{coi}"))["barcode"]
+
+    browser = await launch(chromium)
+    _context, page = await signed_in(browser, server, "pharm", phone=True)
+    await page.goto("/bedside")
+    scan = page.locator("#scan-input")
+    await scan.fill(wristband)
+    await scan.press("Enter")
+    await scan.fill(prc)
+    await scan.press("Enter")
+    await expect(page.locator("#verdict-word")).to_have_text("STOP")
+    await expect(page.locator("#verdict-detail")).to_contain_text("not thawed")
+    timeline = await world.ok("pharm", "GET", f"/api/v1/cases/{coi}/timeline")
+    stops = [e for e in timeline["events"] if e["action"] == "bedside_verify"]
+    assert [(e["outcome"], e["refusal"]) for e in stops] == [("refused", "not_infusable")]
+    alerts = await world.ok("pharm", "GET", "/api/v1/alerts", params={"coi": coi})
+    assert [a["severity"] for a in alerts if a["kind"] == "bedside_stop"] == ["critical"]
+    await browser.close()
+
+
+async def test_a_receipt_completed_with_the_keyboard_alone(server, world, chromium, shots):
+    _, aph, ship = await shipment_in_transit(world)
+    browser = await launch(chromium)
+    _context, page = await signed_in(browser, server, "mfg")
+    await page.goto(f"/receipt/{ship}")
+    scan = page.locator("#scan-input")
+    await expect(scan).to_be_focused()
+    await page.keyboard.type(ship + "\n", delay=5)
+    await expect(page.locator(f'#items li[data-item="{ship}"]')).to_have_class("done")
+    await page.keyboard.type(aph + "\n", delay=5)
+    await expect(page.locator(f'#items li[data-item="{aph}"]')).to_have_class("done")
+
+    async def tab_to(locator: Any, limit: int = 40) -> None:
+        for _ in range(limit):
+            await page.keyboard.press("Tab")
+            if await locator.evaluate("el => el === document.activeElement"):
+                return
+        raise AssertionError(f"Tab never reached {locator}")
+
+    # Every checklist item with Tab and Space; the page leaves the focus where the keyboard put it.
+    for name in ("Seals intact", "Shipper intact", "Temperature reviewed"):
+        box = page.get_by_label(name)
+        await tab_to(box)
+        await page.keyboard.press("Space")
+        await expect(box).to_be_checked()
+        await page.wait_for_timeout(1200)  # longer than any focus-taking timer would wait
+        await expect(box).to_be_focused()
+    await tab_to(page.get_by_label("Comment"))
+    await page.keyboard.type("Lid seal slightly loose; contents fine")
+    await tab_to(page.get_by_label("Your password, to sign"))
+    await page.keyboard.type(PASSWORD)
+    quarantine = page.get_by_role("button", name="Quarantine and sign")
+    await tab_to(quarantine)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("decided")).to_contain_text("quarantined")
+    await expect(page.get_by_test_id("decided")).to_contain_text("Lid seal slightly loose")
+    await page.screenshot(path=shots / "receipt-keyboard-desktop.png", full_page=True)
+    # Escape brings the focus back to the scan field.
+    await page.keyboard.press("Escape")
+    await expect(scan).to_be_focused()
+    shipment = await world.ok("mfg", "GET", f"/api/v1/shipments/{ship}")
+    assert shipment["status"] == "quarantined"
+    await browser.close()
+
+
+async def test_a_courier_hands_over_to_a_receiver_chosen_from_the_list(server, world, chromium, tmp_path):
+    coi = await world.new_case()
+    aph = await world.unit("nurse", coi, "APH", "USZ-APH")
+    await world.scan_ok("nurse", "label", "USZ-APH", aph)
+    ship = await world.shipment("coord", coi, "USZ-APH", "CTA", [aph])
+    await world.scan_ok("nurse", "pack", "USZ-APH", ship, aph)
+    await world.scan_ok("courier1", "pickup", "USZ-APH", ship)
+    png = await world.call("coord", "GET", f"/api/v1/labels/shipment/{ship}.png")
+    video = label_video(png.content, tmp_path / "label.y4m")
+
+    browser = await launch(chromium, video)
+    _context, page = await signed_in(browser, server, "courier1", phone=True)
+    await page.get_by_role("radio", name="Hand over").check()
+    await page.get_by_role("button", name="Scan with camera").click()
+    # The label is read; the hand-over waits for the receiver, and the site is the destination's.
+    await expect(page.locator("#handover-what")).to_contain_text(ship)
+    await expect(page.get_by_label("At site")).to_have_value("CTA")
+    receivers = page.locator("#receivers")
+    await expect(receivers.get_by_role("radio", name=re.compile("^Courier2"))).to_be_visible()
+    await expect(receivers.get_by_role("radio", name=re.compile("^Mfg"))).to_be_visible()
+    await expect(receivers.get_by_role("radio", name=re.compile("^Pharm"))).to_have_count(0)
+    await expect(page.get_by_role("button", name="Record hand-over")).to_be_disabled()
+    await page.wait_for_timeout(1500)  # the label stays in view: still nothing is recorded
+    assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["pending_handover"] is None
+    await no_horizontal_overflow(page)
+    await receivers.get_by_role("radio", name=re.compile("^Courier2")).check()
+    await page.get_by_role("button", name="Record hand-over").click()
+    await expect(page.locator("#done li.ok")).to_have_count(1)
+    handed = await world.ok("coord", "GET", f"/api/v1/shipments/{ship}")
+    assert handed["pending_handover_to"] == "courier2"
+    timeline = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline")
+    handovers = [e for e in timeline["events"] if e["action"] == "handover"]
+    assert [(e["outcome"], e["site"]) for e in handovers] == [("accepted", "CTA")]
     await browser.close()

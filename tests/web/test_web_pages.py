@@ -221,7 +221,8 @@ async def test_shipment_and_case_pages_show_chart_timeline_labels_and_chain(clie
     await sign_in(client, "coord")
     page = await client.get(f"/shipments/{ship}")
     assert page.status_code == 200, page.text
-    assert '<svg class="chart"' in page.text
+    assert '<svg class="chart chart-wide"' in page.text
+    assert '<svg class="chart chart-narrow"' in page.text  # drawn at a phone's width, its text full size
     assert "Chain verified: " in page.text
     assert f"/api/v1/labels/shipment/{ship}.pdf" in page.text
     for action in ("pack", "pickup"):
@@ -292,3 +293,61 @@ async def test_the_sign_in_form_shares_the_lockout_and_says_when_to_try_again(cl
     assert "too many failed sign-ins; try again in" in locked.text
     api = await client.post("/api/v1/auth/login", json={"username": "coord", "password": PASSWORD})
     assert_problem(api, 429)
+
+
+async def test_times_are_in_the_sites_zone_24_hour_with_the_zone_named(client, world):
+    _, _, ship = await journey_to_transit(world)
+    await sign_in(client, "coord")
+    page = await client.get(f"/shipments/{ship}")
+    # The journey's sites are in Europe/Zurich: CET or CEST, never UTC nor a 12-hour clock.
+    assert '<meta name="time-zone" content="Europe/Zurich">' in page.text
+    assert re.search(r"\d{2} \w{3} \d{2}:\d{2} CES?T", page.text)
+    assert " UTC<" not in page.text
+    assert not re.search(r"\d{1,2}:\d{2} ?[AP]M", page.text)
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["{eye}", "{eye_body}", "&/{coi}", "]C0&/{coi}", "CT1:COI:{coi}", "{coi}", "{low}", "{ship}", "{aph}"],
+)
+async def test_the_board_search_finds_every_form_of_a_case_and_shipment(client, world, form):
+    coi, aph, ship = await journey_to_transit(world)
+    case = await world.ok("coord", "GET", f"/api/v1/cases/{coi}")
+    eye = case["eye_readable"]
+    query = form.format(
+        eye=eye, eye_body=eye.rsplit(" [", 1)[0], coi=coi, low=coi.lower(), ship=ship, aph=aph
+    )
+    await sign_in(client, "coord")
+    rows = await client.get("/board/rows", params={"q": query})
+    assert f'data-shipment="{ship}"' in rows.text, query
+    none = await client.get("/board/rows", params={"q": "SHP-2099-999999"})
+    assert f'data-shipment="{ship}"' not in none.text
+
+
+async def test_the_board_search_finds_a_container_and_a_logger(client, world):
+    _, _, ship = await journey_to_transit(world)
+    shipment = await world.ok("coord", "GET", f"/api/v1/shipments/{ship}")
+    await sign_in(client, "coord")
+    rows = await client.get("/board/rows", params={"q": shipment["container_id"].lower()})
+    assert f'data-shipment="{ship}"' in rows.text
+    assert 'data-label="Temperature"' in rows.text  # phone cards name their fields
+
+
+async def test_the_courier_page_has_a_service_worker_for_offline_use(client, world):
+    await sign_in(client, "courier1")
+    worker = await client.get("/courier-sw.js")
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert "/courier" in worker.text
+    page = await client.get("/courier")
+    assert "/static/courier.js" in page.text
+
+
+async def test_a_pharmacist_sees_the_stock_of_their_sites(client, world):
+    await sign_in(client, "pharm")
+    page = await client.get("/pharmacy")
+    assert page.status_code == 200, page.text
+    assert "Pharmacy stock" in page.text
+    await sign_in(client, "coord")
+    refused = await client.get("/pharmacy")
+    assert refused.status_code == 403

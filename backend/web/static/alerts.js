@@ -48,7 +48,7 @@
     if (heading) document.querySelector("section.card h2").textContent = heading.textContent;
   }
 
-  const source = new EventSource("/api/v1/stream");
+  const source = Celltrail.stream();
   source.addEventListener("open", () => { state.dataset.state = "live"; state.textContent = "Live"; });
   source.addEventListener("error", () => { state.dataset.state = "reconnecting"; state.textContent = "Reconnecting…"; });
   source.addEventListener("alert", () => reload(false));

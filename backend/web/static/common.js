@@ -1,9 +1,37 @@
-// Shared by every page: calls to the JSON API with the CSRF token, the session's expiry, messages,
-// and the camera reader used by the courier, receipt and bedside pages.
+// Shared by every page: calls to the JSON API with the CSRF token, the session's expiry, messages in
+// plain words, times in the site's zone, the live stream, cues for new alerts, and the camera reader used
+// by the courier, receipt and bedside pages.
 "use strict";
 
 const Celltrail = (() => {
   const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const zone = () => document.querySelector('meta[name="time-zone"]')?.content || "UTC";
+
+  // Every time on a page is in the site's zone, 24-hour, with the zone named: people at two sites read
+  // the same record, and a bare "14:05" is ambiguous between them.
+  function time(value, withDate) {
+    const moment = value instanceof Date ? value : new Date(value);
+    if (Number.isNaN(moment.getTime())) return "";
+    const options = { timeZone: zone(), hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short" };
+    if (withDate) Object.assign(options, { day: "2-digit", month: "short" });
+    try {
+      return new Intl.DateTimeFormat("en-GB", options).format(moment);
+    } catch (e) {
+      return moment.toISOString().slice(0, 16).replace("T", " ") + " UTC";
+    }
+  }
+
+  // Field and refusal names the API may quote, as a person says them.
+  const WORDS = {
+    seals_intact: "seals intact", shipper_intact: "shipper intact", temperature_reviewed: "temperature reviewed",
+    in_transit: "in transit", storage_location: "storage location", handover_to: "receiver",
+    coi_mismatch: "wristband and bag of different patients", not_infusable: "bag cannot be infused",
+    unknown_item: "unknown item", unknown_receiver: "unknown receiver", wrong_site: "wrong site",
+    wrong_role: "wrong role", out_of_order: "step out of order", idempotency_key: "scan key",
+  };
+  function words(text) {
+    return String(text).replace(/\b[a-z]+(?:_[a-z]+)+\b/g, (w) => WORDS[w] || w.replace(/_/g, " "));
+  }
 
   // Every API error is a problem+json body whose `detail` says what to do; show that, not a status code.
   async function api(method, path, body, extraHeaders) {
@@ -24,8 +52,14 @@ const Celltrail = (() => {
   }
 
   function problemText(result) {
-    if (result.data && result.data.detail) return result.data.detail;
-    return `the server answered ${result.status}`;
+    const data = result.data || {};
+    if (data.detail) {
+      const fields = Array.isArray(data.errors) ? data.errors.map((e) => e && e.message).filter(Boolean) : [];
+      return words([data.detail, ...fields].join(" — "));
+    }
+    if (result.status === 0) return "The server cannot be reached; try again when the connection is back.";
+    if (result.status >= 500) return "The server could not complete this; try again in a moment.";
+    return `The server refused this (${result.status}).`;
   }
 
   function sessionEnded() {
@@ -55,7 +89,7 @@ const Celltrail = (() => {
       const minutes = Math.round((end - Date.now()) / 60000);
       if (minutes <= 0) return sessionEnded();
       label.hidden = false;
-      label.textContent = `session ends ${end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+      label.textContent = `session ends ${time(end)}`;
       if (minutes <= 10) label.classList.add("expiring");
     };
     tick();
@@ -170,10 +204,108 @@ const Celltrail = (() => {
     }
   }
 
+  // One live stream per page, shared by the page's script and the alert cues.
+  let source = null;
+  function stream() {
+    if (!source) source = new EventSource("/api/v1/stream");
+    return source;
+  }
+  function payload(event) {
+    try {
+      return JSON.parse(event.data);
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function clock() {
+    const el = document.getElementById("clock");
+    if (!el) return;
+    const tick = () => {
+      const now = new Date();
+      el.textContent = time(now);
+      el.dateTime = now.toISOString();
+    };
+    tick();
+    setInterval(tick, 15000);
+  }
+
+  // A new alert while the page is in the background: counted in the title, and, when the person has
+  // switched the cues on, a short tone and a desktop notification. Off by default: a ward is no place
+  // for a page that beeps on its own.
+  const CUES = "celltrail-alert-cues";
+  let unseen = 0;
+  let audio = null;
+  const baseTitle = document.title;
+  const cuesOn = () => localStorage.getItem(CUES) === "on";
+
+  function showCount() {
+    document.title = unseen > 0 ? `(${unseen}) ${baseTitle}` : baseTitle;
+  }
+
+  function tone() {
+    if (!audio) return;
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.setValueAtTime(0.2, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.6);
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.6);
+  }
+
+  function cueButton() {
+    const button = document.getElementById("alert-cues");
+    if (!button) return;
+    const show = () => {
+      button.setAttribute("aria-pressed", String(cuesOn()));
+      button.textContent = cuesOn() ? "Alert sound on" : "Alert sound off";
+    };
+    button.addEventListener("click", async () => {
+      if (cuesOn()) {
+        localStorage.removeItem(CUES);
+      } else {
+        localStorage.setItem(CUES, "on");
+        // Created on the click: browsers only let a page play sound after a person's gesture.
+        audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+        if ("Notification" in window && Notification.permission === "default") {
+          try { await Notification.requestPermission(); } catch (e) { /* the tone still plays */ }
+        }
+      }
+      show();
+    });
+    show();
+  }
+
+  function watchAlerts() {
+    if (document.body.dataset.alertsLive !== "true") return;
+    cueButton();
+    stream().addEventListener("alert", (event) => {
+      const alert = payload(event);
+      if (alert.status !== "open") return;
+      if (!document.hidden) return;
+      unseen += 1;
+      showCount();
+      if (!cuesOn()) return;
+      tone();
+      if ("Notification" in window && Notification.permission === "granted") {
+        try {
+          new Notification(`Celltrail: ${alert.severity || "new"} alert`, { body: alert.title || "", tag: `alert-${alert.id}` });
+        } catch (e) { /* notifications are a courtesy */ }
+      }
+    });
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) { unseen = 0; showCount(); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     watchSession();
+    clock();
+    watchAlerts();
     document.getElementById("sign-out")?.addEventListener("click", signOut);
   });
 
-  return { api, problemText, banner, uuid, Camera, identify, sessionEnded };
+  return { api, problemText, words, time, zone, banner, uuid, Camera, identify, sessionEnded, stream, payload };
 })();

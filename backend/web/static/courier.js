@@ -2,6 +2,12 @@
 // to IndexedDB with its idempotency key, then sent; a scan made offline stays there (with the camera
 // frame when the phone cannot read the label itself) and is sent when the phone is back online. The
 // server answers a repeated key with its first answer, so a scan sent twice is recorded once.
+//
+// A hand-over names its receiver from the people bound to the shipment's destination site (or by a
+// scan of their badge), and is recorded only once the courier has chosen and pressed "Record
+// hand-over": nothing is sent while a name is being picked. The site then defaults to the destination.
+// The receivers of the shipments in hand are kept on the phone, so the choice works offline too, and a
+// service worker keeps the page itself, so reloading it offline shows it with its queue.
 "use strict";
 
 (() => {
@@ -40,16 +46,145 @@
   const all = () => store("readonly", (s) => s.getAll());
 
   // ---------------------------------------------------------------- the task
-  function current() {
-    const action = task.elements.action.value;
-    return {
-      action,
-      site: task.elements.site.value,
-      handover_to: action === "handover" ? task.elements.handover_to.value.trim() || null : null,
-    };
+  const handover = document.getElementById("handover");
+  const receiversBox = document.getElementById("receivers");
+  const badge = document.getElementById("badge");
+  const go = document.getElementById("handover-go");
+  const RECEIVERS = `celltrail-receivers-${root.dataset.user}`;
+  let pendingShipment = null; // {text, id}: scanned for a hand-over, waiting for the receiver
+
+  const mode = () => task.elements.action.value;
+  function chosen() {
+    const picked = receiversBox.querySelector("input[name=receiver]:checked");
+    return picked ? picked.value : null;
   }
-  task.addEventListener("change", () => {
-    document.getElementById("handover-to").hidden = current().action !== "handover";
+  function current() {
+    return { action: mode(), site: task.elements.site.value, handover_to: mode() === "handover" ? chosen() : null };
+  }
+
+  function cached() {
+    try {
+      return JSON.parse(localStorage.getItem(RECEIVERS) || "{}");
+    } catch (e) {
+      return {};
+    }
+  }
+  function remember(shipmentId, data) {
+    const all = cached();
+    all[shipmentId] = data;
+    localStorage.setItem(RECEIVERS, JSON.stringify(all));
+  }
+
+  async function receiversOf(shipmentId) {
+    try {
+      const answer = await Celltrail.api("GET", `/api/v1/shipments/${encodeURIComponent(shipmentId)}/receivers`);
+      if (answer.ok) {
+        remember(shipmentId, answer.data);
+        return answer.data;
+      }
+      if (answer.status === 404) return { problem: Celltrail.problemText(answer) };
+    } catch (e) { /* offline: what the phone kept */ }
+    return cached()[shipmentId] || null;
+  }
+
+  // The list the courier picks from: the shipment's receivers, or, before a shipment is known (a label
+  // photographed offline), everyone kept for the shipments in hand.
+  function showReceivers(groups) {
+    receiversBox.replaceChildren();
+    const seen = new Set();
+    for (const group of groups) {
+      for (const person of group.people) {
+        if (seen.has(person.username)) continue;
+        seen.add(person.username);
+        const label = document.createElement("label");
+        label.className = "check";
+        const radio = document.createElement("input");
+        radio.type = "radio";
+        radio.name = "receiver";
+        radio.value = person.username;
+        label.append(radio, ` ${person.full_name} (${person.roles.join(", ")}, ${group.site})`);
+        receiversBox.append(label);
+      }
+    }
+    if (!seen.size) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = "Nobody known to take it here; scan their badge.";
+      receiversBox.append(p);
+    }
+    updateGo();
+  }
+
+  function updateGo() {
+    const who = chosen();
+    go.disabled = !(who && pendingShipment);
+    capture.disabled = mode() === "handover" && !who;
+  }
+
+  async function prepareHandover(text) {
+    const id = text.trim().toUpperCase().replace(/^CT1:SHP:/, "");
+    if (pendingShipment && pendingShipment.id === id) return;
+    pendingShipment = { text, id };
+    document.getElementById("handover-what").textContent = `Hand over ${id} to:`;
+    const data = await receiversOf(id);
+    if (data && data.problem) {
+      pendingShipment = null;
+      say(`✖ ${data.problem}`, "bad");
+      return;
+    }
+    if (data) {
+      const option = [...task.elements.site.options].find((o) => o.value === data.site);
+      if (option) task.elements.site.value = data.site;
+      showReceivers([data]);
+    } else {
+      showReceivers([]);
+    }
+    say(`Choose who takes ${id}, then press “Record hand-over”.`, "info");
+  }
+
+  function resetHandover() {
+    pendingShipment = null;
+    badge.value = "";
+    document.getElementById("handover-what").textContent = "Scan the label of the shipment you hand over.";
+    showReceivers(Object.values(cached()));
+  }
+
+  receiversBox.addEventListener("change", updateGo);
+  task.addEventListener("change", (event) => {
+    if (event.target.name !== "action") return;
+    handover.hidden = mode() !== "handover";
+    if (mode() === "handover") resetHandover();
+    updateGo();
+  });
+
+  // A badge scanned (or its username typed) picks the matching person; offline, when nobody is listed,
+  // the name is taken as given and checked by the server when the scan is sent.
+  badge.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const who = badge.value.trim().toLowerCase();
+    if (!who) return;
+    let radio = receiversBox.querySelector(`input[name=receiver][value="${CSS.escape(who)}"]`);
+    if (!radio && navigator.onLine && pendingShipment) {
+      say(`✖ ${who} is not bound to this shipment's destination; choose from the list.`, "bad");
+      return;
+    }
+    if (!radio) {
+      showReceivers([{ site: "badge", people: [{ username: who, full_name: who, roles: ["scanned badge"] }] }]);
+      radio = receiversBox.querySelector("input[name=receiver]");
+    }
+    radio.checked = true;
+    badge.value = "";
+    updateGo();
+  });
+
+  go.addEventListener("click", async () => {
+    const who = chosen();
+    if (!pendingShipment || !who) return;
+    const { id } = pendingShipment;
+    recorded.add(`handover:shipment:${id}`);
+    await enqueue([pendingShipment.text], null);
+    resetHandover();
   });
 
   function say(text, kind) {
@@ -60,7 +195,7 @@
   async function enqueue(codes, frame) {
     const t = current();
     if (t.action === "handover" && !t.handover_to) {
-      say("Enter who you hand over to first.", "bad");
+      say("Choose who you hand over to first.", "bad");
       return;
     }
     const item = {
@@ -69,7 +204,7 @@
     };
     await put(item);
     say(frame ? "Saved offline: the label photo is sent when you are back online." : `Saved ${codes.join(", ")}; sending…`,
-      frame ? "pending" : "pending");
+      "pending");
     await render();
     flush();
   }
@@ -100,6 +235,8 @@
     if (answer.status >= 500 || answer.status === 429) throw new Error("try later");
     await remove(item.idempotency_key);
     addDone(item, answer);
+    // A shipment just taken: keep who can receive it, for a hand-over made where there is no network.
+    if (answer.ok && item.action === "pickup" && answer.data.shipment_id) await receiversOf(answer.data.shipment_id);
   }
 
   async function flush() {
@@ -126,10 +263,10 @@
   function addDone(item, answer) {
     const li = document.createElement("li");
     li.className = answer.ok ? "ok" : "bad";
-    const when = new Date(item.device_time).toLocaleTimeString();
+    const when = Celltrail.time(item.device_time);
     li.textContent = answer.ok
       ? `✔ ${when} ${answer.data.message}`
-      : `✖ ${when} ${item.action} ${item.codes.join(", ")}: ${Celltrail.problemText(answer)}`;
+      : `✖ ${when} ${item.action} ${(item.codes || []).join(", ")}: ${Celltrail.problemText(answer)}`;
     document.getElementById("done").prepend(li);
     say(li.textContent, answer.ok ? "ok" : "bad");
   }
@@ -142,7 +279,7 @@
       const li = document.createElement("li");
       li.className = item.state;
       const what = item.codes ? item.codes.join(", ") : "label photo";
-      li.textContent = `${new Date(item.device_time).toLocaleTimeString()} ${item.action} ${what}` +
+      li.textContent = `${Celltrail.time(item.device_time)} ${item.action === "handover" ? `hand-over to ${item.handover_to}` : item.action} ${what}` +
         (item.note ? ` — ${item.note}` : "");
       if (item.state === "failed") {
         const drop = document.createElement("button");
@@ -187,10 +324,6 @@
         setOnline(true);
         // Photos taken offline go first: they may be this very label, and must not be recorded twice.
         if (pendingPhotos > 0) return flush();
-        if (current().action === "handover" && !current().handover_to) {
-          say("Enter who you hand over to first.", "bad");
-          return;
-        }
         for (const code of codes) {
           if (code.kind !== "shipment" && code.kind !== "sscc") {
             if (code.problem) say(`✖ ${code.problem}`, "bad");
@@ -199,6 +332,11 @@
           }
           const seen = `${current().action}:${code.key || code.text}`;
           if (recorded.has(seen)) continue;
+          if (mode() === "handover") {
+            // The hand-over waits for the receiver to be chosen: nothing is recorded yet.
+            prepareHandover(code.display || code.text);
+            break;
+          }
           recorded.add(seen);
           enqueue([code.text], null);
           break; // one label per frame: a shipment label's Code 128 and QR are the same shipment
@@ -218,7 +356,9 @@
     const field = event.target.elements.code;
     const text = field.value.trim().toUpperCase();
     field.value = "";
-    if (text) enqueue([text], null);
+    if (!text) return;
+    if (mode() === "handover") prepareHandover(text);
+    else enqueue([text], null);
   });
 
   // ---------------------------------------------------------------- hand-overs to me
@@ -231,6 +371,12 @@
       return;
     }
     if (!answer.ok) return;
+    // Keep the receivers of the shipments in transit on the phone, for a hand-over made offline.
+    const kept = cached();
+    for (const s of answer.data.filter((x) => x.status === "in_transit" && !kept[x.id]).slice(0, 20)) {
+      await receiversOf(s.id);
+    }
+    if (mode() === "handover" && !pendingShipment && !chosen()) showReceivers(Object.values(cached()));
     const mine = answer.data.filter((s) => s.pending_handover && s.pending_handover_to === root.dataset.user);
     list.replaceChildren();
     if (!mine.length) {
@@ -261,4 +407,9 @@
   setOnline(navigator.onLine);
   render().then(flush);
   loadConfirmations();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/courier-sw.js", { scope: "/courier" }).catch(() => {
+      /* the page works online without it */
+    });
+  }
 })();

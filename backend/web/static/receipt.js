@@ -1,5 +1,11 @@
-// The receipt desk: scans from a keyboard-wedge scanner (the scan field keeps the focus) or the camera,
-// the expected items ticked off from the server's answer, then the signed accept or quarantine.
+// The receipt desk: scans from a keyboard-wedge scanner or the camera, the expected items ticked off from
+// the server's answer, then the signed accept or quarantine.
+//
+// Focus: the page never takes it from a control the person moved to, so the checklist, the comment,
+// the password and both buttons can be reached and used with the keyboard alone. It goes back to the
+// scan field only after a scan or on Escape. A wedge scanner types into whatever has the focus: when
+// that is a checkbox or a button, the typed characters (from the first one on) are taken into the scan
+// field instead, so a scan right after a click loses nothing and never ticks a box.
 "use strict";
 
 (() => {
@@ -18,26 +24,38 @@
     result.className = `scan-result ${kind}`;
   }
 
-  // Scanners type fast and end with Enter into whatever has the focus: keep it in the scan field, so a
-  // scan never lands in a checkbox or presses a button. Only the fields a person types in keep it.
-  function keepFocus() {
+  // Fields a person types in keep their keys; everything else passes printable keys to the scan field.
+  const typing = (el) => el && (el.matches("textarea, select, input:not([type=checkbox]):not([type=radio]):not([type=button]):not([type=submit])"));
+
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      input.focus();
+      return;
+    }
     const active = document.activeElement;
-    if (active && active !== input && active.matches("input[type=password], textarea, select")) return;
+    if (active === input || typing(active)) return;
+    if (event.ctrlKey || event.metaKey || event.altKey || event.key.length !== 1 || event.key === " ") return;
+    event.preventDefault();
     input.focus();
-  }
-  document.addEventListener("click", () => setTimeout(keepFocus, 0));
-  setInterval(keepFocus, 1000);
+    input.value += event.key;
+  }, true);
 
   async function record(text, kind) {
     const isShipment = kind ? kind === "shipment" : /SHP-\d{4}-\d{6}/.test(text);
     const codes = isShipment ? [text] : [shipmentId, text];
     say(`Recording ${text}…`, "pending");
-    const answer = await Celltrail.api("POST", "/api/v1/scans", {
-      idempotency_key: Celltrail.uuid(), action: "receive", site, codes,
-      device_time: new Date().toISOString(),
-    });
+    let answer;
+    try {
+      answer = await Celltrail.api("POST", "/api/v1/scans", {
+        idempotency_key: Celltrail.uuid(), action: "receive", site, codes,
+        device_time: new Date().toISOString(),
+      });
+    } catch (e) {
+      say("✖ The server cannot be reached: the scan was not recorded. Scan it again when the connection is back.", "bad");
+      return;
+    }
     if (answer.ok) {
-      say(`✔ ${answer.data.message}`, "ok");
+      say(`✔ ${Celltrail.words(answer.data.message)}`, "ok");
     } else {
       say(`✖ ${Celltrail.problemText(answer)}`, "bad");
     }
@@ -45,7 +63,12 @@
   }
 
   async function refresh() {
-    const view = await Celltrail.api("GET", `/api/v1/shipments/${shipmentId}/receipt`);
+    let view;
+    try {
+      view = await Celltrail.api("GET", `/api/v1/shipments/${shipmentId}/receipt`);
+    } catch (e) {
+      return;
+    }
     if (!view.ok) return;
     const scanned = new Set(view.data.scanned);
     const arrived = ["arrived", "received", "quarantined"].includes(view.data.shipment.status);
@@ -54,14 +77,26 @@
       li.classList.toggle("done", item === shipmentId ? arrived : scanned.has(item));
     }
     const status = document.getElementById("shipment-status");
-    status.textContent = view.data.shipment.status.replace("_", " ");
+    status.textContent = Celltrail.words(view.data.shipment.status);
     status.className = `badge status-${view.data.shipment.status}`;
+  }
+
+  // The decision section as the server renders it now: after signing, who decided what and when, with
+  // no live buttons and no error left over from an earlier try.
+  async function reloadDecision() {
+    const response = await fetch(location.pathname, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById("decision-section");
+    const here = document.getElementById("decision-section");
+    if (fresh && here) here.replaceWith(fresh);
   }
 
   document.getElementById("scan-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = input.value.trim();
     input.value = "";
+    input.focus();
     if (text) record(text, null);
   });
 
@@ -82,7 +117,7 @@
     toggle.textContent = "Stop camera";
     camera.loop((codes) => {
       for (const code of codes) {
-        if (code.problem) { say(`✖ ${code.text}: ${code.problem}`, "bad"); continue; }
+        if (code.problem) { say(`✖ ${code.text}: ${Celltrail.words(code.problem)}`, "bad"); continue; }
         const last = recent.get(code.text) || 0;
         if (Date.now() - last < 5000) continue;
         recent.set(code.text, Date.now());
@@ -104,17 +139,28 @@
         comment: decision.elements.comment.value.trim() || null,
       };
       const error = document.getElementById("decision-error");
-      const answer = await Celltrail.api("POST", `/api/v1/shipments/${shipmentId}/receipt`, body);
+      const buttons = decision.querySelectorAll("button");
+      buttons.forEach((b) => { b.disabled = true; });
+      let answer;
+      try {
+        answer = await Celltrail.api("POST", `/api/v1/shipments/${shipmentId}/receipt`, body);
+      } catch (e) {
+        answer = { ok: false, status: 0, data: null };
+      }
       decision.elements.password.value = "";
       if (!answer.ok) {
+        buttons.forEach((b) => { b.disabled = false; });
         error.textContent = Celltrail.problemText(answer);
         error.hidden = false;
+        decision.elements.password.focus();
         return;
       }
       error.hidden = true;
       Celltrail.banner(`Signed: ${choice === "accept" ? "received and verified" : "quarantined"} (event #${answer.data.seq}).`, "ok");
-      decision.querySelectorAll("button").forEach((b) => { b.disabled = true; });
       await refresh();
+      await reloadDecision();
+      document.getElementById("decision-heading")?.setAttribute("tabindex", "-1");
+      document.getElementById("decision-heading")?.focus();
     });
   }
 })();
