@@ -59,7 +59,8 @@ class EpcisController(Controller):
     ) -> Response[dict[str, Any]]:
         """The case's accepted custody steps as an EPCIS 2.0 document (JSON-LD, CBV 2.0)."""
         record = await case_record(pool, principal, coi)
-        return Response(case_document(record, datetime.now(UTC)), media_type=EPCIS_JSON_LD)
+        said = await _said(pool, record)
+        return Response(case_document(record, datetime.now(UTC), said), media_type=EPCIS_JSON_LD)
 
     @get("/shipments/{shipment_id:str}/epcis", opt=policy(*SHIPMENT_READERS), operation_id="shipmentEpcis")
     async def shipment_epcis(
@@ -68,7 +69,10 @@ class EpcisController(Controller):
         """One shipment leg's steps: packing, shipping, hand-overs, receiving with the temperature summary."""
         shipment = await get_shipment(pool, principal, shipment_id)
         record = await _record_of_shipment(pool, principal, shipment.coi)
-        return Response(shipment_document(record, shipment.id, datetime.now(UTC)), media_type=EPCIS_JSON_LD)
+        said = await _said(pool, record)
+        return Response(
+            shipment_document(record, shipment.id, datetime.now(UTC), said), media_type=EPCIS_JSON_LD
+        )
 
     @get(
         "/epcis/events",
@@ -233,6 +237,12 @@ def _receipt(job: jobs.CaptureJob) -> dict[str, Any]:
         "accepted": counts["recorded"] if job.success else 0,
         "detail": detail,
     }
+
+
+async def _said(pool: Pool, record: CaseRecord) -> dict[int, jobs.Captured]:
+    """What partners' captured events said of the record's steps (stored with the steps, never changed)."""
+    async with pool.acquire() as conn:
+        return await jobs.captured_for(conn, [e.id for e in record.events])
 
 
 async def _record_of_shipment(pool: Pool, principal: Principal, coi: str) -> CaseRecord:

@@ -12,7 +12,8 @@ The job's outcome is written in that same transaction.
 Each event ends as one of:
 - recorded: it became a custody step (or was one already: the idempotency key of each scan is derived
   from the event's eventID, or without one its CBV 2.0 event hash, so the same document captured twice
-  records nothing the second time);
+  records nothing the second time). What the event said of the step (its eventID, business step and
+  disposition, a URI of the partner's own included) is kept with it and exported for it;
 - ignored: a conformant event that is not a custody step for Celltrail (it names none of Celltrail's
   units or shipments, or its business step is not a custody step Celltrail captures, custom business
   steps included); ignoring one is no error;
@@ -111,7 +112,7 @@ async def run(
         outcome: list[dict[str, Any]] = []
         try:
             async with conn.transaction():
-                outcome = await _record_all(conn, actor, document, handover_minutes)
+                outcome = await _record_all(conn, job_id, actor, document, handover_minutes)
                 failed = [o for o in outcome if o["status"] == "error"]
                 if failed and job.error_behaviour == jobs.ROLLBACK:
                     raise _Rollback
@@ -153,7 +154,7 @@ def _errors(failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def _record_all(
-    conn: Conn, actor: Principal, document: Mapping[str, Any], handover_minutes: int
+    conn: Conn, job_id: str, actor: Principal, document: Mapping[str, Any], handover_minutes: int
 ) -> list[dict[str, Any]]:
     context = document.get("@context")
     outcome: list[dict[str, Any]] = []
@@ -176,6 +177,8 @@ async def _record_all(
         entry |= {"action": command.action.value, "custodyEventID": body.get("event_id")}
         if answer.status < 400:
             outcome.append({**entry, "status": "recorded", "seq": body.get("seq")})
+            if isinstance(custody_event_id := body.get("event_id"), int):
+                await jobs.keep_captured(conn, custody_event_id, job_id, _said(event))
         else:
             reason = str(body.get("detail", "refused"))
             outcome.append({**entry, "status": "error", "reason": reason, "refusal": body.get("refusal")})
@@ -236,6 +239,16 @@ async def _command(conn: Conn, event: Mapping[str, Any], event_id: str) -> ScanC
     if too_large is not None:
         raise _Unrecordable(too_large)
     return command
+
+
+def _said(event: Mapping[str, Any]) -> jobs.Captured:
+    """The event's own eventID, business step and disposition, CBV terms in their bare form."""
+    step, disposition = str(event["bizStep"]), event.get("disposition")
+    return jobs.Captured(
+        str(event["eventID"]) if event.get("eventID") else None,
+        vocabulary.BIZ_STEP.bare(step) or step,
+        (vocabulary.DISPOSITION.bare(str(disposition)) or str(disposition)) if disposition else None,
+    )
 
 
 def _epcs(event: Mapping[str, Any]) -> list[str]:

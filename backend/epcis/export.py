@@ -11,13 +11,17 @@ The JSON-LD context is referenced by URL and never fetched."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import msgspec
+
 from backend.epcis import identifiers
 from backend.epcis.eventid import EPCIS_CONTEXT_URL, event_hash_id
 from backend.epcis.formats import iso_utc, utc_offset
+from backend.epcis.jobs import Captured
 from backend.epcis.mapping import AGGREGATION, EXPORTED, SENSOR_REPORTING, Step, export_key
 from backend.reports.record import CaseRecord, EventLine, SiteInfo, TemperatureLeg
 
@@ -28,13 +32,20 @@ CONTEXT: Final[list[Any]] = [
 _SHIPMENT_STEPS: Final = frozenset({"shipping", "receiving"})
 
 
-def case_document(record: CaseRecord, created: datetime) -> dict[str, Any]:
-    return _document([e for event in record.events for e in _events(record, event)], created)
+# What partners' captured events said of the steps they recorded, by custody event id.
+Said = Mapping[int, Captured]
+_NOTHING_SAID: Final[dict[int, Captured]] = {}
 
 
-def shipment_document(record: CaseRecord, shipment_id: str, created: datetime) -> dict[str, Any]:
+def case_document(record: CaseRecord, created: datetime, said: Said = _NOTHING_SAID) -> dict[str, Any]:
+    return _document([e for event in record.events for e in _events(record, event, said)], created)
+
+
+def shipment_document(
+    record: CaseRecord, shipment_id: str, created: datetime, said: Said = _NOTHING_SAID
+) -> dict[str, Any]:
     chosen = [e for e in record.events if e.shipment_id == shipment_id]
-    return _document([e for event in chosen for e in _events(record, event)], created)
+    return _document([e for event in chosen for e in _events(record, event, said)], created)
 
 
 def _document(events: list[dict[str, Any]], created: datetime) -> dict[str, Any]:
@@ -69,22 +80,36 @@ def _leg(record: CaseRecord, shipment_id: str | None) -> TemperatureLeg | None:
     return next((leg for leg in record.legs if leg.shipment_id == shipment_id), None)
 
 
-def events_of_step(record: CaseRecord, event: EventLine) -> list[dict[str, Any]]:
+def events_of_step(record: CaseRecord, event: EventLine, said: Said = _NOTHING_SAID) -> list[dict[str, Any]]:
     """The EPCIS events one stored custody step exports as (none for refusals and administration)."""
-    return _events(record, event)
+    return _events(record, event, said)
 
 
-def _events(record: CaseRecord, event: EventLine) -> list[dict[str, Any]]:
+def _events(record: CaseRecord, event: EventLine, said: Said) -> list[dict[str, Any]]:
     if event.outcome != "accepted":
         return []
     steps = EXPORTED.get(export_key(event.action, event.data), ())
     leg = _leg(record, event.shipment_id)
     sensors = _sensor_elements(leg) if leg is not None else []
-    return [
+    captured = said.get(event.id)
+    if captured is not None:
+        # A captured step is one event (pick-up, receiving, packing, storing, dispensing): it is exported
+        # with the business step and disposition its partner sent.
+        steps = tuple(
+            msgspec.structs.replace(
+                s, biz_step=captured.biz_step, disposition=captured.disposition or s.disposition
+            )
+            for s in steps
+        )
+    made = [
         _event(record, event, s, sensors)
         for s in steps
         if (s.event_type != AGGREGATION or leg is not None) and (s.biz_step != SENSOR_REPORTING or sensors)
     ]
+    if captured is not None and captured.event_id and len(made) == 1:
+        # The partner's own eventID names the event: it is the same event, as Celltrail states it.
+        made[0]["eventID"] = captured.event_id
+    return made
 
 
 def _event(record: CaseRecord, event: EventLine, step: Step, sensors: list[dict[str, Any]]) -> dict[str, Any]:

@@ -118,3 +118,36 @@ async def listed(conn: Conn, principal: Principal) -> list[CaptureJob]:
         LIST_LIMIT,
     )
     return [_job(row) for row in rows]
+
+
+class Captured(msgspec.Struct, frozen=True):
+    """What a captured event said of the custody step it recorded (see migration 0027)."""
+
+    event_id: str | None
+    biz_step: str
+    disposition: str | None
+
+
+async def keep_captured(conn: Conn, custody_event_id: int, job_id: str, said: Captured) -> None:
+    """Remember what the event said; the first capture of a step is the one kept (a document captured
+    again records nothing new)."""
+    await conn.execute(
+        """INSERT INTO epcis_captured_events (custody_event_id, capture_id, event_id, biz_step, disposition)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (custody_event_id) DO NOTHING""",
+        custody_event_id,
+        job_id,
+        said.event_id,
+        said.biz_step,
+        said.disposition,
+    )
+
+
+async def captured_for(conn: Conn, custody_event_ids: list[int]) -> dict[int, Captured]:
+    rows = await conn.fetch(
+        """SELECT custody_event_id, event_id, biz_step, disposition FROM epcis_captured_events
+           WHERE custody_event_id = ANY($1::bigint[])""",
+        custody_event_ids,
+    )
+    return {
+        int(r["custody_event_id"]): Captured(r["event_id"], r["biz_step"], r["disposition"]) for r in rows
+    }

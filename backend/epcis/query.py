@@ -24,10 +24,10 @@ import msgspec
 from backend.db.repo import exports
 from backend.db.types import Conn
 from backend.domain.errors import InvalidInput
-from backend.epcis import vocabulary
+from backend.epcis import jobs, vocabulary
 from backend.epcis.export import CONTEXT, events_of_step
 from backend.epcis.formats import iso_utc, parse_date_time
-from backend.epcis.mapping import EXPORTED
+from backend.epcis.mapping import CAPTURED, EXPORTED
 from backend.reports.record import CaseRecord, load_record
 
 DEFAULT_PER_PAGE: Final = 30
@@ -57,14 +57,16 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
         """Custody actions whose export can have one of the asked business steps (None: any)."""
         if self.biz_steps is None:
             return None
-        return sorted(
-            {
-                key.partition(":")[0]
-                for key, steps in EXPORTED.items()
-                for s in steps
-                if s.biz_step in self.biz_steps
-            }
-        )
+        exported = {
+            key.partition(":")[0]
+            for key, steps in EXPORTED.items()
+            for s in steps
+            if s.biz_step in self.biz_steps
+        }
+        # A captured step is exported with the business step its partner sent, a custom one included.
+        if not self.biz_steps <= {s.biz_step for steps in EXPORTED.values() for s in steps}:
+            exported |= {action.value for action in CAPTURED.values()}
+        return sorted(exported)
 
     def admits(self, event: dict[str, Any]) -> bool:
         if self.event_types is not None and event["type"] not in self.event_types:
@@ -192,6 +194,7 @@ async def query_events(
     """Must run in one read-only, repeatable-read transaction, like a case record."""
     found: list[dict[str, Any]] = []
     records: dict[str, CaseRecord] = {}
+    said: dict[int, jobs.Captured] = {}
     after, examined = query.after, 0
     while len(found) < query.per_page and examined < MAX_EXAMINED:
         batch = await exports.custody_steps_page(
@@ -210,11 +213,12 @@ async def query_events(
             after = Cursor(moment, step_id)
             if coi not in records:
                 records[coi] = await load_record(conn, coi, patient_visible=False, requested_by=requested_by)
+                said.update(await jobs.captured_for(conn, [e.id for e in records[coi].events]))
             record = records[coi]
             line = next((e for e in record.events if e.id == step_id), None)
             if line is None:
                 continue
-            found += [e for e in events_of_step(record, line) if query.admits(e)]
+            found += [e for e in events_of_step(record, line, said) if query.admits(e)]
             if len(found) >= query.per_page:
                 break
     return EventPage(found, after)

@@ -319,6 +319,13 @@ async def test_capture_records_partner_events_through_the_state_machine(journey,
     assert job["events"][0]["eventID"] == arrival["epcisBody"]["eventList"][0]["eventID"]
     view = await world.ok("mfg", "GET", f"/api/v1/shipments/{ship}/receipt")
     assert view["missing"] == []
+    # Exported as the partner said it: its eventID, its business step.
+    exported = await world.ok("coord", "GET", f"/api/v1/shipments/{ship}/epcis")
+    assert_conformant(exported)
+    [arrived] = by_step(exported)["arriving"]
+    assert arrived["eventID"] == arrival["epcisBody"]["eventList"][0]["eventID"]
+    queried = await world.ok("mfg", "GET", "/api/v1/epcis/events", params={"EQ_bizStep": "arriving"})
+    assert arrived in queried["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
     await accept_receipt(world, "mfg", ship)
     timeline = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline")
     assert [e["action"] for e in timeline["events"]][-4:] == ["pickup", "receive", "receive", "receipt"]
@@ -426,6 +433,17 @@ async def test_custom_business_steps_and_dispositions_are_accepted(journey, modu
     assert _statuses(job) == ["ignored", "recorded"]
     assert "handed_to_airline" in job["events"][0]["reason"]
     assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "in_transit"
+    # The courier's disposition is kept with the step and comes back in the export and the query.
+    exported = await world.ok("coord", "GET", f"/api/v1/shipments/{ship}/epcis")
+    assert_conformant(exported)
+    shipped = by_step(exported)["shipping"]
+    assert [e["disposition"] for e in shipped] == ["urn:courier-example:disp:sealed"]
+    queried = await world.ok(
+        "coord", "GET", "/api/v1/epcis/events", params={"EQ_disposition": "urn:courier-example:disp:sealed"}
+    )
+    assert [e["eventID"] for e in queried["epcisBody"]["queryResults"]["resultsBody"]["eventList"]] == [
+        shipped[0]["eventID"]
+    ]
 
 
 @pytest.mark.parametrize(
