@@ -322,7 +322,7 @@ async def test_every_page_fits_a_phone_and_a_desktop(server, world, chromium, sh
         "coord": ["/board", f"/shipments/{ship}", f"/cases/{coi}", "/alerts"],
         "mfg": ["/receipt", f"/receipt/{ship}"],
         "courier1": ["/courier"],
-        "pharm": ["/bedside"],
+        "pharm": ["/bedside", "/pharmacy"],
     }
     browser = await launch(chromium)
     for phone in (False, True):
