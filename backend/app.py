@@ -17,6 +17,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from backend.api import planning as routes_planning
 from backend.api import routes_alerting, routes_custody, routes_reports, routes_telemetry
 from backend.api.api_keys import ApiKeysController
 from backend.api.audit import AuditController
@@ -36,6 +37,7 @@ from backend.live.hub import Hub
 from backend.services import auth, checkpoints, excursions, monitoring, record_keys, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
+from backend.services.planning import bookings as planning_bookings
 from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
 from backend.web import routes as web_routes
@@ -60,6 +62,7 @@ ROUTE_HANDLERS: Sequence[Any] = (
     *routes_telemetry.ROUTES,
     *routes_reports.ROUTES,
     *routes_alerting.ROUTES,
+    *routes_planning.ROUTES,
     decode_frame,
     identify,
     verify_at_bedside,
@@ -184,6 +187,7 @@ async def _housekeeping(pool: Pool, settings: Settings) -> None:
         try:
             await alert_overdue_handovers(pool)
             await monitoring.run_periodic_checks(pool, settings)
+            await planning_bookings.check_milestones(pool)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.exception("housekeeping failed; will retry")
         try:

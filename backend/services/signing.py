@@ -41,6 +41,9 @@ MEANINGS = (
     "verified at bedside",
     "quarantined",
     "disposed",
+    # A manufacturing site's answer to a treatment order (backend/services/planning/orders.py).
+    "order accepted",
+    "order declined",
 )
 REFUSED = "signature refused"
 # Waiting longer than this for a connection of its own (a pool exhausted by concurrent scans), the

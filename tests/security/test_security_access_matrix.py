@@ -45,6 +45,8 @@ SAMPLE_PARAMS = {
     "code": "fresh",
     "file_path": "app.css",
     "capture_id": "0" * 32,
+    "product": "car-t",
+    "day": "2026-12-24",
 }
 GUARD_DENIALS = ("this action needs one of the roles", "declares no access policy")
 OWN_SITE, OTHER_SITE = "USZ", "CTA"

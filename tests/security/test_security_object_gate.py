@@ -274,6 +274,18 @@ _RECEIPT = {
     "comment": "B",
 }
 
+
+def _order(ids: dict[str, str], orgs: Organisations) -> Any:
+    return {
+        "product": "car-t",
+        "collection_site": "KSB",
+        "manufacturing_site": "KSB-LAB",
+        "mdt_reference": "MDT-B",
+        "mdt_date": "2026-01-05",
+        "physician": "Dr. B",
+    }
+
+
 TABLE: dict[str, list[Probe]] = {
     "health": [Probe("own", "/healthz")],
     "login": [Probe("own")],  # public; tried in test_security_login_throttle.py
@@ -420,6 +432,16 @@ TABLE: dict[str, list[Probe]] = {
     "listEpcisCaptures": [Probe("list", "/api/v1/epcis/capture")],
     "getEpcisCapture": [Probe("record", "/api/v1/epcis/capture/" + "0" * 32)],
     "discoverEpcisCapture": [Probe("own")],  # the capture interface's limits, the same for everyone
+    # Products' GTINs are the network's master data, like the site directory; only administrators set them.
+    "listEpcisProducts": [Probe("own", "/api/v1/epcis/products")],
+    "setEpcisProductGtin": [
+        Probe(
+            "guard",
+            "/api/v1/epcis/products/Apheresis",
+            body=lambda i, o: {"gtin": "07612345000022"},
+            method="PUT",
+        )
+    ],
     "queryEpcisEvents": [
         Probe("list", "/api/v1/epcis/events"),
         Probe("list", "/api/v1/epcis/events", query={"MATCH_epc": "urn:celltrail:isbt128:unit:{prc}"}),
@@ -474,7 +496,54 @@ TABLE: dict[str, list[Probe]] = {
             "/api/v1/identify",
             body=lambda i, o: {"codes": [i["prc"], i["ship_out"], f"&/{i['coi']}"]},
         )
+    ],  # Orchestration (docs/planning.md): a case's order, plan and booking go through the planning gate;
+    # capacity and slots belong to the site in the path.
+    "listPlanningProducts": [Probe("own", "/api/v1/planning/products")],
+    "listTreatmentOrders": [Probe("list", "/api/v1/orders")],
+    "createTreatmentOrder": [Probe("record", "/api/v1/cases/{coi}/order", body=_order)],
+    "decideTreatmentOrder": [
+        Probe(
+            "record",
+            "/api/v1/cases/{coi}/order/decision",
+            body=lambda i, o: {"decision": "accept", "password": PASSWORD},
+        )
     ],
+    "getCasePlan": [Probe("record", "/api/v1/cases/{coi}/plan")],
+    "caseSlotChoices": [Probe("record", "/api/v1/cases/{coi}/slots")],
+    "bookCollection": [Probe("record", "/api/v1/cases/{coi}/booking", body=lambda i, o: {"slot_id": 1})],
+    "rescheduleCollection": [
+        Probe(
+            "record",
+            "/api/v1/cases/{coi}/booking/reschedule",
+            body=lambda i, o: {"slot_id": 1, "reason": "B moves it"},
+        )
+    ],
+    "cancelCollection": [
+        Probe("record", "/api/v1/cases/{coi}/booking/cancel", body=lambda i, o: {"reason": "B cancels it"})
+    ],
+    "capacityCalendar": [Probe("guard", "/api/v1/sites/CTA/calendar")],
+    "setCapacity": [
+        Probe(
+            "guard",
+            "/api/v1/sites/CTA/capacity/car-t",
+            body=lambda i, o: {"runs_per_day": 0, "suites": ["B"]},
+            method="PUT",
+        )
+    ],
+    "addBlackout": [
+        Probe("guard", "/api/v1/sites/CTA/blackouts", body=lambda i, o: {"day": "2026-12-24", "reason": "B"})
+    ],
+    "removeBlackout": [Probe("guard", "/api/v1/sites/CTA/blackouts/2026-12-24", method="DELETE")],
+    "listCollectionSlots": [Probe("guard", "/api/v1/sites/USZ-APH/slots")],
+    "addCollectionSlots": [
+        Probe(
+            "guard",
+            "/api/v1/sites/USZ-APH/slots",
+            body=lambda i, o: {"slots": [{"starts_at": "2026-12-24T08:00:00", "minutes": 60}]},
+        )
+    ],
+    "getKpis": [Probe("list", "/api/v1/kpis")],
+    "getKpisCsv": [Probe("list", "/api/v1/kpis.csv")],
 }
 
 
