@@ -36,8 +36,10 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
     Action.DISPOSE: frozenset({Role.PHARMACIST, Role.MANUFACTURING, Role.QA}),
 }
 
-# Roles that may sign an infusion (verifier and administrator at the bedside).
+# Roles that may sign an infusion (verifier and administrator at the bedside), and what each of the two
+# signatures means: one person verified the bag against the wristband, the other administered it.
 INFUSION_SIGNER_ROLES = frozenset({Role.PHARMACIST})
+INFUSION_MEANINGS = ("administered", "verified at bedside")
 FINAL_UNIT_STATES = frozenset({"infused", "disposed"})
 
 

@@ -3,6 +3,7 @@ chain lock, apply it or record the refusal (and alert), and remember the answer 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,14 +11,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import asyncpg
 import msgspec
 
-from backend.db.repo import cases, events, shipments, users
+from backend.db.repo import audit, cases, events, shipments, users
 from backend.db.repo.cases import UnitRow
 from backend.db.repo.outbox import Notice
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal
-from backend.domain.custody import ACTION_ROLES, INFUSION_SIGNER_ROLES, Action, Change, Refusal, decide
-from backend.domain.errors import Conflict, DomainError, NotFound, PermissionDenied
+from backend.domain.custody import (
+    ACTION_ROLES,
+    INFUSION_MEANINGS,
+    INFUSION_SIGNER_ROLES,
+    Action,
+    Change,
+    Refusal,
+    decide,
+)
+from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
 from backend.domain.replay import SHIPMENT_STATUS_ACTIONS, UNIT_STATUS_OF_ACTION, shipment_statuses_after
 from backend.services import ledger, objects, signing
@@ -53,6 +62,20 @@ class ScanCommand(msgspec.Struct, frozen=True, kw_only=True):
     storage_location: Annotated[str, msgspec.Meta(max_length=MAX_LOCATION_LENGTH)] | None = None
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
     signatures: Annotated[list[SignatureInput], msgspec.Meta(max_length=5)] = []
+
+    def request_digest(self) -> bytes:
+        """What makes two sends one request: what it asks for (action, site, codes, receiver, location,
+        reason, signers and meanings). Not the key itself, not the signers' passwords (never stored, not
+        even hashed), and not the device's clock and position, which a client may read again when it
+        retries the same scan."""
+        same = msgspec.structs.replace(
+            self,
+            idempotency_key="",
+            device_time=None,
+            gps=None,
+            signatures=[msgspec.structs.replace(s, password="") for s in self.signatures],
+        )
+        return hashlib.sha256(msgspec.json.encode(same)).digest()
 
     def over_bounds(self) -> str | None:
         """Why a command built from a document is too large to record, or None."""
@@ -140,6 +163,7 @@ async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handov
                         answer.status,
                         answer.body,
                         answer.notice,
+                        request_digest=command.request_digest(),
                     ):
                         raise _Duplicate
                 if answer.status >= 400:
@@ -150,13 +174,13 @@ async def record_scan(pool: Pool, actor: Principal, command: ScanCommand, handov
                         extra={"refusal": refusal, "coi": answer.body.get("coi"), "site": command.site},
                     )
                 return answer
-            except asyncpg.SerializationError:  # pragma: no cover - retried by design
+            except (asyncpg.SerializationError, asyncpg.DeadlockDetectedError):  # pragma: no cover
                 continue
             except (_Duplicate, DomainError):
-                remembered = await events.remembered_answer(conn, command.idempotency_key)
+                remembered = await events.remembered_request(conn, command.idempotency_key)
                 if remembered is None:
                     raise
-                return _replay(actor, remembered)
+                return await _replay(conn, actor, command, remembered)
     raise Conflict("the scan could not be recorded because of concurrent changes; send it again")
 
 
@@ -168,14 +192,20 @@ async def record_scan_in(conn: Conn, actor: Principal, command: ScanCommand, han
         async with conn.transaction():
             answer = await _record(conn, actor, command, handover_minutes)
             if not await events.remember_answer(
-                conn, command.idempotency_key, actor.user_id, answer.status, answer.body, answer.notice
+                conn,
+                command.idempotency_key,
+                actor.user_id,
+                answer.status,
+                answer.body,
+                answer.notice,
+                request_digest=command.request_digest(),
             ):
                 raise _Duplicate
     except (_Duplicate, DomainError):
-        remembered = await events.remembered_answer(conn, command.idempotency_key)
+        remembered = await events.remembered_request(conn, command.idempotency_key)
         if remembered is None:
             raise
-        return _replay(actor, remembered)
+        return await _replay(conn, actor, command, remembered)
     return answer
 
 
@@ -183,11 +213,35 @@ class _Duplicate(Exception):
     """Another request with the same idempotency key committed first: roll back ours, answer theirs."""
 
 
-def _replay(actor: Principal, remembered: tuple[int, int, Any]) -> Answer:
-    actor_id, status, body = remembered
-    if actor_id != actor.user_id:
-        raise Conflict("this idempotency key was already used by someone else; generate a new key per scan")
-    return Answer(status, body)
+async def _replay(
+    conn: Conn, actor: Principal, command: ScanCommand, remembered: events.Remembered
+) -> Answer:
+    """The first answer again for a resend of the same request; a key reused by someone else or for a
+    different request is refused (and kept in the audit trail: a client that reuses keys loses scans)."""
+    error: DomainError
+    if remembered.actor_id != actor.user_id:
+        why = "another user"
+        error = Conflict("this idempotency key was already used by someone else; generate a new key per scan")
+    elif remembered.request_digest not in (None, command.request_digest()):
+        why = "a different request"
+        error = InvalidInput(
+            "this idempotency key was already used for a different request; generate a new key per scan "
+            "(only a resend of the very same scan may reuse its key)"
+        )
+    else:
+        return Answer(remembered.status, remembered.body)
+    await audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action="idempotency_key_refused",
+        entity="scan_request",
+        entity_id=command.idempotency_key,
+        new_value={"action": command.action, "site": command.site, "codes": command.codes, "why": why},
+        reason=f"idempotency key already used by {why}",
+        sites=[command.site] if actor.at_site(command.site) else [],
+    )
+    raise error
 
 
 class _Items(msgspec.Struct):
@@ -267,6 +321,10 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
     if shipment is not None:
         shipment = await shipments.get(conn, shipment.id, lock=True)
     context = _Context(conn, actor, command, chain, shipment, units)
+    # A mismatch concerns every patient involved: it is filed in each case the caller may see, not only
+    # in the one whose chain this scan locked.
+    involved = {u.coi for u in units} | ({items.case_coi} if items.case_coi else set())
+    context.other_cases = sorted(involved - {coi})
     try:
         if scanned.bad or unknown:
             raise Refusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown), status=422)
@@ -288,7 +346,7 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
             )
         if not actor.at_site(command.site):
             raise Refusal("wrong_site", f"you are not assigned to site {command.site}", status=403)
-        receiver = await _receiver(conn, command)
+        receiver = await _receiver(conn, command, shipment)
         change = decide(
             command.action,
             site=command.site,
@@ -337,7 +395,10 @@ def _disagreement(
     return None
 
 
-async def _receiver(conn: Conn, command: ScanCommand) -> Any:
+async def _receiver(conn: Conn, command: ScanCommand, shipment: ShipmentRow | None) -> Any:
+    """The person taking custody in a hand-over. They must be able to act on the shipment they will hold:
+    bound to its origin or its destination, the sites that see it (someone bound elsewhere could hold a
+    shipment they cannot read, and hand it on off route)."""
     if command.action is not Action.HANDOVER or command.handover_to is None:
         return None
     receiver = await users.by_username(conn, command.handover_to.strip().lower())
@@ -348,6 +409,14 @@ async def _receiver(conn: Conn, command: ScanCommand) -> Any:
     if not {"courier", "pharmacist", "manufacturing"} & set(receiver.roles):
         raise Refusal(
             "unknown_receiver", f"{receiver.username} cannot take custody of a shipment", status=422
+        )
+    if shipment is not None and not {shipment.from_site, shipment.to_site} & set(receiver.sites):
+        raise Refusal(
+            "receiver_not_on_route",
+            f"{receiver.full_name} ({receiver.username}) is not bound to {shipment.from_site} or "
+            f"{shipment.to_site}, the sites of shipment {shipment.id}: hand it over only to someone "
+            "serving this route",
+            status=422,
         )
     return receiver
 
@@ -360,6 +429,14 @@ async def _signatures(conn: Conn, command: ScanCommand) -> list[Any]:
         raise Refusal(
             "signature_required",
             "an infusion needs two signatures by two different people (verifier and administrator)",
+            status=422,
+        )
+    meanings = sorted(s.meaning for s in command.signatures)
+    if meanings != list(INFUSION_MEANINGS):
+        raise Refusal(
+            "signature_meaning",
+            "an infusion is signed once 'verified at bedside' (the verifier) and once 'administered' (the "
+            "person who gives it); these signatures mean " + " and ".join(f"'{m}'" for m in meanings),
             status=422,
         )
     at = ledger.now()
@@ -386,6 +463,7 @@ class _Context:
         self.coi = chain.coi
         self.shipment = shipment
         self.units = units
+        self.other_cases: list[str] = []
 
     def _sites(self) -> list[str]:
         # The scan's site only when the caller belongs there: a claimed site is no address for alerts.
@@ -563,7 +641,48 @@ class _Context:
                 "shipment_id": self.shipment.id if self.shipment else None,
             },
         )
+        if refusal.code == "coi_mismatch":
+            for other in self.other_cases:
+                await self._file_mismatch_in(other, refusal, appended.event_id)
         return _refusal_body(refusal, appended.event_id, self.coi, notice)
+
+    async def _file_mismatch_in(self, coi: str, refusal: Refusal, first_event_id: int) -> None:
+        """The same refusal in another case involved (the wristband's, a foreign bag's), with its alert.
+        Its chain is locked after this scan's own; two scans locking the same two cases the other way
+        round deadlock, and PostgreSQL rolls one back, which `record_scan` sends again."""
+        chain = await ledger.lock_chain(self.conn, coi)
+        fields = self._event_fields() | {"coi": coi, "chain": chain, "shipment_id": None}
+        appended = await ledger.append(
+            self.conn,
+            action=self.command.action.value,
+            outcome="refused",
+            refusal=refusal.code,
+            detail=refusal.detail,
+            unit_ids=[u.id for u in self.units if u.coi == coi],
+            data={"also_recorded_in": self.coi, "event_id": first_event_id},
+            **fields,
+        )
+        sites = {u.site for u in self.units if u.coi == coi and u.site}
+        sites |= {self.command.site} if self.actor.at_site(self.command.site) else set()
+        await ledger.raise_alert(
+            self.conn,
+            kind=refusal.code,
+            severity="critical",
+            title="Chain of identity mismatch",
+            detail=f"{self.actor.full_name} at {self.command.site}: {refusal.detail}",
+            condition_key=f"refusal:{appended.event_id}",
+            sites=sorted(sites),
+            coi=coi,
+            event_id=appended.event_id,
+            rule={"refusal": refusal.code},
+        )
+        await ledger.announce(
+            self.conn,
+            "event",
+            sorted(sites),
+            coi,
+            {"event_id": appended.event_id, "action": self.command.action.value, "outcome": "refused"},
+        )
 
 
 async def _orphan(conn: Conn, actor: Principal, command: ScanCommand, refusal: Refusal) -> Answer:

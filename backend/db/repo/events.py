@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
@@ -188,22 +188,48 @@ async def overdue_handovers(conn: Conn) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def remembered_answer(conn: Conn, key: str) -> tuple[int, int, Any] | None:
+class Remembered(NamedTuple):
+    """The first answer given to an idempotency key, and a digest of the request it answered (None for
+    answers remembered before digests were kept)."""
+
+    actor_id: int
+    status: int
+    body: Any
+    request_digest: bytes | None
+
+
+async def remembered_request(conn: Conn, key: str) -> Remembered | None:
     row = await conn.fetchrow(
-        "SELECT actor_id, status_code, response FROM scan_requests WHERE idempotency_key = $1", key
+        """SELECT actor_id, status_code, response, request_digest FROM scan_requests
+           WHERE idempotency_key = $1""",
+        key,
     )
-    return (row["actor_id"], row["status_code"], row["response"]) if row else None
+    if row is None:
+        return None
+    return Remembered(row["actor_id"], row["status_code"], row["response"], row["request_digest"])
+
+
+async def remembered_answer(conn: Conn, key: str) -> tuple[int, int, Any] | None:
+    remembered = await remembered_request(conn, key)
+    return (remembered.actor_id, remembered.status, remembered.body) if remembered else None
 
 
 async def remember_answer(
-    conn: Conn, key: str, actor_id: int, status: int, response: Any, notice: Notice | None = None
+    conn: Conn,
+    key: str,
+    actor_id: int,
+    status: int,
+    response: Any,
+    notice: Notice | None = None,
+    *,
+    request_digest: bytes | None = None,
 ) -> bool:
     """False when another request with the same key got there first. The scan's outbox notice is written
     by the same statement: one of a scan's nine round trips fewer."""
     remembered = await conn.fetchval(
         """WITH remembered AS (
-               INSERT INTO scan_requests (idempotency_key, actor_id, status_code, response)
-               VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1
+               INSERT INTO scan_requests (idempotency_key, actor_id, status_code, response, request_digest)
+               VALUES ($1, $2, $3, $4, $9) ON CONFLICT (idempotency_key) DO NOTHING RETURNING 1
            ), announced AS (
                INSERT INTO outbox (kind, sites, coi, payload)
                SELECT $5, $6, $7, $8 WHERE $5::text IS NOT NULL AND EXISTS (SELECT FROM remembered)
@@ -217,6 +243,7 @@ async def remember_answer(
         notice.sites if notice else None,
         notice.coi if notice else None,
         notice.payload if notice else None,
+        request_digest,
     )
     return bool(remembered)
 
