@@ -55,7 +55,7 @@ class Spread(msgspec.Struct, frozen=True, kw_only=True):
     max_days: float | None
 
 
-class Grouped(msgspec.Struct, frozen=True, kw_only=True):
+class Grouped(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     month: str | None = None
     site: str | None = None
     cases: int
