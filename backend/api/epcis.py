@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, HttpMethod, Request, Response, get, post, route
+from litestar import Controller, HttpMethod, Request, Response, get, post, put, route
 from litestar.di import NamedDependency
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import (
     HTTP_202_ACCEPTED,
     HTTP_204_NO_CONTENT,
@@ -25,9 +25,9 @@ from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.domain.errors import InvalidInput
 from backend.epcis import capture as epcis_capture
-from backend.epcis import jobs
+from backend.epcis import jobs, products
 from backend.epcis import query as epcis_query
-from backend.epcis.export import case_document, shipment_document
+from backend.epcis.export import Known, case_document, shipment_document
 from backend.epcis.validate import SchemaUnavailable
 from backend.reports.record import CaseRecord, case_record, load_record
 from backend.services import objects
@@ -39,6 +39,7 @@ EPCIS_JSON_LD: Final = "application/ld+json"
 # Couriers exchange shipment events with their own systems; capture is for those who scan.
 SHIPMENT_READERS: Final = (*RECORD_READERS, Role.COURIER)
 CAPTURERS: Final = (Role.COURIER, Role.PHARMACIST, Role.MANUFACTURING)
+PRODUCT_READERS: Final = tuple(dict.fromkeys((*SHIPMENT_READERS, *CAPTURERS)))
 ERROR_BEHAVIOUR: Final = "GS1-Capture-Error-Behaviour"
 # The capture interface's limits, announced on its answers as EPCIS 2.0 names them.
 LIMITS: Final = {
@@ -59,8 +60,8 @@ class EpcisController(Controller):
     ) -> Response[dict[str, Any]]:
         """The case's accepted custody steps as an EPCIS 2.0 document (JSON-LD, CBV 2.0)."""
         record = await case_record(pool, principal, coi)
-        said = await _said(pool, record)
-        return Response(case_document(record, datetime.now(UTC), said), media_type=EPCIS_JSON_LD)
+        known = await _known(pool, record)
+        return Response(case_document(record, datetime.now(UTC), known), media_type=EPCIS_JSON_LD)
 
     @get("/shipments/{shipment_id:str}/epcis", opt=policy(*SHIPMENT_READERS), operation_id="shipmentEpcis")
     async def shipment_epcis(
@@ -69,9 +70,9 @@ class EpcisController(Controller):
         """One shipment leg's steps: packing, shipping, hand-overs, receiving with the temperature summary."""
         shipment = await get_shipment(pool, principal, shipment_id)
         record = await _record_of_shipment(pool, principal, shipment.coi)
-        said = await _said(pool, record)
+        known = await _known(pool, record)
         return Response(
-            shipment_document(record, shipment.id, datetime.now(UTC), said), media_type=EPCIS_JSON_LD
+            shipment_document(record, shipment.id, datetime.now(UTC), known), media_type=EPCIS_JSON_LD
         )
 
     @get(
@@ -197,6 +198,35 @@ class EpcisController(Controller):
             headers={"Allow": "OPTIONS, GET, POST", **LIMITS, ERROR_BEHAVIOUR: "rollback, proceed"},
         )
 
+    @get("/epcis/products", opt=policy(*PRODUCT_READERS), operation_id="listEpcisProducts")
+    async def list_products(self, pool: NamedDependency[Pool]) -> list[products.Product]:
+        """Products with a GTIN: their units are SGTINs in EPCIS events (GTIN and the unit id without
+        hyphens as serial)."""
+        async with pool.acquire() as conn:
+            return await products.all_products(conn)
+
+    @put(
+        "/epcis/products/{product_name:str}",
+        opt=policy(Role.ADMIN),
+        operation_id="setEpcisProductGtin",
+        responses={422: ResponseSpec(Problem, description="not a GTIN, or one another product has")},
+    )
+    async def set_product_gtin(
+        self,
+        product_name: FromPath[str],
+        data: JSONBody[GtinBody],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> products.Product:
+        """Give a product (as units name it) its GTIN-8, -12, -13 or -14; its units are then identified by
+        SGTIN in exports, queries and captures."""
+        name = product_name.strip()
+        if not 1 <= len(name) <= 200:
+            raise InvalidInput("a product name has 1 to 200 characters", field_errors={"product": "length"})
+        gtin = products.gtin14(data.gtin)
+        async with pool.acquire() as conn, conn.transaction():
+            return await products.set_gtin(conn, principal, name, gtin)
+
     @get(
         "/epcis/capture/{capture_id:str}",
         opt=policy(*CAPTURERS),
@@ -212,6 +242,10 @@ class EpcisController(Controller):
         async with pool.acquire() as conn:
             job = await objects.capture_job(conn, principal, capture_id)
         return Response(epcis_capture.view(job), headers=LIMITS)
+
+
+class GtinBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    gtin: Annotated[str, msgspec.Meta(max_length=14)]
 
 
 def _receipt(job: jobs.CaptureJob) -> dict[str, Any]:
@@ -239,10 +273,12 @@ def _receipt(job: jobs.CaptureJob) -> dict[str, Any]:
     }
 
 
-async def _said(pool: Pool, record: CaseRecord) -> dict[int, jobs.Captured]:
-    """What partners' captured events said of the record's steps (stored with the steps, never changed)."""
+async def _known(pool: Pool, record: CaseRecord) -> Known:
+    """What partners' captured events said of the record's steps (stored with the steps, never changed)
+    and the products' GTINs."""
     async with pool.acquire() as conn:
-        return await jobs.captured_for(conn, [e.id for e in record.events])
+        said = await jobs.captured_for(conn, [e.id for e in record.events])
+        return Known(said=said, gtins=await products.gtins(conn))
 
 
 async def _record_of_shipment(pool: Pool, principal: Principal, coi: str) -> CaseRecord:

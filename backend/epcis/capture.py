@@ -34,11 +34,12 @@ from backend.db.repo import exports
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.custody import Action
-from backend.domain.errors import DomainError, InvalidInput
-from backend.epcis import identifiers, jobs, mapping, vocabulary
+from backend.domain.errors import DomainError, InvalidInput, NotFound
+from backend.epcis import identifiers, jobs, mapping, products, vocabulary
 from backend.epcis.eventid import event_hash_id
 from backend.epcis.formats import iso_utc, parse_date_time
 from backend.epcis.validate import events_of, validate_document
+from backend.services import objects
 from backend.services.scans import ScanCommand, record_scan_in
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ async def _record_all(
         event_id = str(event.get("eventID") or event_hash_id(event, context))
         entry: dict[str, Any] = {"index": index, "eventID": event_id}
         try:
-            command = await _command(conn, event, event_id)
+            command = await _command(conn, actor, event, event_id)
             answer = await record_scan_in(conn, actor, command, handover_minutes)
         except _Ignored as ignored:
             outcome.append({**entry, "status": "ignored", "reason": str(ignored)})
@@ -185,9 +186,9 @@ async def _record_all(
     return outcome
 
 
-async def _command(conn: Conn, event: Mapping[str, Any], event_id: str) -> ScanCommand:
+async def _command(conn: Conn, actor: Principal, event: Mapping[str, Any], event_id: str) -> ScanCommand:
     epcs = _epcs(event)
-    ours = await _ours(conn, epcs)
+    ours = await _ours(conn, actor, epcs)
     raw_step = str(event.get("bizStep", ""))
     step = vocabulary.BIZ_STEP.bare(raw_step) or ""
     action = mapping.CAPTURED.get(step)
@@ -258,19 +259,35 @@ def _epcs(event: Mapping[str, Any]) -> list[str]:
     return [str(uri) for uri in found]
 
 
-async def _ours(conn: Conn, uris: list[str]) -> dict[str, str]:
+async def _ours(conn: Conn, actor: Principal, uris: list[str]) -> dict[str, str]:
     """The scan code of each URI that names a Celltrail unit or shipment (a container's SSCC names the
-    shipment travelling in it; one Celltrail does not ship in is someone else's)."""
+    shipment travelling in it, an SGTIN with a product's GTIN names a unit; others are someone else's)."""
     found: dict[str, str] = {}
     for uri in uris:
         item = identifiers.item_of(uri)
         if item is None:
             continue
-        if item.kind != "sscc":
+        if item.kind == "sgtin":
+            gtin, _, unit_id = item.value.partition("/")
+            if await products.is_product_gtin(conn, gtin):
+                await _check_product(conn, actor, gtin, unit_id)
+                found[uri] = unit_id
+        elif item.kind != "sscc":
             found[uri] = item.value
         elif (shipment_id := await exports.shipment_by_sscc(conn, item.value)) is not None:
             found[uri] = shipment_id
     return found
+
+
+async def _check_product(conn: Conn, actor: Principal, gtin: str, unit_id: str) -> None:
+    """A visible unit named by the GTIN of another product is an error. A unit the caller may not see is
+    left to the scan, which answers it as one that does not exist, whatever its product."""
+    try:
+        unit, _case = await objects.unit(conn, actor, unit_id)
+    except NotFound:
+        return
+    if (await products.gtins(conn)).get(unit.product) != gtin:
+        raise _Unrecordable(f"GTIN {gtin} is not the GTIN of unit {unit_id}'s product ({unit.product})")
 
 
 async def _site(conn: Conn, event: Mapping[str, Any]) -> str:

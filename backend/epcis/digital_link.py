@@ -45,6 +45,17 @@ def party_gln_uri(gln: str) -> str:
     return f"{DL_ROOT}/417/{gln}"
 
 
+def sgtin_uri(gtin: str, serial: str) -> str:
+    """A trade item instance: its GTIN (AI 01) and serial (AI 21)."""
+    return f"{DL_ROOT}/01/{gtin}/21/{serial}"
+
+
+def sgtin_of(uri: str) -> tuple[str, str] | None:
+    """The GTIN and serial an SGTIN URI (EPC URN or Digital Link) names."""
+    match = re.fullmatch(re.escape(DL_ROOT) + r"/01/(\d{14})/21/([^/]+)", canonical(uri) or "")
+    return (match[1], match[2]) if match else None
+
+
 def canonical(uri: str) -> str | None:
     """The constrained canonical Digital Link for an EPC URI or a Digital Link, or None when `uri` is
     neither (or names a scheme Celltrail does not convert)."""

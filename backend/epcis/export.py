@@ -11,7 +11,6 @@ The JSON-LD context is referenced by URL and never fetched."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,20 +31,27 @@ CONTEXT: Final[list[Any]] = [
 _SHIPMENT_STEPS: Final = frozenset({"shipping", "receiving"})
 
 
-# What partners' captured events said of the steps they recorded, by custody event id.
-Said = Mapping[int, Captured]
-_NOTHING_SAID: Final[dict[int, Captured]] = {}
+class Known(msgspec.Struct, frozen=True):
+    """What the export needs beyond the case record."""
+
+    # What partners' captured events said of the steps they recorded, by custody event id.
+    said: dict[int, Captured] = msgspec.field(default_factory=dict)
+    # Product -> GTIN, for the products that have one.
+    gtins: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-def case_document(record: CaseRecord, created: datetime, said: Said = _NOTHING_SAID) -> dict[str, Any]:
-    return _document([e for event in record.events for e in _events(record, event, said)], created)
+NOTHING_KNOWN: Final = Known()
+
+
+def case_document(record: CaseRecord, created: datetime, known: Known = NOTHING_KNOWN) -> dict[str, Any]:
+    return _document([e for event in record.events for e in _events(record, event, known)], created)
 
 
 def shipment_document(
-    record: CaseRecord, shipment_id: str, created: datetime, said: Said = _NOTHING_SAID
+    record: CaseRecord, shipment_id: str, created: datetime, known: Known = NOTHING_KNOWN
 ) -> dict[str, Any]:
     chosen = [e for e in record.events if e.shipment_id == shipment_id]
-    return _document([e for event in chosen for e in _events(record, event, said)], created)
+    return _document([e for event in chosen for e in _events(record, event, known)], created)
 
 
 def _document(events: list[dict[str, Any]], created: datetime) -> dict[str, Any]:
@@ -80,18 +86,20 @@ def _leg(record: CaseRecord, shipment_id: str | None) -> TemperatureLeg | None:
     return next((leg for leg in record.legs if leg.shipment_id == shipment_id), None)
 
 
-def events_of_step(record: CaseRecord, event: EventLine, said: Said = _NOTHING_SAID) -> list[dict[str, Any]]:
+def events_of_step(
+    record: CaseRecord, event: EventLine, known: Known = NOTHING_KNOWN
+) -> list[dict[str, Any]]:
     """The EPCIS events one stored custody step exports as (none for refusals and administration)."""
-    return _events(record, event, said)
+    return _events(record, event, known)
 
 
-def _events(record: CaseRecord, event: EventLine, said: Said) -> list[dict[str, Any]]:
+def _events(record: CaseRecord, event: EventLine, known: Known) -> list[dict[str, Any]]:
     if event.outcome != "accepted":
         return []
     steps = EXPORTED.get(export_key(event.action, event.data), ())
     leg = _leg(record, event.shipment_id)
     sensors = _sensor_elements(leg) if leg is not None else []
-    captured = said.get(event.id)
+    captured = known.said.get(event.id)
     if captured is not None:
         # A captured step is one event (pick-up, receiving, packing, storing, dispensing): it is exported
         # with the business step and disposition its partner sent.
@@ -102,7 +110,7 @@ def _events(record: CaseRecord, event: EventLine, said: Said) -> list[dict[str, 
             for s in steps
         )
     made = [
-        _event(record, event, s, sensors)
+        _event(record, event, s, sensors, known)
         for s in steps
         if (s.event_type != AGGREGATION or leg is not None) and (s.biz_step != SENSOR_REPORTING or sensors)
     ]
@@ -112,10 +120,13 @@ def _events(record: CaseRecord, event: EventLine, said: Said) -> list[dict[str, 
     return made
 
 
-def _event(record: CaseRecord, event: EventLine, step: Step, sensors: list[dict[str, Any]]) -> dict[str, Any]:
+def _event(
+    record: CaseRecord, event: EventLine, step: Step, sensors: list[dict[str, Any]], known: Known
+) -> dict[str, Any]:
     leg = _leg(record, event.shipment_id)
     shipment = identifiers.shipment_uri(leg.shipment_id, leg.container_id) if leg else None
-    units = [identifiers.unit_uri(u) for u in sorted(event.unit_ids)]
+    products = {u.id: u.product for u in record.units}
+    units = [identifiers.unit_uri(u, known.gtins.get(products.get(u, ""))) for u in sorted(event.unit_ids)]
     body: dict[str, Any] = {
         "type": step.event_type,
         "eventTime": iso_utc(event.server_time),

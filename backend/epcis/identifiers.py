@@ -5,7 +5,9 @@ with an SSCC is `https://id.gs1.org/00/<sscc>`, a site with a GLN is `https://id
 location and `https://id.gs1.org/417/<gln>` as a party. Everything else uses Celltrail's private URN
 scheme (`urn:celltrail:`), documented here:
 
-- ISBT 128 unit (bag): `urn:celltrail:isbt128:unit:<unit id>`, e.g. `...:unit:CHA999926000001-PRC-01`
+- ISBT 128 unit (bag) of a product without a GTIN: `urn:celltrail:isbt128:unit:<unit id>`, e.g.
+  `...:unit:CHA999926000001-PRC-01`; with a GTIN it is an SGTIN, `https://id.gs1.org/01/<gtin>/21/<unit id
+  without hyphens>`
 - shipment without SSCC: `urn:celltrail:shipment:<shipment id>`, e.g. `urn:celltrail:shipment:SHP-2026-000001`
 - site without GLN: `urn:celltrail:site:<code>` (location) and `urn:celltrail:party:<code>` (party)
 - temperature logger: `urn:celltrail:logger:<logger id>`
@@ -21,7 +23,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from backend.domain.identifiers import IdentifierError, Sscc
+from backend.domain.identifiers import IdentifierError, Sscc, UnitId
 from backend.epcis import digital_link
 
 UNIT: Final = "urn:celltrail:isbt128:unit:"
@@ -54,8 +56,9 @@ def container_sscc(container_id: str) -> str | None:
         return None
 
 
-def unit_uri(unit_id: str) -> str:
-    return UNIT + unit_id
+def unit_uri(unit_id: str, gtin: str | None = None) -> str:
+    """A unit of a product with a GTIN is its SGTIN (the serial is the unit id without hyphens)."""
+    return digital_link.sgtin_uri(gtin, unit_id.replace("-", "")) if gtin else UNIT + unit_id
 
 
 def shipment_uri(shipment_id: str, container_id: str) -> str:
@@ -89,8 +92,28 @@ def item_of(uri: str) -> Item | None:
         return Item("unit", uri[len(UNIT) :])
     if uri.startswith(SHIPMENT):
         return Item("shipment", uri[len(SHIPMENT) :])
+    sgtin = digital_link.sgtin_of(uri)
+    if sgtin is not None:
+        gtin, serial = sgtin
+        unit_id = _unit_of_serial(serial)
+        # Ours only when the GTIN is one of Celltrail's products: the caller checks that.
+        return Item("sgtin", f"{gtin}/{unit_id}") if unit_id else None
     sscc = digital_link.sscc_of(uri)
     return Item("sscc", sscc) if sscc else None
+
+
+_SERIAL: Final = re.compile(r"(?P<coi>[A-Z0-9]{15})(?P<kind>[A-Z]{3})(?P<number>[0-9]{2})")
+
+
+def _unit_of_serial(value: str) -> str | None:
+    """The unit id an SGTIN serial written by `unit_uri` stands for, or None."""
+    match = _SERIAL.fullmatch(value)
+    if match is None:
+        return None
+    try:
+        return UnitId.parse(f"{match['coi']}-{match['kind']}-{match['number']}").text
+    except IdentifierError:
+        return None
 
 
 def place_of(uri: str) -> Item | None:

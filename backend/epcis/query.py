@@ -24,8 +24,8 @@ import msgspec
 from backend.db.repo import exports
 from backend.db.types import Conn
 from backend.domain.errors import InvalidInput
-from backend.epcis import jobs, vocabulary
-from backend.epcis.export import CONTEXT, events_of_step
+from backend.epcis import jobs, products, vocabulary
+from backend.epcis.export import CONTEXT, Known, events_of_step
 from backend.epcis.formats import iso_utc, parse_date_time
 from backend.epcis.mapping import CAPTURED, EXPORTED
 from backend.reports.record import CaseRecord, load_record
@@ -194,7 +194,7 @@ async def query_events(
     """Must run in one read-only, repeatable-read transaction, like a case record."""
     found: list[dict[str, Any]] = []
     records: dict[str, CaseRecord] = {}
-    said: dict[int, jobs.Captured] = {}
+    known = Known(gtins=await products.gtins(conn))
     after, examined = query.after, 0
     while len(found) < query.per_page and examined < MAX_EXAMINED:
         batch = await exports.custody_steps_page(
@@ -213,12 +213,12 @@ async def query_events(
             after = Cursor(moment, step_id)
             if coi not in records:
                 records[coi] = await load_record(conn, coi, patient_visible=False, requested_by=requested_by)
-                said.update(await jobs.captured_for(conn, [e.id for e in records[coi].events]))
+                known.said.update(await jobs.captured_for(conn, [e.id for e in records[coi].events]))
             record = records[coi]
             line = next((e for e in record.events if e.id == step_id), None)
             if line is None:
                 continue
-            found += [e for e in events_of_step(record, line, said) if query.admits(e)]
+            found += [e for e in events_of_step(record, line, known) if query.admits(e)]
             if len(found) >= query.per_page:
                 break
     return EventPage(found, after)

@@ -45,6 +45,7 @@ SAMPLE_PARAMS = {
     "code": "fresh",
     "file_path": "app.css",
     "capture_id": "0" * 32,
+    "product_name": "Apheresis",
     "product": "car-t",
     "day": "2026-12-24",
 }

@@ -11,3 +11,12 @@ CREATE TABLE epcis_captured_events (
 );
 
 CREATE INDEX epcis_captured_events_capture ON epcis_captured_events (capture_id);
+
+-- A product's GTIN (issue 22): a unit of a product that has one is identified in EPCIS events as an SGTIN
+-- (the GTIN with the unit's serial) instead of Celltrail's private URN. One GTIN names one product.
+CREATE TABLE epcis_products (
+    product    text PRIMARY KEY CHECK (length(product) BETWEEN 1 AND 200),
+    gtin       text NOT NULL UNIQUE CHECK (gtin ~ '^[0-9]{14}$'),
+    set_by     bigint NOT NULL REFERENCES users (id),
+    set_at     timestamptz NOT NULL DEFAULT now()
+);

@@ -24,6 +24,7 @@ from reports_support import (
     world_and_case,
 )
 
+from backend.domain.identifiers import gs1_check_digit
 from backend.epcis import jobs
 from backend.epcis.capture import CAPTURE_LIMIT, FILE_SIZE_LIMIT
 from backend.epcis.eventid import event_hash_id
@@ -587,6 +588,65 @@ async def test_a_capture_job_s_life(journey, module_database):
     [error] = job["errors"]
     assert "nothing of the document was recorded" in error["detail"]
     assert job["finishedAt"] >= job["createdAt"]
+
+
+def _gtin(item: str) -> str:
+    body = "0761234500" + item
+    return body + str(gs1_check_digit(body))
+
+
+async def test_units_of_a_product_with_a_gtin_are_sgtins(journey, module_database):
+    world, _case = journey
+    products = "/api/v1/epcis/products"
+    apheresis, car_t = _gtin("002"), _gtin("003")
+    wrong = apheresis[:-1] + str((int(apheresis[-1]) + 1) % 10)
+    assert_problem(
+        await world.call("admin", "PUT", f"{products}/Apheresis", json={"gtin": wrong}), 422, "check"
+    )
+    assert_problem(await world.call("coord", "PUT", f"{products}/Apheresis", json={"gtin": apheresis}), 403)
+    # A GTIN-13 is written as the 14 digits of GS1 Digital Link.
+    set_ = await world.ok("admin", "PUT", f"{products}/Apheresis", json={"gtin": apheresis[1:]})
+    assert set_ == {"product": "Apheresis", "gtin": apheresis}
+    taken = await world.call("admin", "PUT", f"{products}/Other", json={"gtin": apheresis})
+    assert_problem(taken, 422, "already names the product Apheresis")
+    try:
+        _coi, aph, ship = await _packed_shipment(world, module_database)
+        sgtin = f"https://id.gs1.org/01/{apheresis}/21/{aph.replace('-', '')}"
+        exported = await world.ok("coord", "GET", f"/api/v1/shipments/{ship}/epcis")
+        assert_conformant(exported)
+        [packed] = by_step(exported)["packing"]
+        assert packed["childEPCs"] == [sgtin]
+        assert not any("isbt128" in json.dumps(e) for e in exported["epcisBody"]["eventList"])
+
+        # A GTIN of another product does not name this unit.
+        await world.ok("admin", "PUT", f"{products}/Autologous CAR-T", json={"gtin": car_t})
+        shipment = f"urn:celltrail:shipment:{ship}"
+        mismatched = sgtin.replace(apheresis, car_t)
+        job = await _capture(
+            world,
+            "courier1",
+            _document(_event("shipping", [shipment, mismatched], "urn:celltrail:site:USZ-APH")),
+        )
+        assert _statuses(job) == ["error"]
+        assert "is not the GTIN of unit" in job["events"][0]["reason"]
+
+        # Captured by its SGTIN in EPC URN form, the unit is recognised.
+        urn = f"urn:epc:id:sgtin:7612345.{apheresis[0]}{apheresis[8:13]}.{aph.replace('-', '')}"
+        job = await _capture(
+            world, "courier1", _document(_event("shipping", [shipment, urn], "urn:celltrail:site:USZ-APH"))
+        )
+        assert [(e["status"], e.get("action")) for e in job["events"]] == [("recorded", "pickup")], job
+        found = await world.ok("coord", "GET", "/api/v1/epcis/events", params={"MATCH_epc": sgtin})
+        steps = [e["bizStep"] for e in found["epcisBody"]["queryResults"]["resultsBody"]["eventList"]]
+        assert steps[-2:] == ["packing", "shipping"]
+        listed = await world.ok("courier1", "GET", products)
+        assert {p["product"]: p["gtin"] for p in listed} == {
+            "Apheresis": apheresis,
+            "Autologous CAR-T": car_t,
+        }
+    finally:
+        # The module's other tests export units by their Celltrail URNs.
+        await sql(module_database, "DELETE FROM epcis_products")
 
 
 async def test_capture_without_the_schema_answers_503(journey, monkeypatch, tmp_path):
