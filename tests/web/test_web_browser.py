@@ -463,3 +463,42 @@ async def test_a_courier_hands_over_to_a_receiver_chosen_from_the_list(server, w
     handovers = [e for e in timeline["events"] if e["action"] == "handover"]
     assert [(e["outcome"], e["site"]) for e in handovers] == [("accepted", "CTA")]
     await browser.close()
+
+
+async def test_a_new_alert_in_the_background_is_counted_in_the_title(server, world, chromium):
+    _coi, _, ship = await shipment_in_transit(world)
+    browser = await launch(chromium)
+    _context, page = await signed_in(browser, server, "coord")
+    await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    await expect(page.get_by_role("button", name="Alert sound off")).to_be_visible()
+    # The page goes to the background (another tab in front).
+    await page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    refused = await world.scan("courier1", "pack", "CTA", ship)  # a refused step opens an alert
+    assert refused.status_code >= 400
+    await expect(page).to_have_title(re.compile(r"^\(1\) "))
+    await page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    await expect(page).to_have_title(re.compile(r"^Live board"))
+    await browser.close()
+
+
+async def test_the_board_flags_only_the_row_that_changed(server, world, chromium):
+    _, _, first = await shipment_in_transit(world)
+    _, _, second = await shipment_in_transit(world)
+    browser = await launch(chromium)
+    _context, page = await signed_in(browser, server, "coord")
+    await expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    refused = await world.scan("courier1", "pack", "CTA", second)  # an alert on the second shipment
+    assert refused.status_code >= 400
+    await expect(page.locator(f'tr[data-shipment="{second}"]')).to_have_class(re.compile(r"\bchanged\b"))
+    await expect(page.locator(f'tr[data-shipment="{first}"]')).not_to_have_class(re.compile(r"\bchanged\b"))
+    await browser.close()
