@@ -275,6 +275,12 @@ async def _ours(conn: Conn, actor: Principal, uris: list[str]) -> dict[str, str]
         elif item.kind != "sscc":
             found[uri] = item.value
         elif (shipment_id := await exports.shipment_by_sscc(conn, item.value)) is not None:
+            try:
+                await objects.shipment(conn, actor, shipment_id)
+            except NotFound:
+                # Another site's container is answered like one Celltrail does not ship in: naming its
+                # shipment would tell the caller what it may not see.
+                continue
             found[uri] = shipment_id
     return found
 
