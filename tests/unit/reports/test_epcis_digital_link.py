@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from backend.domain.errors import InvalidInput
 from backend.epcis import digital_link
-from backend.epcis.identifiers import container_sscc, item_of, place_of
+from backend.epcis.identifiers import container_sscc, item_of, place_of, unit_uri
+from backend.epcis.products import gtin14
 
 
 @pytest.mark.parametrize(
@@ -63,3 +65,34 @@ def test_items_and_places():
     assert place_of("https://id.gs1.org/414/7612345000015/254/fridge").value == "7612345000015"
     assert place_of("urn:celltrail:site:USZ").value == "USZ"
     assert place_of("urn:epc:id:sgtin:0614141.107346.2017") is None
+
+
+UNIT = "CHA999926000001-PRC-01"
+GTIN = "07612345000022"
+
+
+def test_a_unit_of_a_product_with_a_gtin_is_an_sgtin_and_back():
+    uri = unit_uri(UNIT, GTIN)
+    assert uri == f"https://id.gs1.org/01/{GTIN}/21/CHA999926000001PRC01"
+    assert unit_uri(UNIT) == f"urn:celltrail:isbt128:unit:{UNIT}"
+    for form in (uri, "urn:epc:id:sgtin:7612345.000002.CHA999926000001PRC01"):
+        item = item_of(form)
+        assert item is not None
+        assert (item.kind, item.value) == ("sgtin", f"{GTIN}/{UNIT}")
+    # A serial that is no unit id is someone else's trade item.
+    assert item_of(f"https://id.gs1.org/01/{GTIN}/21/2017") is None
+    assert item_of(f"https://id.gs1.org/01/{GTIN}/21/CHA999926000001XYZ01") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "gtin"),
+    [("07612345000022", GTIN), ("7612345000022", GTIN), ("96385074", "00000096385074")],
+)
+def test_gtins_are_written_as_fourteen_digits(text, gtin):
+    assert gtin14(text) == gtin
+
+
+@pytest.mark.parametrize(("text", "words"), [("07612345000023", "check digit"), ("123", "8, 12, 13 or 14")])
+def test_not_gtins(text, words):
+    with pytest.raises(InvalidInput, match=words):
+        gtin14(text)
