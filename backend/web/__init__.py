@@ -13,6 +13,7 @@ from litestar.template.config import TemplateConfig
 
 from backend.domain.access import PUBLIC
 from backend.web import filters, pages, session
+from backend.web import planning as planning_pages
 
 HERE: Final = Path(__file__).resolve().parent
 
@@ -42,6 +43,7 @@ def routes() -> tuple[Any, ...]:
         pages.bedside_page,
         pages.pharmacy_page,
         pages.courier_worker,
+        *planning_pages.PAGES,
         static,
     )
 

@@ -25,6 +25,14 @@ NAVIGATION: Final = (
     ("/pharmacy", "Pharmacy stock", frozenset({Role.PHARMACIST})),
     ("/bedside", "Bedside", frozenset({Role.PHARMACIST})),
     ("/courier", "Courier", frozenset({Role.COURIER})),
+    (
+        "/planning/calendar",
+        "Capacity",
+        frozenset({Role.MANUFACTURING, Role.QA, Role.COORDINATOR, Role.ADMIN}),
+    ),
+    ("/planning/orders", "Orders", frozenset({Role.MANUFACTURING, Role.QA, Role.COORDINATOR, Role.ADMIN})),
+    ("/planning/slots", "Apheresis slots", frozenset({Role.COORDINATOR, Role.PHARMACIST, Role.ADMIN})),
+    ("/kpis", "KPIs", frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.QA, Role.ADMIN})),
 )
 
 # Where each role starts after signing in, first match wins.
