@@ -107,14 +107,15 @@ async def get(conn: Conn, job_id: str) -> CaptureJob | None:
 
 
 async def listed(conn: Conn, principal: Principal) -> list[CaptureJob]:
-    """The latest capture jobs the caller may see, newest first."""
+    """The latest capture jobs the caller may see (`services.objects.capture_job`'s rule), newest first."""
     await _settle_stale(conn)
     sites = site_filter(principal)
     rows = await conn.fetch(
         f"""SELECT {_COLUMNS} FROM epcis_captures
-            WHERE $1::text[] IS NULL OR sites && $1::text[]
-            ORDER BY created_at DESC, id LIMIT $2""",  # noqa: S608 - constant fragments only
+            WHERE $1::text[] IS NULL OR sites && $1::text[] OR submitted_by = $2
+            ORDER BY created_at DESC, id LIMIT $3""",  # noqa: S608 - constant fragments only
         sites,
+        principal.user_id,
         LIST_LIMIT,
     )
     return [_job(row) for row in rows]

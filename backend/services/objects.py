@@ -87,8 +87,9 @@ async def handover(
 
 
 async def capture_job(conn: Conn, principal: Principal, job_id: str) -> jobs.CaptureJob:
-    """An EPCIS capture job is visible to the sites its submitter was bound to when it was sent."""
+    """An EPCIS capture job is visible to its submitter and to the sites they were bound to when it was
+    sent."""
     found = await jobs.get(conn, job_id)
-    if found is None or not principal.sees(found.sites):
+    if found is None or not (found.submitted_by == principal.user_id or principal.sees(found.sites)):
         raise NotFound(f"no capture job {job_id}")
     return found

@@ -571,6 +571,21 @@ async def test_a_capture_job_is_seen_only_by_its_submitters_sites(journey, modul
     )
     listed = await world.ok("lone-courier", "GET", CAPTURE)
     assert job["captureID"] not in [j["captureID"] for j in listed]
+    # A submitter moved to another site still sees their own job; the site they left does not see it
+    # through them.
+    await make_site(world.client, world.headers["admin"], "KSB-MOVE")
+    world.headers["moving-courier"] = await make_user(
+        world.client, world.headers["admin"], "moving-courier", ["courier"], ["KSB-EPC"]
+    )
+    own = await _capture(world, "moving-courier", _document())
+    await world.ok(
+        "admin",
+        "PATCH",
+        "/api/v1/users/moving-courier",
+        json={"sites": ["KSB-MOVE"], "reason": "moved to another site"},
+    )
+    assert (await world.ok("moving-courier", "GET", f"{CAPTURE}/{own['captureID']}"))["success"] is True
+    assert own["captureID"] in [j["captureID"] for j in await world.ok("moving-courier", "GET", CAPTURE)]
     assert job["captureID"] in [j["captureID"] for j in await world.ok("courier1", "GET", CAPTURE)]
 
 
