@@ -17,7 +17,7 @@ WORDS: dict[str, str] = {
     "shipper_intact": "shipper intact",
     "temperature_reviewed": "temperature reviewed",
     "in_transit": "in transit",
-    "cleared_unacknowledged": "cleared, not yet acknowledged",
+    "cleared_unacknowledged": "cleared, unacknowledged",
     "coi_mismatch": "wristband and bag of different patients",
     "not_infusable": "bag cannot be infused",
     "record_mismatch": "stored state disagrees with the record",

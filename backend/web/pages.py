@@ -16,7 +16,7 @@ from backend.api.reports import RECORD_READERS
 from backend.db.repo import alerts as alert_repo
 from backend.db.types import Pool
 from backend.domain import alarm_states
-from backend.domain.access import PUBLIC, Principal, Role, policy
+from backend.domain.access import Principal, Role, policy
 from backend.reports.record import case_record
 from backend.services import board, shipments
 from backend.services.visibility import site_filter
@@ -245,10 +245,11 @@ async def courier_page(
     return Template("courier.html", context=await page_view(request, principal, pool, "Courier"))
 
 
-@get("/courier-sw.js", opt={**PUBLIC}, include_in_schema=False)
+@get("/courier-sw.js", opt=page(Role.COURIER), include_in_schema=False)
 async def courier_worker() -> Response[bytes]:
     """The courier page's service worker, served from the site's root so it may control /courier (a
-    worker under /static/ could only control /static/). Public: it is code, no data."""
+    worker under /static/ could only control /static/). The browser fetches it with the courier's
+    session cookie, like the page."""
     return Response(
         WORKER.read_bytes(),
         media_type="text/javascript",
