@@ -11,7 +11,7 @@ import pytest
 from backend.api.security import SESSION_COOKIE, csrf_token
 from backend.web.session import safe_next
 from tests.integration.helpers import assert_problem
-from tests.integration.journey import PASSWORD, World, build_world
+from tests.integration.journey import PASSWORD, World, build_world, stored_bag
 
 
 async def sign_in(client: Any, username: str, password: str = PASSWORD, next_: str = "/") -> str:
@@ -351,3 +351,38 @@ async def test_a_pharmacist_sees_the_stock_of_their_sites(client, world):
     await sign_in(client, "coord")
     refused = await client.get("/pharmacy")
     assert refused.status_code == 403
+
+
+async def test_a_bedside_stop_is_recorded_once_per_key_and_unknown_codes_write_nothing(client, world):
+    coi, prc = await stored_bag(world)
+    wristband = (await world.ok("pharm", "GET", f"/api/v1/cases/{coi}"))["barcode"]
+    body = {"idempotency_key": "bedside-0001", "site": "USZ", "wristband": wristband, "bag": prc}
+    first = await world.call("pharm", "POST", "/api/v1/bedside/verifications", json=body)
+    assert first.status_code == 409, first.text
+    assert first.headers["content-type"].startswith("application/problem+json")
+    stop = first.json()
+    assert (stop["verdict"], stop["refusal"], stop["cois"]) == ("STOP", "not_infusable", [coi])
+    assert "not thawed" in stop["detail"]
+    again = await world.call("pharm", "POST", "/api/v1/bedside/verifications", json=body)
+    assert again.json()["event_ids"] == stop["event_ids"]  # the same answer, nothing recorded twice
+    timeline = await world.ok("pharm", "GET", f"/api/v1/cases/{coi}/timeline")
+    assert [e["refusal"] for e in timeline["events"] if e["action"] == "bedside_verify"] == ["not_infusable"]
+    before = len(timeline["events"])
+    unknown = await world.call(
+        "pharm",
+        "POST",
+        "/api/v1/bedside/verifications",
+        json={**body, "idempotency_key": "bedside-0002", "bag": "CHA999926ZZZZZZ-PRC-01"},
+    )
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json()["detail"] == "no unit CHA999926ZZZZZZ-PRC-01"
+    wrong = await world.call(
+        "pharm",
+        "POST",
+        "/api/v1/bedside/verifications",
+        json={**body, "idempotency_key": "bedside-0003", "wristband": prc},
+    )
+    assert wrong.status_code == 422
+    assert "wristband" in wrong.json()["detail"]
+    timeline = await world.ok("pharm", "GET", f"/api/v1/cases/{coi}/timeline")
+    assert len(timeline["events"]) == before
