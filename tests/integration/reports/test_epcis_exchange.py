@@ -674,6 +674,13 @@ async def test_units_of_a_product_with_a_gtin_are_sgtins(journey, module_databas
         await sql(module_database, "DELETE FROM epcis_products")
 
 
+async def test_a_body_that_is_not_json_is_refused_by_name(journey, module_database):
+    world, _case = journey
+    headers = {**world.headers["courier1"], "Content-Type": "application/ld+json"}
+    response = await world.client.post(CAPTURE, headers=headers, content=b'{"type": "EPCISDocument",')
+    assert_problem(response, 422, "not JSON", "nothing was applied")
+
+
 async def test_capture_without_the_schema_answers_503(journey, monkeypatch, tmp_path):
     world, _case = journey
     monkeypatch.setenv(SCHEMA_ENV, str(tmp_path / "missing.json"))
