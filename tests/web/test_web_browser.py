@@ -24,7 +24,7 @@ from firmware_bridge.ingest_contract import (
     encode_batch,
 )
 from tests.integration.helpers import make_user
-from tests.integration.journey import PASSWORD, World, starting_material_at_manufacturing
+from tests.integration.journey import PASSWORD, World, starting_material_at_manufacturing, stored_bag
 from tests.web.browser_support import (
     CHROMIUM,
     PHONE,
@@ -501,4 +501,31 @@ async def test_the_board_flags_only_the_row_that_changed(server, world, chromium
     assert refused.status_code >= 400
     await expect(page.locator(f'tr[data-shipment="{second}"]')).to_have_class(re.compile(r"\bchanged\b"))
     await expect(page.locator(f'tr[data-shipment="{first}"]')).not_to_have_class(re.compile(r"\bchanged\b"))
+    await browser.close()
+
+
+async def test_the_pharmacy_page_stores_dispenses_and_thaws_with_a_running_timer(
+    server, world, chromium, shots
+):
+    _coi, prc = await stored_bag(world)
+    browser = await launch(chromium)
+    _context, page = await signed_in(browser, server, "pharm", phone=True)
+    await page.goto("/pharmacy")
+    row = page.locator(f'tr[data-unit="{prc}"]')
+    await expect(row).to_contain_text("LN2-1")
+    await row.get_by_label("Store at").fill("LN2 tank 2, rack B")
+    await row.get_by_role("button", name="Move").click()
+    await expect(page.locator(f'tr[data-unit="{prc}"]')).to_contain_text("LN2 tank 2, rack B")
+    await page.locator(f'tr[data-unit="{prc}"]').get_by_role("button", name="Dispense").click()
+    dispensed = page.locator(f'li[data-unit="{prc}"]')
+    await expect(dispensed).to_contain_text(prc)
+    await dispensed.get_by_role("button", name="Start thaw").click()
+    timer = page.locator(f'li[data-unit="{prc}"] .timer')
+    await expect(timer).to_have_text(re.compile(r"^00 min 0\d s$"))
+    first = await timer.text_content()
+    await expect(timer).not_to_have_text(first or "")  # it runs
+    await no_horizontal_overflow(page)
+    await page.screenshot(path=shots / "pharmacy-phone.png", full_page=True)
+    unit = await world.ok("pharm", "GET", f"/api/v1/units/{prc}")
+    assert unit["status"] == "thawed"
     await browser.close()
