@@ -111,6 +111,7 @@ async def run(
         if job is None or not job.running:
             return
         outcome: list[dict[str, Any]] = []
+        kept = False
         try:
             async with conn.transaction():
                 outcome = await _record_all(conn, job_id, actor, document, handover_minutes)
@@ -119,6 +120,7 @@ async def run(
                     raise _Rollback
                 if not await jobs.finish(conn, job_id, True, outcome, _errors(failed)):
                     raise _Rollback
+                kept = True
         except _Rollback:
             rolled = [{**o, "status": "rolled_back"} if o["status"] == "recorded" else o for o in outcome]
             failed = [o for o in outcome if o["status"] == "error"]
@@ -126,6 +128,18 @@ async def run(
         except Exception as exc:
             log.exception("EPCIS capture failed", extra={"capture": job_id})
             await jobs.finish(conn, job_id, False, [], [_problem(None, _failure(exc))])
+            return
+        # A refusal rolled back with its document leaves no chain entry and no alert: the log keeps it.
+        for refused in (o for o in outcome if o.get("refusal")):
+            log.warning(
+                "EPCIS capture event refused",
+                extra={
+                    "capture": job_id,
+                    "index": refused["index"],
+                    "refusal": refused["refusal"],
+                    "kept": kept,
+                },
+            )
 
 
 def _failure(exc: Exception) -> str:

@@ -332,7 +332,7 @@ async def test_capture_records_partner_events_through_the_state_machine(journey,
     assert [e["action"] for e in timeline["events"]][-4:] == ["pickup", "receive", "receive", "receipt"]
 
 
-async def test_capture_is_all_or_nothing_unless_the_client_asks_to_proceed(journey, module_database):
+async def test_capture_is_all_or_nothing_unless_the_client_asks_to_proceed(journey, module_database, caplog):
     world, _case = journey
     coi, _aph, ship = await _packed_shipment(world, module_database)
     shipment = f"urn:celltrail:shipment:{ship}"
@@ -350,8 +350,10 @@ async def test_capture_is_all_or_nothing_unless_the_client_asks_to_proceed(journ
     assert error["instance"] == "epcisBody.eventList[1]"
     assert error["eventID"] == job["events"][1]["eventID"]
     assert "needs the role" in error["detail"]
-    # Nothing was recorded: not the good event, not the refusal.
+    # Nothing was recorded: not the good event, not the refusal (which the log keeps).
     assert await _chain_length(module_database) == before
+    [logged] = [r for r in caplog.records if r.getMessage() == "EPCIS capture event refused"]
+    assert (logged.capture, logged.refusal, logged.kept) == (job["captureID"], "wrong_role", False)
     assert (await world.ok("coord", "GET", f"/api/v1/shipments/{ship}"))["status"] == "packed"
 
     # Asked to proceed, the good event is recorded and the refused one is recorded as a refusal.
