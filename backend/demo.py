@@ -27,16 +27,26 @@ DEMO_SITES = (
     SiteRow("USZ-APH", "University Hospital Zurich — apheresis unit", "apheresis", "Europe/Zurich", None),
     SiteRow("CTA", "Cell Therapy Accelerator (manufacturing)", "manufacturing", "Europe/Zurich", None),
     SiteRow("CRX-ZRH", "Cryo courier depot Zurich", "courier_depot", "Europe/Zurich", None),
+    # A second hospital with its own apheresis unit, collecting for CTA (docs/planning.md).
+    SiteRow("KSW", "Cantonal Hospital Winterthur — pharmacy and ward", "hospital", "Europe/Zurich", None),
+    SiteRow("KSW-APH", "Cantonal Hospital Winterthur — apheresis unit", "apheresis", "Europe/Zurich", None),
 )
 
 # username, full name, roles, sites
 DEMO_USERS = (
-    ("coordinator", "Chris Coordinator", ["coordinator"], ["USZ", "USZ-APH", "CTA", "CRX-ZRH"]),
+    (
+        "coordinator",
+        "Chris Coordinator",
+        ["coordinator"],
+        ["USZ", "USZ-APH", "CTA", "CRX-ZRH", "KSW", "KSW-APH"],
+    ),
     ("pharmacist", "Petra Pharmacist", ["pharmacist"], ["USZ"]),
     ("nurse", "Nora Nurse", ["pharmacist"], ["USZ", "USZ-APH"]),
-    ("courier", "Carlos Courier", ["courier"], ["CRX-ZRH", "USZ", "USZ-APH", "CTA"]),
+    ("courier", "Carlos Courier", ["courier"], ["CRX-ZRH", "USZ", "USZ-APH", "CTA", "KSW", "KSW-APH"]),
     ("manufacturing", "Mia Manufacturing", ["manufacturing"], ["CTA"]),
     ("qa", "Quentin QA", ["qa"], ["CTA"]),
+    ("nurse.ksw", "Kim Keller", ["pharmacist"], ["KSW", "KSW-APH"]),
+    ("pharmacist.ksw", "Paul Peter", ["pharmacist"], ["KSW"]),
 )
 
 
@@ -89,6 +99,9 @@ async def seed(pool: Pool, loggers: int = DEMO_LOGGERS, fin: str = "A9999") -> N
                 )
     await _register_demo_loggers(pool, loggers)
     await _journeys(pool, loggers, fin)
+    from backend.services.planning import demo as planning_demo
+
+    await planning_demo.seed(pool, DEMO_PASSWORD, fin)
     log.info("demo data in place")
 
 

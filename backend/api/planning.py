@@ -101,6 +101,16 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+def _day(value: date | None, field: str = "start") -> date:
+    """A planning date: from 2000 to 2100, so that a calendar's days and a run's end stay dates."""
+    day = value or _today()
+    if not 2000 <= day.year <= 2100:
+        raise InvalidInput(
+            f"{field} must be a date between 2000 and 2100", field_errors={field: "out of range"}
+        )
+    return day
+
+
 class PlanningController(Controller):
     path = "/api/v1"
     tags = ("planning",)
@@ -132,6 +142,8 @@ class PlanningController(Controller):
     ) -> OrderRow:
         """The treating site orders a therapy: product, manufacturing and collection sites, the
         multidisciplinary team decision (reference and date) and the treating physician."""
+        if not 1990 <= data.mdt_date.year <= 2100:
+            raise InvalidInput("mdt_date is not a plausible date", field_errors={"mdt_date": "out of range"})
         return await orders.create_order(
             pool,
             principal,
@@ -178,7 +190,7 @@ class PlanningController(Controller):
     ) -> ChoicesRead:
         """Free apheresis slots of the order's collection site, each saying whether its manufacturing run
         fits the manufacturing site's capacity now."""
-        zone, found = await bookings.choices(pool, principal, coi, start or _today(), days)
+        zone, found = await bookings.choices(pool, principal, coi, _day(start), days)
         return ChoicesRead(coi=coi, time_zone=zone, slots=found)
 
     @post("/cases/{coi:str}/booking", opt=policy(Role.COORDINATOR), operation_id="bookCollection")
@@ -225,7 +237,7 @@ class PlanningController(Controller):
         days: Days = 7,
     ) -> capacity.Calendar:
         """Booked and free suites per day, runs booked per product, blackout days, flagged bookings."""
-        return await capacity.calendar(pool, site, start or _today(), days)
+        return await capacity.calendar(pool, site, _day(start), days)
 
     @put("/sites/{site:str}/capacity/{product:str}", opt=_MANUFACTURING_SITE, operation_id="setCapacity")
     async def set_capacity(
@@ -247,7 +259,7 @@ class PlanningController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
     ) -> None:
-        await capacity.set_blackout(pool, principal, site, data.day, data.reason)
+        await capacity.set_blackout(pool, principal, site, _day(data.day, "day"), data.reason)
 
     @delete("/sites/{site:str}/blackouts/{day:str}", opt=_MANUFACTURING_SITE, operation_id="removeBlackout")
     async def remove_blackout(
@@ -261,7 +273,7 @@ class PlanningController(Controller):
             when = date.fromisoformat(day)
         except ValueError:
             raise InvalidInput(f"{day!r} is not a date (YYYY-MM-DD)") from None
-        await capacity.set_blackout(pool, principal, site, when, None, remove=True)
+        await capacity.set_blackout(pool, principal, site, _day(when, "day"), None, remove=True)
 
     @get("/sites/{site:str}/slots", opt=_SLOT_KEEPERS, operation_id="listCollectionSlots")
     async def list_slots(
@@ -271,7 +283,7 @@ class PlanningController(Controller):
         start: FromQuery[date | None] = None,
         days: Days = 14,
     ) -> SlotsRead:
-        zone, found = await capacity.list_slots(pool, site, start or _today(), days)
+        zone, found = await capacity.list_slots(pool, site, _day(start), days)
         return SlotsRead(site=site, time_zone=zone, slots=found)
 
     @post("/sites/{site:str}/slots", opt=_SLOT_KEEPERS, operation_id="addCollectionSlots")
@@ -283,6 +295,8 @@ class PlanningController(Controller):
         pool: NamedDependency[Pool],
     ) -> list[SlotRow]:
         """Declare apheresis slots; a slot already declared at the same start is left as it is."""
+        for slot in data.slots:
+            _day(slot.starts_at.date(), "starts_at")
         wanted = [capacity.SlotIn(s.starts_at, s.minutes) for s in data.slots]
         return await capacity.add_slots(pool, principal, site, wanted)
 

@@ -55,9 +55,12 @@ def _start(text: str | None, zone: str) -> date:
     if not text:
         return datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not 2000 <= day.year <= 2100:
+        raise InvalidInput("choose a date between 2000 and 2100")
+    return day
 
 
 @get("/planning/calendar", opt=_page(*CALENDAR_READERS), include_in_schema=False)

@@ -12,11 +12,17 @@ async def test_demo_journeys_are_seeded_once_with_matching_loggers(database_url)
     try:
         await seed(pool)
         await seed(pool)
+        # The journeys in flight; the planning demo's cases (patient refs DEMO-H.., DEMO-B..) are tested in
+        # tests/integration/planning/test_planning_demo.py.
+        journeys = "SELECT coi FROM cases WHERE patient_ref LIKE 'DEMO-0%'"
         shipments = await pool.fetch(
-            "SELECT id, from_site, to_site, status, profile_code, logger_id FROM shipments ORDER BY id"
+            "SELECT id, from_site, to_site, status, profile_code, logger_id FROM shipments "
+            f"WHERE coi IN ({journeys}) ORDER BY id"
         )
-        cases = await pool.fetch("SELECT coi, chain_length FROM cases ORDER BY coi")
-        events = await pool.fetchval("SELECT count(*) FROM custody_events")
+        cases = await pool.fetch(
+            f"SELECT coi, chain_length FROM cases WHERE coi IN ({journeys}) ORDER BY coi"
+        )
+        events = await pool.fetchval(f"SELECT count(*) FROM custody_events WHERE coi IN ({journeys})")
     finally:
         await pool.close()
     assert len(cases) == 3

@@ -42,7 +42,7 @@ async def _accepted_order(conn: Conn, principal: Principal, coi: str) -> OrderRo
     return order
 
 
-async def _reserve(conn: Conn, principal: Principal, order: OrderRow, slot_id: int, at: datetime) -> int:
+async def reserve(conn: Conn, principal: Principal, order: OrderRow, slot_id: int, at: datetime) -> int:
     slot = await repo.lock_slot(conn, slot_id)
     if slot is None or slot.site != order.collection_site:
         raise InvalidInput(
@@ -98,7 +98,7 @@ async def book(pool: Pool, principal: Principal, coi: str, slot_id: int) -> Book
         if await repo.active_booking(conn, coi, lock=True) is not None:
             raise Conflict(f"case {coi} is already booked; reschedule or cancel that booking")
         at = ledger.now()
-        booking_id = await _reserve(conn, principal, order, slot_id, at)
+        booking_id = await reserve(conn, principal, order, slot_id, at)
         await _audit(conn, principal, "book", booking_id, order, {"slot_id": slot_id}, None)
         booked = await repo.active_booking(conn, coi)
     assert booked is not None
@@ -116,7 +116,7 @@ async def reschedule(pool: Pool, principal: Principal, coi: str, slot_id: int, r
         at = ledger.now()
         await repo.end_booking(conn, current.id, "rescheduled", principal.user_id, at, reason)
         await ledger.resolve_alert(conn, f"booking-fit:{current.id}")
-        booking_id = await _reserve(conn, principal, order, slot_id, at)
+        booking_id = await reserve(conn, principal, order, slot_id, at)
         await _audit(
             conn,
             principal,

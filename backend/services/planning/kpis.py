@@ -253,8 +253,12 @@ async def kpis(pool: Pool, principal: Principal, site: str | None = None) -> Kpi
             steps.setdefault(row["coi"], []).append(row)
         aph = await repo.apheresis_units(conn, cois)
         legs = await conn.fetch(
-            """SELECT s.id, s.from_site, s.to_site, s.planned_arrival, coalesce(s.arrived_at, s.received_at)
-                          AS arrived_at,
+            # Arrival is the first accepted receive or receipt scan of the leg in the record; the leg's own
+            # columns only where the record has none.
+            """SELECT s.id, s.from_site, s.to_site, s.planned_arrival,
+                      coalesce((SELECT min(e.server_time) FROM custody_events e WHERE e.shipment_id = s.id
+                                   AND e.outcome = 'accepted' AND e.action IN ('receive', 'receipt')),
+                               s.arrived_at, s.received_at) AS arrived_at,
                       (SELECT count(*) FROM alerts a WHERE a.shipment_id = s.id
                           AND a.kind = ANY($2::text[]))::int AS excursions,
                       (SELECT count(*) FROM custody_events e WHERE e.shipment_id = s.id

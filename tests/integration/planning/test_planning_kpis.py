@@ -73,18 +73,20 @@ async def generated(client: Any, pool: Any, database_url: str) -> Any:
             coi = await world.new_case()
             aph = await world.unit("nurse", coi, "APH", "USZ-APH")
             started = collected + 10 * HOUR
-            # Inbound legs: the second arrives an hour late. Outbound legs: all on time.
+            # Inbound legs arrive (their receipt at CTA) ten hours after collection; the second was planned
+            # for nine and is late. Outbound legs: all on time. The legs' own arrival columns say otherwise:
+            # the record's scans count.
             inbound = await _leg(
                 conn,
                 100 + index,
                 coi,
                 ("USZ-APH", "CTA"),
-                collected + 8 * HOUR,
-                collected + (9 if index == 1 else 7) * HOUR,
+                collected + (9 if index == 1 else 10) * HOUR,
+                collected + 2 * DAY,
             )
             released = started + turnaround * DAY
             outbound = await _leg(
-                conn, 200 + index, coi, ("CTA", "USZ"), released + 30 * HOUR, released + 29 * HOUR
+                conn, 200 + index, coi, ("CTA", "USZ"), released + 30 * HOUR, released + 3 * DAY
             )
             await _append(pool, who, coi, "label", "USZ-APH", collected, unit_ids=[aph])
             await _append(pool, who, coi, "pickup", "USZ-APH", collected + 2 * HOUR, shipment_id=inbound)
