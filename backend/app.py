@@ -33,7 +33,7 @@ from backend.db.migrate import migrate, migrate_url
 from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
-from backend.live.hub import Hub
+from backend.live.hub import Hub, end_streams_on_exit_signals
 from backend.services import auth, checkpoints, excursions, monitoring, record_keys, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
@@ -79,7 +79,7 @@ def create_app(settings: Settings) -> Litestar:
     owner_url = settings.owner_database_url or database_url
     # Refused signatures count against the same sign-in limits as the sign-in form.
     signing.configure(auth.LoginLimits.of(settings))
-    excursions.configure(settings.gap_factor)
+    excursions.configure(settings.gap_factor, settings.gap_settle_seconds)
     # The record key is read now, not at the first scan: a configured key file that is missing or
     # unreadable stops the start with a message naming the file (RecordKeyError is a SettingsError).
     # Without one configured, <data dir>/record.key is used, created on the first start.
@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> Litestar:
         monitor.start()
         hub = Hub(database_url)
         hub.start()
+        end_streams_on_exit_signals()
         housekeeping = asyncio.create_task(_housekeeping(pool, settings))
         app.state.pool = pool
         app.state.settings = settings

@@ -60,8 +60,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Failed deliveries are retried after base, 2x base, 4x base ... (at most an hour apart).
     delivery_retry_base_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 30.0
     delivery_max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 10
-    # A critical alert nobody acknowledged is delivered again every this many minutes.
+    # A critical alert nobody acknowledged (active, or latched after it cleared) is delivered again every
+    # this many minutes.
     alert_reminder_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 15.0
+    # A critical alert acknowledged while its condition still holds is delivered again every this many
+    # minutes after the last acknowledgement, escalation or reminder: acknowledged is not resolved.
+    alert_acknowledged_reminder_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 60.0
     # "No data" for this long is an alert; a logger silent for the maximum is taken as lost and its alert
     # closes by itself (receipt of the shipment resolves it earlier).
     logger_silent_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 15.0
@@ -69,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # An interval between two readings longer than this many of the logger's expected intervals is a
     # data gap: counted neither in nor out of range (issue 20).
     gap_factor: Annotated[float, msgspec.Meta(gt=1, le=1000)] = 3.0
+    # A gap notice waits this long after the reading that ends the gap arrived: a backlog that lands in
+    # shuffled pieces fills its holes meanwhile, and the notice is not raised only to be withdrawn.
+    gap_settle_seconds: Annotated[float, msgspec.Meta(ge=0, le=24 * 3600)] = 60.0
     # A shipment not arrived this long after its planned arrival is late.
     shipment_late_minutes: Annotated[float, msgspec.Meta(ge=0, le=7 * 24 * 60)] = 30.0
     # Sign-in throttling: after this many failures for one username within the lockout window, that

@@ -25,6 +25,7 @@ from firmware_bridge.ingest_contract import LOGGER_ID_PATTERN
 LoggerId = Annotated[str, msgspec.Meta(pattern=LOGGER_ID_PATTERN, examples=["LGR-0001"])]
 Label = Annotated[str, msgspec.Meta(max_length=100)]
 MANAGERS = (Role.ADMIN, Role.COORDINATOR)
+SampleInterval = Annotated[int, msgspec.Meta(ge=1, le=86400, examples=[300])]
 
 
 class LoggerCreate(Command):
@@ -34,6 +35,9 @@ class LoggerCreate(Command):
     calibration_due: date | None = None
     owner_site: SiteCode | None = None
     active: bool = True
+    # Seconds between two readings as the logger is configured: an interval longer than
+    # CELLTRAIL_GAP_FACTOR times it is a data gap. Unset: learned from the readings.
+    sample_interval_s: SampleInterval | None = None
     # Issue an MQTT password for the logger (returned once with its Mosquitto password-file line).
     issue_broker_password: bool = True
 
@@ -45,6 +49,8 @@ class LoggerUpdate(Command):
     calibration_due: date | UnsetType | None = UNSET
     owner_site: SiteCode | UnsetType | None = UNSET
     active: bool | UnsetType = UNSET
+    # null: learn the interval from the readings again.
+    sample_interval_s: SampleInterval | UnsetType | None = UNSET
 
 
 class BrokerPasswordRotation(Command):
@@ -106,6 +112,7 @@ class LoggerRead(msgspec.Struct, kw_only=True):
     status_at: datetime | None
     battery_pct: int | None
     reported_firmware: str | None
+    sample_interval_s: int | None
 
 
 class LoggerDetailRead(LoggerRead, kw_only=True):
@@ -166,6 +173,7 @@ class LoggersController(Controller):
             calibration_due=data.calibration_due,
             owner_site=data.owner_site,
             active=data.active,
+            sample_interval_s=data.sample_interval_s,
         )
         registered = await loggers.register(
             pool, principal, data.id, changes, broker_password=data.issue_broker_password
@@ -202,7 +210,8 @@ class LoggersController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
     ) -> LoggerRead:
-        """Change calibration date, firmware, model, owner or active; audited with the reason given."""
+        """Change calibration date, firmware, model, owner, active or sampling interval; audited with
+        the reason given."""
         row = await loggers.update_logger(
             pool,
             principal,
@@ -213,6 +222,7 @@ class LoggersController(Controller):
             calibration_due=data.calibration_due,
             owner_site=data.owner_site,
             active=data.active,
+            sample_interval_s=data.sample_interval_s,
         )
         return logger_read(row)
 

@@ -49,7 +49,7 @@ async def stream(
                 last = await outbox.latest_id(conn)
         version = -1
         yield ServerSentEventMessage(data=None, comment="celltrail live", retry=2000)
-        while True:
+        while not hub.closing:
             async with pool.acquire() as conn:
                 rows = await outbox.after(conn, last, sites)
             for row in rows:
@@ -61,6 +61,9 @@ async def stream(
             if rows:
                 continue
             new_version = await hub.wait(version, KEEPALIVE_SECONDS)
+            if hub.closing:
+                # The server is stopping: end the response so it need not wait for this client.
+                return
             if new_version == version:
                 yield ServerSentEventMessage(data=None, comment="keep-alive")
             version = new_version

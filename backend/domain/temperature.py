@@ -25,6 +25,8 @@ class Summary(msgspec.Struct, frozen=True):
     minutes_below: float
     # Time inside data gaps: counted neither above nor below (issue 20, finding 3).
     uncovered_minutes: float = 0.0
+    # The gaps themselves: no data from the first time to the second.
+    gaps: list[tuple[datetime, datetime]] = msgspec.field(default_factory=list)
 
 
 def mean_kinetic_temperature(temps_c: list[float]) -> float:
@@ -48,10 +50,12 @@ def summarise(
     temps = [t for _, t in series]
     gaps = set(gap_starts)
     above = below = uncovered = 0.0
+    holes: list[tuple[datetime, datetime]] = []
     for (ts, temp), (next_ts, _) in itertools.pairwise(series):
         minutes = (next_ts - ts).total_seconds() / 60
         if gaps and ts.timestamp() in gaps:
             uncovered += minutes
+            holes.append((ts, next_ts))
             continue
         if high_c is not None and temp > high_c:
             above += minutes
@@ -68,4 +72,5 @@ def summarise(
         minutes_above=above,
         minutes_below=below,
         uncovered_minutes=uncovered,
+        gaps=holes,
     )

@@ -1,5 +1,6 @@
 """Where a leg's readings left the profile's range: one interval per continuous stretch beyond a limit.
-Pure. Like the temperature summary, each reading stands for the time until the next one."""
+Pure. Like the temperature summary, each reading stands for the time until the next one, except the
+last reading before a data gap: the stretch ends there, since nothing says what followed."""
 
 from __future__ import annotations
 
@@ -28,12 +29,19 @@ def _side(temp: float, low: float | None, high: float | None) -> str | None:
 
 
 def find_excursions(
-    series: list[tuple[datetime, float]], low_c: float | None, high_c: float | None
+    series: list[tuple[datetime, float]],
+    low_c: float | None,
+    high_c: float | None,
+    gaps: list[tuple[datetime, datetime]] | None = None,
 ) -> list[Excursion]:
     found: list[Excursion] = []
     current: tuple[str, datetime, float] | None = None  # side, start, peak
+    gap_ends = {end: start for start, end in gaps or []}
     for ts, temp in series:
         side = _side(temp, low_c, high_c)
+        if current is not None and ts in gap_ends:
+            found.append(_close(current, gap_ends[ts], low_c, high_c, ongoing=False))
+            current = None
         if current is not None and side != current[0]:
             found.append(_close(current, ts, low_c, high_c, ongoing=False))
             current = None

@@ -259,6 +259,13 @@ def _leg_block(leg: TemperatureLeg, styles: _Styles) -> list[Any]:
             + (f", MKT {s.mkt_c:.1f} °C" if s.mkt_c is not None else "")
             + f"; {s.minutes_above:.0f} min above, {s.minutes_below:.0f} min below the range."
         )
+        if s.gaps:
+            # Data gaps (issue 20): time no reading covers, counted neither in nor out of range.
+            figures += (
+                f" {s.uncovered_minutes:.0f} min without data: "
+                + "; ".join(f"no data from {_utc(start)} to {_utc(end)}" for start, end in s.gaps)
+                + "."
+            )
     else:
         figures = "No readings recorded for this leg."
     if leg.excursions:

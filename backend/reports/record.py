@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from backend.db.repo import cases, events, exports, shipments, sites
+from backend.db.repo import excursions as excursion_repo
 from backend.domain.errors import NotFound
 from backend.domain.identifiers import Coi
 from backend.domain.temperature import Summary, summarise
 from backend.reports.excursions import Excursion, find_excursions
 from backend.services import cases as case_service
 from backend.services import checkpoints, ledger, record_keys
+from backend.services import excursions as excursion_service
 from backend.services.visibility import sees_patient_fields
 
 if TYPE_CHECKING:
@@ -219,6 +221,7 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         leg.id: await exports.readings_of_shipment(conn, leg.id, None, None, MAX_LEG_READINGS + 1)
         for leg in legs
     }
+    intervals = {leg.id: await excursion_repo.sample_interval(conn, leg.logger_id) for leg in legs}
     known_sites = await sites.list_all(conn)
     lines = [_event_line(e.id, e.hash, e.record, names) for e in stored]
     corrected_by: dict[int, list[int]] = {}
@@ -243,7 +246,9 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         patient_withheld=not patient_visible,
         sites=[SiteInfo(s.code, s.name, s.kind, s.time_zone, s.gln) for s in known_sites if s.code in used],
         units=[_unit_line(u) for u in units],
-        legs=[_leg(leg, [(r.ts, r.temp_c) for r in series[leg.id]], alerts) for leg in legs],
+        legs=[
+            _leg(leg, [(r.ts, r.temp_c) for r in series[leg.id]], alerts, intervals[leg.id]) for leg in legs
+        ],
         events=lines,
         alerts=[_alert_line(a) for a in alerts],
         corrections=_corrections(lines),
@@ -334,11 +339,21 @@ def _is_temperature_alert(alert: AlertEntry) -> bool:
     return alert.kind in TEMPERATURE_ALERT_KINDS or alert.kind.startswith("temperature")
 
 
-def _leg(leg: ShipmentRow, series: list[tuple[datetime, float]], alerts: list[AlertEntry]) -> TemperatureLeg:
+def _leg(
+    leg: ShipmentRow, series: list[tuple[datetime, float]], alerts: list[AlertEntry], interval_s: int | None
+) -> TemperatureLeg:
     truncated = len(series) > MAX_LEG_READINGS
     series = series[:MAX_LEG_READINGS]
     low, high = leg.profile.get("low_c"), leg.profile.get("high_c")
-    found = find_excursions(series, low, high)
+    # Data gaps (issue 20): neither in nor out of range; the summary lists them and excursions end there.
+    summary = summarise(
+        series,
+        low,
+        high,
+        bool(leg.profile.get("mkt_hours")),
+        gap_starts=excursion_service.gap_starts((ts for ts, _ in series), interval_s),
+    )
+    found = find_excursions(series, low, high, summary.gaps)
     temperature_alerts = [a.id for a in alerts if a.shipment_id == leg.id and _is_temperature_alert(a)]
     return TemperatureLeg(
         shipment_id=leg.id,
@@ -356,7 +371,7 @@ def _leg(leg: ShipmentRow, series: list[tuple[datetime, float]], alerts: list[Al
         arrived_at=leg.arrived_at,
         received_at=leg.received_at,
         units=list(leg.manifest),
-        summary=summarise(series, low, high, bool(leg.profile.get("mkt_hours"))),
+        summary=summary,
         excursions=found,
         temperature_alerts=temperature_alerts,
         alarm=bool(found or temperature_alerts),

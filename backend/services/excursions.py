@@ -9,10 +9,12 @@ so the live stream carries them within the same commit.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -26,6 +28,7 @@ from backend.domain import alarm_states
 from backend.domain.access import Principal
 from backend.domain.errors import InvalidInput
 from backend.domain.excursions import (
+    DATA_GAP,
     DEFAULT_GAP_FACTOR,
     ENGINE_KINDS,
     Engine,
@@ -43,6 +46,7 @@ from backend.domain.excursions import (
     rules_for,
     wording,
 )
+from backend.domain.excursions.gaps import find_gaps
 from backend.domain.temperature import summarise
 from backend.services import ledger
 from backend.services.cases import get_case
@@ -52,22 +56,51 @@ from backend.services.visibility import site_filter
 log = logging.getLogger(__name__)
 _KINDS = list(ENGINE_KINDS)
 _gap_factor = DEFAULT_GAP_FACTOR
+_gap_settle_s = 60.0
 
 
-def configure(gap_factor: float) -> None:
-    """CELLTRAIL_GAP_FACTOR, set once at start (like signing.configure): an interval between two readings
-    longer than this many of the logger's expected intervals is a data gap."""
-    global _gap_factor  # one process-wide setting, read on every evaluation
+def gap_factor() -> float:
+    return _gap_factor
+
+
+def gap_starts(times: Iterable[datetime], interval_s: int | None) -> list[float]:
+    """Where the data gaps of a leg's series begin (unix seconds), by the engine's rule: for summaries
+    that do not run the rules (the receipt, the vein-to-vein report)."""
+    found = find_gaps((t.timestamp() for t in times), float(interval_s) if interval_s else None, _gap_factor)
+    return [start for start, _end in found]
+
+
+def configure(gap_factor: float, gap_settle_seconds: float = 60.0) -> None:
+    """CELLTRAIL_GAP_FACTOR and CELLTRAIL_GAP_SETTLE_SECONDS, set once at start (like signing.configure):
+    an interval between two readings longer than this many of the logger's expected intervals is a data
+    gap, and its notice waits this long after the reading that ends it arrived."""
+    global _gap_factor, _gap_settle_s  # process-wide settings, read on every evaluation
     _gap_factor = gap_factor
+    _gap_settle_s = gap_settle_seconds
 
 
-def _engine(rules: RuleSet, leg_arrival: datetime, interval_s: int | None, state: Any = None) -> Engine:
+@functools.cache
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _engine(
+    rules: RuleSet, leg_arrival: datetime, interval_s: int | None, site_zone: str, state: Any = None
+) -> Engine:
+    """Calendar days are the profile's time zone's (checked when the profile was saved), else the
+    sending site's, else UTC."""
+    zone = rules.definition.time_zone or (site_zone if _known_zone(site_zone) else "UTC")
     return Engine(
         rules,
         leg_arrival.timestamp(),
         state,
         expected_interval_s=float(interval_s) if interval_s else None,
         gap_factor=_gap_factor,
+        time_zone=zone,
     )
 
 
@@ -247,19 +280,28 @@ async def _apply(
 
 def _fold(leg: Leg, dirty_from: datetime | None, rows: list[LegReading]) -> tuple[Engine, bool] | None:
     """The leg's engine after folding `rows`, and whether it started over; None when there is nothing
-    to do or its profile cannot be read."""
+    to do or its profile cannot be read. A received leg's `rows` are all its readings (see
+    `_through`): a late reading inside its window re-evaluates it from the start, since its state was
+    closed at the receipt."""
     full = leg.state is None or (
         dirty_from is not None and leg.through_ts is not None and dirty_from <= leg.through_ts
     )
-    if not rows and leg.received_at is None and not full:
+    state = None if full else load_state(leg.state or b"")
+    if state is not None and leg.received_at is not None:
+        through = leg.through_ts
+        rows = [r for r in rows if through is None or r.ts > through]
+        if state.closed and rows:
+            full, state = True, None
+    # A gap notice held back (see `_hold_unsettled_gaps`) brings the leg back without a new reading.
+    pending = state is not None and bool(state.unsettled)
+    if not rows and leg.received_at is None and not full and not pending:
         return None
     try:
         rules = rules_of(leg.profile)
     except InvalidInput as exc:
         log.error("shipment profile unreadable", extra={"shipment": leg.shipment_id, "error": exc.detail})
         return None
-    state = None if full else load_state(leg.state or b"")
-    engine = _engine(rules, leg.planned_arrival, leg.sample_interval_s, state)
+    engine = _engine(rules, leg.planned_arrival, leg.sample_interval_s, leg.site_time_zone, state)
     if engine.state.closed and not rows and not full:
         return None
     engine.feed(Reading(r.ts.timestamp(), r.temp_c, r.battery_pct, r.lid_open) for r in rows)
@@ -268,11 +310,17 @@ def _fold(leg: Leg, dirty_from: datetime | None, rows: list[LegReading]) -> tupl
     return engine, full
 
 
+def _through(leg: Leg) -> datetime | None:
+    """Where the readings to take start: after the last folded one, or (None) from the leg's start. A
+    received leg takes them all, so a late reading can make it start over without a second look-up."""
+    return None if leg.received_at is not None else leg.through_ts
+
+
 async def _evaluate_legs(conn: Conn, shipment_ids: list[str]) -> list[Evaluation]:
     """One transaction for many legs: a handful of statements whatever their number, plus one per alert
     that changes. That keeps the cost per ingest batch flat under a fleet's steady load."""
     legs = await repo.lock_legs(conn, shipment_ids)
-    taken = await repo.take_readings(conn, [(leg.shipment_id, leg.through_ts) for leg in legs])
+    taken = await repo.take_readings(conn, [(leg.shipment_id, _through(leg)) for leg in legs])
     folded: list[tuple[Leg, Engine, bool, list[Episode]]] = []
     for leg in legs:
         dirty_from, rows = taken.get(leg.shipment_id, (None, []))
@@ -284,9 +332,15 @@ async def _evaluate_legs(conn: Conn, shipment_ids: list[str]) -> list[Evaluation
     existing = await repo.engine_alerts(conn, needing, _KINDS) if needing else {}
     outcomes = []
     saved = []
+    again: list[tuple[str, str, datetime]] = []
     for leg, engine, full, episodes in folded:
         count = len(taken.get(leg.shipment_id, (None, []))[1])
         outcome = Evaluation(leg.shipment_id, count, full)
+        if leg.received_at is None and leg.logger_id is not None:
+            rows = taken.get(leg.shipment_id, (None, []))[1]
+            episodes = _hold_unsettled_gaps(engine, episodes, rows, existing.get(leg.shipment_id, []))
+            if engine.state.unsettled and engine.state.last is not None:
+                again.append((leg.shipment_id, leg.logger_id, _when(engine.state.last.t + 1e-3)))
         if episodes or full:
             mine = existing.get(leg.shipment_id, [])
             actions = plan(episodes, [_existing(a) for a in mine], full)
@@ -305,7 +359,41 @@ async def _evaluate_legs(conn: Conn, shipment_ids: list[str]) -> list[Evaluation
         )
     if saved:
         await repo.save_states(conn, saved)
+    if again:
+        await repo.mark_again(conn, again)
     return outcomes
+
+
+def _hold_unsettled_gaps(
+    engine: Engine, episodes: list[Episode], rows: list[LegReading], existing: list[EngineAlert]
+) -> list[Episode]:
+    """Gap notices not yet announced wait until the reading that ends the gap arrived
+    CELLTRAIL_GAP_SETTLE_SECONDS ago: a logger flushing its memory in shuffled pieces fills the holes of
+    the first pieces with the next ones, and a notice raised meanwhile would only be withdrawn (flapping).
+    Held ones go back into the state to be drained at the next evaluation (the sweep's mark). A gap
+    already announced is reconciled as usual."""
+    if _gap_settle_s <= 0:
+        return episodes
+    announced = {a.started_at.timestamp() for a in existing if a.kind == DATA_GAP and not a.withdrawn}
+    arrived = {r.ts.timestamp(): r.received_at.timestamp() for r in rows if r.received_at is not None}
+    now = datetime.now(UTC).timestamp()
+    unsettled = engine.state.unsettled
+    kept: list[Episode] = []
+    held: list[Episode] = []
+    for episode in episodes:
+        if episode.kind != DATA_GAP or episode.start in announced or episode.end is None:
+            kept.append(episode)
+            continue
+        key = repr(episode.start)
+        at = unsettled.get(key, arrived.get(episode.end, now))
+        if now - at < _gap_settle_s:
+            unsettled[key] = at
+            held.append(episode)
+        else:
+            unsettled.pop(key, None)
+            kept.append(episode)
+    engine.state.finished = held + engine.state.finished
+    return kept
 
 
 async def evaluate_shipment(pool: Pool, shipment_id: str) -> Evaluation | None:
@@ -460,8 +548,9 @@ async def _shipment_temperature(pool: Pool, shipment: ShipmentRow) -> ShipmentTe
         series = await repo.leg_series(conn, shipment.id)
         alert_rows = await alerts.list_for(conn, None, None, None, shipment.id, 1000)
         interval = await repo.sample_interval(conn, shipment.logger_id)
+        zone = await repo.site_time_zone(conn, shipment.from_site)
     rules = rules_of(shipment.profile)
-    engine = _engine(rules, shipment.planned_arrival, interval)
+    engine = _engine(rules, shipment.planned_arrival, interval, zone)
     engine.feed(Reading(r.ts.timestamp(), r.temp_c, r.battery_pct, r.lid_open) for r in series)
     definition = rules.definition
     summary = summarise(

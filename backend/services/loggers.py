@@ -21,6 +21,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from backend.db.repo import audit, loggers, readings, sites
+from backend.db.repo import excursions as excursion_repo
 from backend.db.repo.loggers import LoanRow, LoggerChanges, LoggerRow, ShipmentRef
 from backend.db.repo.readings import ReadingRow
 from backend.db.types import Pool
@@ -90,6 +91,7 @@ def _public(logger: LoggerRow) -> dict[str, object]:
         "calibration_due": logger.calibration_due.isoformat() if logger.calibration_due else None,
         "owner_site": logger.owner_site,
         "active": logger.active,
+        "sample_interval_s": logger.sample_interval_s,
     }
 
 
@@ -211,6 +213,7 @@ async def update_logger(
     calibration_due: date | UnsetType | None = UNSET,
     owner_site: str | UnsetType | None = UNSET,
     active: bool | UnsetType = UNSET,
+    sample_interval_s: int | UnsetType | None = UNSET,
 ) -> LoggerRow:
     async with pool.acquire() as conn, conn.transaction():
         before = await _visible_logger(conn, actor, logger_id, lock=True)
@@ -220,6 +223,7 @@ async def update_logger(
             calibration_due=before.calibration_due if calibration_due is UNSET else calibration_due,
             owner_site=before.owner_site if owner_site is UNSET else owner_site,
             active=before.active if active is UNSET else active,
+            sample_interval_s=before.sample_interval_s if sample_interval_s is UNSET else sample_interval_s,
         )
         ended: list[LoanRow] = []
         if after.owner_site != before.owner_site:
@@ -228,6 +232,10 @@ async def update_logger(
             why = f"owner changed to {after.owner_site}: {reason}"[:1000]  # the column holds 1000
             ended = await loggers.revoke_loans(conn, logger_id, None, actor.user_id, why)
         updated = await loggers.update(conn, logger_id, after)
+        if after.sample_interval_s != before.sample_interval_s:
+            # Gaps are judged by the interval: the leg under way is evaluated again with the new one (a
+            # received leg keeps the review that was signed).
+            await excursion_repo.mark_logger_leg(conn, logger_id)
         for loan in ended:
             await _audit_loan(conn, actor, "loan_revoke", loan)
         await audit.record(

@@ -167,7 +167,15 @@ async def run_periodic_checks(pool: Pool, settings: Settings, now: datetime | No
         ("logger silent", lambda: check_silent(pool, settings, at)),
         ("shipment late", lambda: check_late(pool, settings, at)),
         ("alert dispatch", lambda: notify.dispatch(pool)),
-        ("alert reminders", lambda: notify.remind(pool, settings.alert_reminder_minutes, at)),
+        (
+            "alert reminders",
+            lambda: notify.remind(
+                pool,
+                settings.alert_reminder_minutes,
+                at,
+                acknowledged_every_minutes=settings.alert_acknowledged_reminder_minutes,
+            ),
+        ),
         ("alert delivery", lambda: notify.deliver_due(pool, settings)),
     ]
     for name, step in steps:

@@ -129,13 +129,26 @@ async def dispatch(pool: Pool, batch: int = 200) -> int:
             return queued
 
 
-async def remind(pool: Pool, every_minutes: float, now: datetime | None = None, batch: int = 200) -> int:
+async def remind(
+    pool: Pool,
+    every_minutes: float,
+    now: datetime | None = None,
+    batch: int = 200,
+    acknowledged_every_minutes: float | None = None,
+) -> int:
     """Critical alerts still unacknowledged `every_minutes` after they were raised, escalated or last
-    reminded: deliver again and say so on the live stream."""
+    reminded, latched ones included; with `acknowledged_every_minutes`, critical alerts acknowledged but
+    still active that long after the last acknowledgement, escalation or reminder: deliver again and say
+    so on the live stream."""
     at = now or ledger.now()
     reminded = 0
+    acknowledged_before = (
+        at - timedelta(minutes=acknowledged_every_minutes) if acknowledged_every_minutes is not None else None
+    )
     async with pool.acquire() as conn, conn.transaction():
-        for alert in await repo.due_reminders(conn, at - timedelta(minutes=every_minutes), batch):
+        for alert in await repo.due_reminders(
+            conn, at - timedelta(minutes=every_minutes), batch, acknowledged_before
+        ):
             await _enqueue_for(conn, alert, "reminder")
             await repo.mark_reminded(conn, alert.id, at)
             await ledger.announce(

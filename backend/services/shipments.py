@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from backend.db.repo import alerts, audit, cases, shipments, sites
+from backend.db.repo import excursions as excursion_repo
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain import alarm_states
@@ -181,10 +182,15 @@ def _limits(profile: Any) -> tuple[float | None, float | None, bool]:
 
 
 async def temperature_summary(pool: Pool, shipment: ShipmentRow) -> Summary:
+    from backend.services import excursions  # imports this module
+
     async with pool.acquire() as conn:
         series = await shipments.temperature_rows(conn, shipment.id)
+        interval = await excursion_repo.sample_interval(conn, shipment.logger_id)
     low, high, mkt = _limits(shipment.profile)
-    return summarise(series, low, high, mkt)
+    # Data gaps count neither in nor out of range, and the receipt names them (issue 20).
+    starts = excursions.gap_starts((ts for ts, _ in series), interval)
+    return summarise(series, low, high, mkt, gap_starts=starts)
 
 
 class ReceiptView(msgspec.Struct, frozen=True):

@@ -129,6 +129,15 @@ def temperature_svg(
             f'<rect class="excursion" x="{x0:.1f}" y="{top:g}" width="{max(x1 - x0, 2):.1f}" '
             f'height="{bottom - top:g}"><title>{escape(what)}</title></rect>'
         )
+    for start, end in leg.summary.gaps:
+        # No data (issue 20): shaded grey, and the line is broken there rather than drawn across.
+        x0, x1 = s.x(start), s.x(end)
+        what = f"no data from {start.astimezone(tz):%d %b %H:%M} to {end.astimezone(tz):%d %b %H:%M %Z}"
+        parts.append(
+            f'<rect class="gap" x="{x0:.1f}" y="{top:g}" width="{max(x1 - x0, 2):.1f}" '
+            f'height="{bottom - top:g}" fill="#9ca3af" fill-opacity="0.25">'
+            f"<title>{escape(what)}</title></rect>"
+        )
     parts.append(
         f'<rect class="frame" x="{left:g}" y="{top:g}" width="{right - left:g}" height="{bottom - top:g}"/>'
     )
@@ -149,8 +158,17 @@ def temperature_svg(
                 f"{name} {_number(limit)} °C</text>"
             )
     _events(parts, s, events, tz, top, bottom, left, right)
-    points = " ".join(f"{s.x(ts):.1f},{s.y(temp):.1f}" for ts, temp in thin_series(leg.readings))
-    parts.append(f'<polyline class="series" points="{points}"/>')
+    gaps = sorted(leg.summary.gaps)
+    runs: list[list[str]] = [[]]
+    previous = None
+    for ts, temp in thin_series(leg.readings):
+        # A gap between two drawn points (thinning may skip the readings at its edges) breaks the line.
+        if previous is not None and any(previous <= start and end <= ts for start, end in gaps):
+            runs.append([])
+        runs[-1].append(f"{s.x(ts):.1f},{s.y(temp):.1f}")
+        previous = ts
+    for run in runs:
+        parts.append(f'<polyline class="series" points="{" ".join(run)}"/>')
     parts.append("</svg>")
     return "".join(parts)
 

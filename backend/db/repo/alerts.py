@@ -181,9 +181,11 @@ async def acknowledge(
 
 
 async def close(conn: Conn, alert_id: int, user_id: int, reason: str) -> None:
+    """A person's decision about the alert, not the end of its condition: `ended_at` stays what it was
+    (the excursion's end, filled in by the engine once it ends) and `closed_at` says when this was."""
     await conn.execute(
-        """UPDATE alerts SET status = 'closed', closed_by = $2, closed_at = now(), close_reason = $3,
-                             ended_at = COALESCE(ended_at, now()) WHERE id = $1""",
+        """UPDATE alerts SET status = 'closed', closed_by = $2, closed_at = now(), close_reason = $3
+           WHERE id = $1""",
         alert_id,
         user_id,
         reason,

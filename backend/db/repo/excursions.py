@@ -28,6 +28,8 @@ class Leg(msgspec.Struct, frozen=True):
     state: bytes | None
     # The logger's declared sampling interval (migration 0016); None: learned from the readings.
     sample_interval_s: int | None = None
+    # The sending site's time zone: its calendar days, unless the profile names a zone.
+    site_time_zone: str = "UTC"
 
 
 class LegReading(msgspec.Struct, frozen=True, array_like=True):
@@ -35,6 +37,8 @@ class LegReading(msgspec.Struct, frozen=True, array_like=True):
     temp_c: float
     battery_pct: int | None
     lid_open: bool | None
+    # When the bridge received it: a gap notice waits for the gap to settle after this.
+    received_at: datetime | None = None
 
 
 class EngineAlert(msgspec.Struct, frozen=True):
@@ -73,7 +77,8 @@ class NewAlert(msgspec.Struct, frozen=True, kw_only=True):
 _LEGS = """
 SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id, s.profile_code, s.profile_version,
        s.profile, s.planned_arrival, s.received_at, e.through_ts, e.readings, e.state,
-       (SELECT l.sample_interval_s FROM loggers l WHERE l.id = s.logger_id) AS sample_interval_s
+       (SELECT l.sample_interval_s FROM loggers l WHERE l.id = s.logger_id) AS sample_interval_s,
+       (SELECT t.time_zone FROM sites t WHERE t.code = s.from_site) AS site_time_zone
 FROM excursion_state e JOIN shipments s ON s.id = e.shipment_id
 WHERE e.shipment_id = ANY($1::text[])
 ORDER BY e.shipment_id
@@ -97,20 +102,22 @@ async def lock_legs(conn: Conn, shipment_ids: list[str]) -> list[Leg]:
 
 # One statement, so the marks taken and the readings read share one snapshot: a reading committed in
 # between cannot be read without its mark being taken too. `dirty_from` at or before `through_ts` means a
-# backlog landed in the past: then every reading of the leg comes back and the engine starts over. The
-# lower bound is one `r.ts >` condition and `OFFSET 0` keeps the subquery per leg: the (shipment_id, ts)
-# index then reads only the new readings. Flattened into a hash join, PostgreSQL scanned every stored
-# reading on each evaluation, and ingest latency grew with the table (found by `make soak`).
+# backlog landed in the past (or the leg's window moved): then every reading of the leg comes back and the
+# engine starts over. A leg's readings are its logger's inside the leg's window (migration 0023), read
+# through the (logger_id, ts) index; `OFFSET 0` keeps the subquery per leg (flattened into a hash join,
+# PostgreSQL scanned every stored reading on each evaluation, found by `make soak`).
 _TAKE = """
 WITH taken AS (DELETE FROM excursion_dirty WHERE shipment_id = ANY($1::text[]) RETURNING shipment_id, from_ts),
 lowest AS (SELECT shipment_id, min(from_ts) AS from_ts FROM taken GROUP BY shipment_id),
 legs AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS u(shipment_id, through_ts))
-SELECT l.shipment_id, lo.from_ts AS dirty_from, r.ts, r.temp_c, r.battery_pct, r.lid_open
+SELECT l.shipment_id, lo.from_ts AS dirty_from, r.ts, r.temp_c, r.battery_pct, r.lid_open, r.received_at
 FROM legs l
+JOIN shipments s ON s.id = l.shipment_id
 LEFT JOIN lowest lo ON lo.shipment_id = l.shipment_id
 LEFT JOIN LATERAL (
-    SELECT r.ts, r.temp_c::numeric::float8 AS temp_c, r.battery_pct, r.lid_open FROM readings r
-    WHERE r.shipment_id = l.shipment_id
+    SELECT r.ts, r.temp_c::numeric::float8 AS temp_c, r.battery_pct, r.lid_open, r.received_at
+    FROM readings r
+    WHERE r.logger_id = s.logger_id AND r.ts >= s.leg_from AND (s.leg_until IS NULL OR r.ts < s.leg_until)
       AND r.ts > CASE WHEN l.through_ts IS NULL OR lo.from_ts <= l.through_ts THEN '-infinity'::timestamptz
                       ELSE l.through_ts END
     OFFSET 0
@@ -128,7 +135,9 @@ async def take_readings(
     for r in rows:
         entry = taken.setdefault(r["shipment_id"], (r["dirty_from"], []))
         if r["ts"] is not None:
-            entry[1].append(LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"]))
+            entry[1].append(
+                LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"], r["received_at"])
+            )
     return taken
 
 
@@ -153,6 +162,28 @@ async def save_states(conn: Conn, saved: list[SavedState]) -> None:
         [s.readings for s in saved],
         [s.state for s in saved],
         [s.full for s in saved],
+    )
+
+
+async def mark_again(conn: Conn, legs: list[tuple[str, str, datetime]]) -> None:
+    """Marks (shipment, logger, from) that make the periodic sweep evaluate these legs again without a
+    new reading (`from` after the last folded reading: nothing is recomputed)."""
+    await conn.execute(
+        """INSERT INTO excursion_dirty (shipment_id, logger_id, from_ts)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])""",
+        [leg[0] for leg in legs],
+        [leg[1] for leg in legs],
+        [leg[2] for leg in legs],
+    )
+
+
+async def mark_logger_leg(conn: Conn, logger_id: str) -> None:
+    """The logger's leg under way is evaluated again from its first reading (its interval changed)."""
+    await conn.execute(
+        """INSERT INTO excursion_dirty (shipment_id, logger_id, from_ts)
+           SELECT id, logger_id, 'epoch'::timestamptz FROM shipments
+           WHERE logger_id = $1 AND leg_from IS NOT NULL AND leg_until IS NULL""",
+        logger_id,
     )
 
 
@@ -239,10 +270,13 @@ async def update_alert(
     reopen: bool,
 ) -> None:
     """`reopen`: an escalation asks for a new acknowledgement; `cleared_status`: the episode ended and
-    the alert takes this status (resolved, or cleared_unacknowledged when a critical alert latches)."""
+    the alert takes this status (resolved, or cleared_unacknowledged when a critical alert latches). A
+    backlog may move the episode's start past when the alert fired on partial data: the alert cannot
+    have fired before its excursion began, so `fired_at` moves with it (issue 20, finding 11)."""
     await conn.execute(
         """UPDATE alerts SET severity = $2, detail = $3, started_at = $4,
                   ended_at = CASE WHEN $5::timestamptz IS NOT NULL THEN $5 ELSE ended_at END,
+                  fired_at = greatest(fired_at, $4),
                   escalated_at = coalesce($6, escalated_at), peak_value = $7, minutes_beyond = $8, rule = $9,
                   status = CASE WHEN status = 'closed' THEN status
                                 WHEN $10::text IS NOT NULL THEN $10 WHEN $11 THEN 'open' ELSE status END
@@ -267,7 +301,8 @@ WITHDRAWN = "withdrawn automatically: the complete readings do not show this exc
 async def withdraw(conn: Conn, alert_id: int) -> None:
     await conn.execute(
         """UPDATE alerts SET status = 'closed', withdrawn_at = now(), closed_at = now(), close_reason = $2,
-                  ended_at = coalesce(ended_at, now())
+                  ended_at = coalesce(ended_at, greatest(now(), started_at)),
+                  fired_at = greatest(fired_at, started_at)
            WHERE id = $1 AND withdrawn_at IS NULL""",
         alert_id,
         WITHDRAWN,
@@ -385,6 +420,11 @@ async def late_legs(conn: Conn, before: datetime) -> list[Lateness]:
 # -- temperature summaries (profiles themselves: backend/db/repo/profiles.py) ---------------------------
 
 
+async def site_time_zone(conn: Conn, site: str) -> str:
+    value = await conn.fetchval("SELECT time_zone FROM sites WHERE code = $1", site)
+    return str(value) if value else "UTC"
+
+
 async def sample_interval(conn: Conn, logger_id: str | None) -> int | None:
     if logger_id is None:
         return None
@@ -394,8 +434,8 @@ async def sample_interval(conn: Conn, logger_id: str | None) -> int | None:
 
 async def leg_series(conn: Conn, shipment_id: str) -> list[LegReading]:
     rows = await conn.fetch(
-        """SELECT ts, temp_c::numeric::float8 AS temp_c, battery_pct, lid_open FROM readings
-           WHERE shipment_id = $1 ORDER BY ts""",
+        """SELECT ts, temp_c::numeric::float8 AS temp_c, battery_pct, lid_open FROM leg_readings($1)
+           ORDER BY ts""",
         shipment_id,
     )
     return [LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"]) for r in rows]

@@ -86,9 +86,10 @@ async def alerts_between(
 async def readings_of_shipment(
     conn: Conn, shipment_id: str, since: datetime | None, until: datetime | None, limit: int
 ) -> list[ReadingEntry]:
+    # The leg's readings by its window (migration 0023), not by where each was filed when stored.
     rows = await conn.fetch(
-        _READINGS
-        + """ WHERE shipment_id = $1 AND ($2::timestamptz IS NULL OR ts >= $2)
+        _READINGS.replace("FROM readings", "FROM leg_readings($1)")
+        + """ WHERE ($2::timestamptz IS NULL OR ts >= $2)
               AND ($3::timestamptz IS NULL OR ts < $3) ORDER BY ts LIMIT $4""",
         shipment_id,
         since,

@@ -25,6 +25,8 @@ class LoggerRow(msgspec.Struct, frozen=True, kw_only=True):
     battery_pct: int | None
     reported_firmware: str | None
     last_seen_at: datetime | None
+    # The declared sampling interval gap detection works from (migration 0016); None: learned.
+    sample_interval_s: int | None = None
 
 
 class LoggerChanges(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +37,7 @@ class LoggerChanges(msgspec.Struct, frozen=True, kw_only=True):
     calibration_due: date | None
     owner_site: str | None
     active: bool
+    sample_interval_s: int | None = None
 
 
 class ShipmentRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,15 +62,15 @@ class StatusColumns(msgspec.Struct, kw_only=True):
 
 _COLUMNS = (
     "id, model, firmware, calibration_due, owner_site, active, created_at, broker_password_set_at, "
-    "online, status_at, battery_pct, reported_firmware, last_seen_at"
+    "online, status_at, battery_pct, reported_firmware, last_seen_at, sample_interval_s"
 )
 
 
 async def insert(conn: Conn, logger_id: str, changes: LoggerChanges) -> LoggerRow | None:
     """None when the id is taken."""
     row = await conn.fetchrow(
-        "INSERT INTO loggers (id, model, firmware, calibration_due, owner_site, active) "  # noqa: S608
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING "
+        "INSERT INTO loggers (id, model, firmware, calibration_due, owner_site, active, sample_interval_s) "  # noqa: S608
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING "
         f"RETURNING {_COLUMNS}",
         logger_id,
         changes.model,
@@ -75,6 +78,7 @@ async def insert(conn: Conn, logger_id: str, changes: LoggerChanges) -> LoggerRo
         changes.calibration_due,
         changes.owner_site,
         changes.active,
+        changes.sample_interval_s,
     )
     return LoggerRow(**row) if row else None
 
@@ -98,7 +102,7 @@ async def list_all(conn: Conn, sites: list[str] | None) -> list[LoggerRow]:
 async def update(conn: Conn, logger_id: str, changes: LoggerChanges) -> LoggerRow:
     row = await conn.fetchrow(
         "UPDATE loggers SET model = $2, firmware = $3, calibration_due = $4, owner_site = $5, "  # noqa: S608
-        "active = $6 "
+        "active = $6, sample_interval_s = $7 "
         f"WHERE id = $1 RETURNING {_COLUMNS}",
         logger_id,
         changes.model,
@@ -106,6 +110,7 @@ async def update(conn: Conn, logger_id: str, changes: LoggerChanges) -> LoggerRo
         changes.calibration_due,
         changes.owner_site,
         changes.active,
+        changes.sample_interval_s,
     )
     assert row is not None
     return LoggerRow(**row)

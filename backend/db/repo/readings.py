@@ -51,13 +51,13 @@ class ReadingRow(msgspec.Struct, frozen=True):
     received_at: datetime
 
 
-# The shipment a reading belongs to: its logger's assignment, the one active shipment carrying it (the
-# database holds no second, migration 0009), when the reading was taken after that shipment's start —
-# its departure, or its planned departure until it departs — and after the logger's previous shipment
-# was received. Anything else keeps shipment_id NULL: a reading from before the shipment, or one that
-# arrives after its shipment was received (the receipt's temperature review is signed by then). No
+# The shipment a reading belongs to: the leg of its logger whose window holds the reading's time
+# (migration 0023: from packing, else pick-up, else the planned departure, never before the logger's
+# previous receipt, until receipt). That includes a received leg, for a reading taken during it that
+# arrives late (a backlog): the leg is re-evaluated with it. Anything else keeps shipment_id NULL. No
 # planner can draw readings to a shipment by its dates: a logger joins one only while it is free, and
-# a backdated departure does not reach back past the previous receipt.
+# a backdated departure does not reach back past the previous receipt. The engine and the reports read
+# a leg by its window (`leg_readings`), so a window that moves later is followed there.
 # Rows are inserted in (logger, ts) order so two concurrent batches that overlap take their unique-index
 # locks in the same order and cannot deadlock.
 _INSERT_BATCH = """
@@ -91,21 +91,20 @@ unknown_stored AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
--- One row per logger of the batch at most: the unique index allows one active shipment per logger.
+-- The legs of the batch's loggers that may hold one of its readings: windows do not overlap.
 assignment AS (
-    SELECT sh.logger_id, sh.id,
-           greatest(coalesce(sh.departed_at, sh.planned_departure),
-                    (SELECT max(p.received_at) FROM shipments p
-                     WHERE p.logger_id = sh.logger_id AND p.id <> sh.id)) AS since
+    SELECT sh.logger_id, sh.id, sh.leg_from, sh.leg_until
     FROM shipments sh
-    WHERE sh.logger_id IN (SELECT DISTINCT logger_id FROM known)
-      AND sh.status NOT IN ('received', 'quarantined', 'cancelled')
+    WHERE sh.logger_id IN (SELECT DISTINCT logger_id FROM known) AND sh.leg_from IS NOT NULL
+      AND (sh.leg_until IS NULL
+           OR sh.leg_until > (SELECT min(k.ts) FROM known k WHERE k.logger_id = sh.logger_id))
 ),
 inserted AS (
     INSERT INTO readings (logger_id, ts, temp_c, battery_pct, lid_open, shipment_id, received_at)
     SELECT k.logger_id, k.ts, k.temp_c, k.battery_pct, k.lid_open, a.id, k.received_at
     FROM known k
-    LEFT JOIN assignment a ON a.logger_id = k.logger_id AND k.ts >= a.since
+    LEFT JOIN assignment a ON a.logger_id = k.logger_id AND k.ts >= a.leg_from
+                           AND (a.leg_until IS NULL OR k.ts < a.leg_until)
     ORDER BY k.logger_id, k.ts, k.position
     ON CONFLICT (logger_id, ts) DO NOTHING
     RETURNING logger_id, ts, temp_c, shipment_id

@@ -183,5 +183,6 @@ async def mark_units(conn: Conn, shipment_id: str, unit_ids: list[str], column: 
 
 
 async def temperature_rows(conn: Conn, shipment_id: str) -> list[tuple[datetime, float]]:
-    rows = await conn.fetch("SELECT ts, temp_c FROM readings WHERE shipment_id = $1 ORDER BY ts", shipment_id)
+    # The leg's readings by its window (migration 0023), not by where each was filed when stored.
+    rows = await conn.fetch("SELECT ts, temp_c FROM leg_readings($1) ORDER BY ts", shipment_id)
     return [(r["ts"], float(r["temp_c"])) for r in rows]

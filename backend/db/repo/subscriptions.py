@@ -165,15 +165,26 @@ async def undispatched(conn: Conn, limit: int) -> list[AlertChange]:
     return [AlertChange(**r) for r in rows]
 
 
-async def due_reminders(conn: Conn, before: datetime, limit: int) -> list[AlertChange]:
-    """Critical alerts nobody acknowledged, last announced (raised, escalated or reminded) before `before`."""
+async def due_reminders(
+    conn: Conn, before: datetime, limit: int, acknowledged_before: datetime | None = None
+) -> list[AlertChange]:
+    """Critical alerts nobody acknowledged (active, or latched after their condition cleared), last
+    announced (raised, escalated or reminded) before `before`; and, with `acknowledged_before`, critical
+    alerts acknowledged while still active whose last acknowledgement, escalation or reminder is older."""
     rows = await conn.fetch(
-        _CHANGE
-        + """WHERE status = 'open' AND severity = 'critical'
-               AND greatest(coalesce(reminded_at, created_at), coalesce(escalated_at, created_at)) < $1
+        _CHANGE  # noqa: S608 - constant query text, values are bound
+        + """WHERE severity = 'critical' AND status IN ('open', 'cleared_unacknowledged', 'acknowledged')
+               AND CASE WHEN status = 'acknowledged' THEN
+                        $3::timestamptz IS NOT NULL
+                        AND greatest(coalesce(reminded_at, created_at), coalesce(escalated_at, created_at),
+                                     coalesce((SELECT max(k.at) FROM alert_acknowledgements k
+                                               WHERE k.alert_id = alerts.id), created_at)) < $3
+                   ELSE greatest(coalesce(reminded_at, created_at), coalesce(escalated_at, created_at)) < $1
+                   END
              ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED""",
         before,
         limit,
+        acknowledged_before,
     )
     return [AlertChange(**r) for r in rows]
 

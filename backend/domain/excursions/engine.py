@@ -13,9 +13,9 @@ before what it already folded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from backend.domain.excursions import signals
 from backend.domain.excursions.profiles import SEVERITY_RANK, Rule, RuleSet
@@ -47,12 +47,9 @@ def _side_of(limit: str) -> str:
     return "high" if limit.endswith("high") else "low"
 
 
-def _day(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).date().isoformat()
-
-
 class Engine:
-    """Wraps one leg's state. `planned_arrival` (unix seconds) feeds the predictive rule."""
+    """Wraps one leg's state. `planned_arrival` (unix seconds) feeds the predictive rule; `time_zone`
+    (IANA) is where the calendar days of the per-day rules and of the daily summary begin."""
 
     def __init__(
         self,
@@ -62,8 +59,20 @@ class Engine:
         *,
         expected_interval_s: float | None = None,
         gap_factor: float = DEFAULT_GAP_FACTOR,
+        time_zone: str = "UTC",
     ):
         self.rules = rules
+        self._zone = UTC if time_zone == "UTC" else ZoneInfo(time_zone)
+        self._day_cache: tuple[float, float, str] | None = None
+        # Limits whose time beyond a rolling rule counts (both warning limits for a `range` rule).
+        rolling = [r for r in rules.rules if r.window == "rolling"]
+        self._rolling = {
+            name
+            for r in rolling
+            for name in (("low", "high") if r.limit == "range" else (r.limit,))
+            if name in rules.limits
+        }
+        self._longest_window = max((r.window_s for r in rolling), default=0.0)
         self.planned_arrival = planned_arrival
         self.expected_interval_s = expected_interval_s
         self.gap_factor = gap_factor
@@ -99,6 +108,7 @@ class Engine:
 
     def _step(self, r: Reading) -> None:
         s = self.state
+        s.last_days.clear()
         if s.last is not None:
             if self._is_gap(r.t - s.last.t):
                 self._gap(s.last.t, r.t)
@@ -155,15 +165,41 @@ class Engine:
                 if band.active:
                     band.episode_s += dt
                 self._add_daily(name, prev.t, t)
+                if name in self._rolling:
+                    self._add_span(name, prev.t, t)
+
+    def _day_span(self, t: float) -> tuple[float, float, str]:
+        """The calendar day holding `t` in the engine's zone: its start, its end (23 or 25 h later on a
+        day the clocks change) and its name."""
+        cached = self._day_cache
+        if cached is not None and cached[0] <= t < cached[1]:
+            return cached
+        day = datetime.fromtimestamp(t, self._zone).date()
+        start = datetime.combine(day, time(), self._zone).timestamp()
+        end = datetime.combine(day + timedelta(days=1), time(), self._zone).timestamp()
+        self._day_cache = cached = (start, end, day.isoformat())
+        return cached
 
     def _add_daily(self, name: str, start: float, end: float) -> None:
+        days = self.state.last_days
         while start < end:
-            day = _day(start)
-            midnight = (math.floor(start / 86400) + 1) * 86400.0
+            _lo, midnight, day = self._day_span(start)
             upto = min(end, midnight)
             per_day = self.state.daily.setdefault(day, {})
             per_day[name] = per_day.get(name, 0.0) + (upto - start)
+            if day not in days:
+                days.append(day)
             start = upto
+
+    def _add_span(self, name: str, start: float, end: float) -> None:
+        spans = self.state.spans.setdefault(name, [])
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+        horizon = end - self._longest_window
+        while spans and spans[0][1] <= horizon:
+            spans.pop(0)
 
     def _apply(self, r: Reading) -> None:
         hysteresis = self.rules.definition.hysteresis_c
@@ -205,8 +241,23 @@ class Engine:
 
     def _holds(self, rule: Rule, t: float) -> bool:
         bands = self.state.bands
+        names = [n for n in ("low", "high") if n in bands] if rule.limit == "range" else [rule.limit]
+        if rule.window == "day":
+            days = {self._day_span(t)[2], *self.state.last_days}
+            daily = self.state.daily
+            return any(sum(daily.get(d, {}).get(n, 0.0) for n in names) >= rule.delay_s for d in days)
+        if rule.window == "rolling":
+            since = t - rule.window_s
+            spans = self.state.spans
+            beyond = sum(
+                min(end, t) - max(start, since)
+                for n in names
+                for start, end in spans.get(n, ())
+                if end > since and start < t
+            )
+            return beyond >= rule.delay_s
         if rule.limit == "range":
-            total = sum(bands[name].total_s for name in ("low", "high") if name in bands)
+            total = sum(bands[name].total_s for name in names)
             return total >= rule.delay_s
         band = bands[rule.limit]
         if rule.kind == "instant":

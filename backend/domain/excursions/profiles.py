@@ -1,19 +1,26 @@
 """Temperature profile definitions and the alarm rules they stand for. Pure.
 
 A definition is what `temperature_profiles.definition` and each shipment's snapshot hold. The shorthand
-fields of the seeded profiles (`cumulative_minutes`, `consecutive_minutes`, critical limits) expand into
-explicit rules; a definition may instead list its `rules` itself.
+fields of the seeded profiles (`cumulative_minutes`, `daily_minutes`, `consecutive_minutes`, critical
+limits) expand into explicit rules; a definition may instead list its `rules` itself.
+
+Cumulative rules count time beyond a limit over a window (issue 20, finding 9): the whole leg (never
+resets), each calendar day in the profile's `time_zone` (else the sending site's), or any rolling window
+of `window_hours` ("at most 60 min above 8 °C in any 24 h").
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
 from backend.domain.errors import InvalidInput
 
 RuleKind = Literal["instant", "consecutive", "cumulative"]
+# What a cumulative rule counts over: the leg, each calendar day, or a rolling window.
+Window = Literal["leg", "day", "rolling"]
 # `range` counts time beyond either warning limit together (cumulative rules only): "30 min outside 2-8 °C".
 LimitName = Literal["low", "high", "critical_low", "critical_high", "range"]
 Severity = Literal["info", "warning", "critical"]
@@ -23,16 +30,19 @@ Minutes = Annotated[int, msgspec.Meta(ge=0, le=60 * 24 * 60)]
 Celsius = Annotated[float, msgspec.Meta(ge=-273.15, le=200.0)]
 
 
-class RuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class RuleSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """instant: the current reading is beyond the limit and has been for `delay_minutes` (first to current
     reading). consecutive: one uninterrupted excursion (hysteresis included) has lasted `delay_minutes`,
-    each reading standing for the time until the next. cumulative: the time beyond the limit over the whole
-    leg, interrupted or not, has reached `delay_minutes`; it never resets."""
+    each reading standing for the time until the next. cumulative: the time beyond the limit, interrupted
+    or not, has reached `delay_minutes` within its `window`: the whole leg (it never resets), the
+    calendar day, or the last `window_hours`."""
 
     kind: RuleKind
     limit: LimitName
     delay_minutes: Minutes = 0
     severity: Severity = "warning"
+    window: Window = "leg"
+    window_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 31)] = 24
 
 
 class ProfileDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -41,6 +51,8 @@ class ProfileDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     critical_low_c: Celsius | None = None
     critical_high_c: Celsius | None = None
     cumulative_minutes: Minutes | None = None
+    # "At most this many minutes outside the range per calendar day", the common logger alarm.
+    daily_minutes: Minutes | None = None
     consecutive_minutes: Minutes | None = None
     # Default: at once, except where a critical limit coincides with its warning limit (the cryogenic
     # profile): then the critical rule is the consecutive one ("critical when above for 5 min").
@@ -56,15 +68,20 @@ class ProfileDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True,
     battery_low_pct: Annotated[int, msgspec.Meta(ge=0, le=100)] = 20
     lid_open_minutes: Minutes = 0
     rules: list[RuleSpec] | None = None
+    # IANA name of the zone whose calendar days the per-day rules and the summary count; None: the
+    # sending site's.
+    time_zone: str | None = None
 
 
-class Rule(msgspec.Struct, frozen=True):
+class Rule(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     kind: RuleKind
     limit: LimitName
     threshold_c: float | None
     delay_s: float
     severity: Severity
+    window: Window = "leg"
+    window_s: float = 0.0
 
     def describe(self) -> str:
         if self.limit == "range":
@@ -75,6 +92,10 @@ class Rule(msgspec.Struct, frozen=True):
         minutes = f"{self.delay_s / 60:g} min"
         if self.kind == "instant":
             return f"{self.severity}: {where}" + (f" for {minutes}" if self.delay_s else " at once")
+        if self.window == "day":
+            return f"{self.severity}: {where} for {minutes} in a calendar day"
+        if self.window == "rolling":
+            return f"{self.severity}: {where} for {minutes} in any {self.window_s / 3600:g} h"
         return f"{self.severity}: {where} for {minutes} {self.kind}"
 
 
@@ -114,7 +135,14 @@ def _problems(d: ProfileDefinition) -> list[str]:
         found.append("critical_low_c must not be above low_c")
     if all(v is None for v in (d.low_c, d.high_c, d.critical_low_c, d.critical_high_c)):
         found.append("a profile needs at least one temperature limit")
+    if d.time_zone is not None:
+        try:
+            ZoneInfo(d.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            found.append(f"unknown time zone {d.time_zone!r}")
     for rule in d.rules or []:
+        if rule.window != "leg" and rule.kind != "cumulative":
+            found.append("only cumulative rules may count over a day or a rolling window")
         if rule.limit == "range" and rule.kind != "cumulative":
             found.append("only cumulative rules may use the limit 'range'")
         elif rule.limit == "range" and d.low_c is None and d.high_c is None:
@@ -139,9 +167,12 @@ def _shorthand(d: ProfileDefinition, limits: dict[str, float]) -> list[RuleSpec]
     warning_sides: list[LimitName] = [side for side in ("low", "high") if side in limits]
     if warning_sides and d.cumulative_minutes is not None:
         specs.append(RuleSpec("cumulative", "range", d.cumulative_minutes))
+    if warning_sides and d.daily_minutes is not None:
+        specs.append(RuleSpec("cumulative", "range", d.daily_minutes, window="day"))
     if d.consecutive_minutes is not None:
         specs += [RuleSpec("consecutive", side, d.consecutive_minutes) for side in warning_sides]
-    if warning_sides and d.cumulative_minutes is None and d.consecutive_minutes is None:
+    budgets = (d.cumulative_minutes, d.consecutive_minutes, d.daily_minutes)
+    if warning_sides and all(b is None for b in budgets):
         specs += [RuleSpec("instant", side) for side in warning_sides]
     for side in ("low", "high"):
         critical = f"critical_{side}"
@@ -161,13 +192,20 @@ def rules_for(definition: ProfileDefinition) -> RuleSet:
     specs = definition.rules if definition.rules is not None else _shorthand(definition, limits)
     rules = [
         Rule(
-            id=f"{spec.kind}:{spec.limit}:{spec.delay_minutes}",
+            id=_rule_id(spec),
             kind=spec.kind,
             limit=spec.limit,
             threshold_c=None if spec.limit == "range" else limits[spec.limit],
             delay_s=spec.delay_minutes * 60.0,
             severity=spec.severity,
+            window=spec.window,
+            window_s=spec.window_hours * 3600.0 if spec.window == "rolling" else 0.0,
         )
         for spec in specs
     ]
     return RuleSet(definition=definition, limits=limits, rules=rules)
+
+
+def _rule_id(spec: RuleSpec) -> str:
+    kind = {"leg": spec.kind, "day": f"{spec.kind}/day", "rolling": f"{spec.kind}/{spec.window_hours}h"}
+    return f"{kind[spec.window]}:{spec.limit}:{spec.delay_minutes}"

@@ -4,7 +4,8 @@ An alert stands for one episode. It is found again by its start, else (the open 
 overlap, since a backlog may move an episode's start earlier; a resolved one by overlap too. An alert a
 coordinator closed stays closed for its episode: matching it by start keeps the engine from reopening it.
 An alert raised on partial data that the complete readings do not bear out is withdrawn, never deleted:
-it was announced, and the record keeps what was said.
+it was announced, and the record keeps what was said. Closing by hand does not end the excursion: the
+closed alert's `ended_at` is filled in when the engine sees the excursion end.
 
 Escalation always raises (issue 20, finding 1): when a coordinator closed the warning of an excursion
 that then becomes critical, the closed warning stays closed and a new critical alert opens for the same
@@ -112,6 +113,9 @@ def plan(episodes: list[Episode], existing: list[ExistingAlert], full: bool) -> 
             # Closing a warning is a decision about the warning; a critical condition was not seen yet.
             if escalate:
                 opens.append(Open(episode, escalates=alert.id))
+            elif episode.end is not None and alert.ended_at is None and not alert.withdrawn:
+                # Closed by hand while the excursion went on: it keeps its status and learns its end.
+                updates.append(Update(alert.id, episode, escalate=False, resolve=False))
             continue
         resolve = episode.end is not None and alert.status in ONGOING
         if escalate or resolve or _changed(alert, episode):

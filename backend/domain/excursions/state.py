@@ -84,8 +84,13 @@ class EngineState(msgspec.Struct):
     trend: list[tuple[float, float]] = msgspec.field(default_factory=list)
     # Mean kinetic temperature over whole hours: [hour, Σ exp(-ΔH/RT), n].
     mkt_buckets: list[tuple[int, float, int]] = msgspec.field(default_factory=list)
-    # Seconds strictly beyond each limit per UTC day: {"2026-01-10": {"high": 1800.0}}.
+    # Seconds strictly beyond each limit per calendar day in the engine's time zone:
+    # {"2026-01-10": {"high": 1800.0}}.
     daily: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    # The calendar days the last counted interval touched: a per-day rule looks at these.
+    last_days: list[str] = msgspec.field(default_factory=list)
+    # Time beyond each limit a rolling rule counts, as merged [from, to) spans within its longest window.
+    spans: dict[str, list[tuple[float, float]]] = msgspec.field(default_factory=dict)
     # Episodes that ended since the state was last drained.
     finished: list[Episode] = msgspec.field(default_factory=list)
     # The shortest interval between two readings so far: the logger's interval when none was declared.
@@ -93,6 +98,9 @@ class EngineState(msgspec.Struct):
     # Data gaps, [from, to] in unix seconds, and their total: time counted neither in nor out of range.
     gaps: list[tuple[float, float]] = msgspec.field(default_factory=list)
     uncovered_s: float = 0.0
+    # Gap notices held back until the gap settles (the service's rule), by the gap's start: when the
+    # reading that ends the gap arrived (unix seconds).
+    unsettled: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 def fire(track: Track, rule_id: str, severity: str, t: float) -> None:

@@ -115,8 +115,9 @@ async def test_shipment_and_case_temperature_summaries(client, pool):
     who = await setup_accounts(client, [LOGGER], people=("bridge", "coord", "outsider"))
     async with pool.acquire() as conn:
         shipment, coi = await insert_shipment(conn, LOGGER)
-    # Every 5 minutes: 45 min at 9 °C (cumulative rule fires), 10 min below 2 °C, spanning midnight.
-    start = BASE.replace(hour=23, minute=0)
+    # Every 5 minutes: 45 min at 9 °C (cumulative rule fires), 10 min below 2 °C, spanning midnight in
+    # the sending site's time zone (Europe/Zurich, UTC+1 in January): its calendar days are the summary's.
+    start = BASE.replace(hour=22, minute=0)
     temps = [5.0] * 6 + [9.0] * 9 + [5.0] * 3 + [1.0] * 2 + [5.0] * 4
     await ingest(client, who["bridge"], readings(LOGGER, temps, start=start))
     await evaluate_after_ingest(pool, set(), {LOGGER})

@@ -149,11 +149,22 @@ async def test_an_unacknowledged_critical_alert_is_reminded_until_someone_acknow
             f"/api/v1/alerts/{alert.id}/acknowledge", headers=who["coord"], json={"comment": "courier called"}
         )
         assert response.status_code == 201, response.text
-        await run_periodic_checks(pool, settings, now=later + timedelta(hours=2))
+        await run_periodic_checks(pool, settings, now=later + timedelta(minutes=30))
         assert [h["x-celltrail-event"] for h, _b, _s in hooks.received] == [
             "opened",
             "reminder",
             "acknowledged",
+        ]
+        # Acknowledged is not resolved: still above the limit, it is reminded again at the slower pace
+        # for acknowledged alerts, counted from the acknowledgement or the last reminder, whichever is later.
+        acknowledged_due = later + timedelta(minutes=settings.alert_acknowledged_reminder_minutes + 1)
+        await run_periodic_checks(pool, settings, now=acknowledged_due)
+        await run_periodic_checks(pool, settings, now=acknowledged_due)  # not due again yet
+        assert [h["x-celltrail-event"] for h, _b, _s in hooks.received] == [
+            "opened",
+            "reminder",
+            "acknowledged",
+            "reminder",
         ]
         async with pool.acquire() as conn:
             events = await conn.fetch(
@@ -161,7 +172,36 @@ async def test_an_unacknowledged_critical_alert_is_reminded_until_someone_acknow
                    WHERE kind = 'alert' AND (payload->>'id')::bigint = $1 ORDER BY id""",
                 alert.id,
             )
-        assert [e["e"] for e in events] == ["opened", "reminder", None]
+        assert [e["e"] for e in events] == ["opened", "reminder", None, "reminder"]
+
+
+async def test_a_latched_critical_alert_is_reminded_until_acknowledged_and_then_no_more(
+    client, pool, settings
+):
+    who = await setup_accounts(client, [LOGGER])
+    with webhook_receiver() as hooks:
+        await subscribe(client, who["coord"], "CRX", channel="webhook", target=hooks.url)
+        shipment = await critical_excursion(client, who, pool)
+        # Back in range before anyone acknowledged: the critical alert latches (cleared, unacknowledged).
+        await ingest(
+            client, who["bridge"], readings(LOGGER, [5.0, 5.0], start=minutes_ago(4), every_minutes=1)
+        )
+        await evaluate_after_ingest(pool, set(), {LOGGER})
+        [alert] = [a for a in await alerts_of(pool, shipment) if a.kind == "temperature_high"]
+        assert alert.status == "cleared_unacknowledged"
+        await run_periodic_checks(pool, settings)
+        sent = len(hooks.received)
+        later = ledger.now() + timedelta(minutes=settings.alert_reminder_minutes + 1)
+        await run_periodic_checks(pool, settings, now=later)
+        assert [h["x-celltrail-event"] for h, _b, _s in hooks.received][sent:] == ["reminder"]
+
+        response = await client.post(
+            f"/api/v1/alerts/{alert.id}/acknowledge", headers=who["coord"], json={"comment": "reviewed"}
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["status"] == "resolved"
+        await run_periodic_checks(pool, settings, now=later + timedelta(days=1))
+        assert "reminder" not in [h["x-celltrail-event"] for h, _b, _s in hooks.received][sent + 1 :]
 
 
 async def test_only_coordinators_of_the_site_and_admins_manage_its_subscriptions(client, pool):

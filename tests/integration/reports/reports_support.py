@@ -114,6 +114,12 @@ async def add_readings(database_url: str, logger_id: str, shipment_id: str, temp
     return start
 
 
+def _packed_an_hour_ago() -> str:
+    """Packed offline an hour ago: a leg's readings are those from packing to receipt (issue 20), and
+    `add_readings` dates them in the hour before now."""
+    return (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+
+
 async def accept_receipt(world: World, who: str, shipment: str) -> None:
     await world.ok(
         who,
@@ -129,7 +135,7 @@ async def full_case(world: World, database_url: str) -> Case:
     aph = await world.unit("nurse", coi, "APH", "USZ-APH")
     await world.scan_ok("nurse", "label", "USZ-APH", aph)
     ship1 = await world.shipment("coord", coi, "USZ-APH", "CTA", [aph], logger_id="LGR-T1")
-    await world.scan_ok("nurse", "pack", "USZ-APH", ship1, aph)
+    await world.scan_ok("nurse", "pack", "USZ-APH", ship1, aph, device_time=_packed_an_hour_ago())
     refused = await world.scan("courier1", "pickup", "CTA", ship1)
     assert refused.status_code == 409, refused.text
     await world.scan_ok("courier1", "pickup", "USZ-APH", ship1)
@@ -146,7 +152,7 @@ async def full_case(world: World, database_url: str) -> Case:
     await world.scan_ok("mfg", "label", "CTA", prc)
     await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
     ship2 = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo", logger_id="LGR-T2")
-    await world.scan_ok("mfg", "pack", "CTA", ship2, prc)
+    await world.scan_ok("mfg", "pack", "CTA", ship2, prc, device_time=_packed_an_hour_ago())
     await world.scan_ok("courier2", "pickup", "CTA", ship2)
     await add_readings(database_url, "LGR-T2", ship2, [-182.0, -181.5, -180.75, -181.0])
     await world.scan_ok("pharm", "receive", "USZ", ship2)

@@ -1,5 +1,6 @@
-"""Each reading is filed under its logger's assignment — the one active shipment carrying it — from that
-shipment's start on; never under a shipment that merely claims the time by its dates."""
+"""Each reading is filed under the leg of its logger whose window holds its time (migration 0023): from
+the leg's start until its receipt, a received leg included (a late backlog); never under a shipment
+that merely claims the time by its dates."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ async def test_readings_go_to_the_active_shipment_from_its_start_and_after_the_p
     await register(client, who["admin"], "LGR-0010")
     conn = await asyncpg.connect(database_url)
     try:
-        # Departed at minute 10 (planned for 5), received at minute 30: over, so it takes no more readings.
+        # Departed at minute 10 (planned for 5), received at minute 30: its window is [10, 30), and a
+        # reading of that time that arrives after the receipt still belongs to it.
         first = await insert_shipment(
             conn,
             "LGR-0010",
@@ -49,14 +51,15 @@ async def test_readings_go_to_the_active_shipment_from_its_start_and_after_the_p
         coi_of_second = await conn.fetchval("SELECT coi FROM shipments WHERE id = $1", second)
     finally:
         await conn.close()
-    assert first not in links.values()
-    assert links == {timedelta(minutes=m): (second if m >= 40 else None) for m in minutes}
+    expected = {m: (second if m >= 40 else first if 10 <= m < 30 else None) for m in minutes}
+    assert links == {timedelta(minutes=m): shipment for m, shipment in expected.items()}
     summaries = {msgspec.json.decode(r["payload"])["shipment_id"]: r for r in outbox}
-    assert set(summaries) == {None, second}
+    assert set(summaries) == {None, first, second}
     assert list(summaries[second]["sites"]) == ["CRX", "USZ"]
     assert summaries[second]["coi"] == coi_of_second
     assert msgspec.json.decode(summaries[second]["payload"])["loggers"][0]["count"] == 4
     assert list(summaries[None]["sites"]) == ["CRX"]
+    assert list(summaries[first]["sites"]) == ["CRX", "USZ"]
 
 
 async def test_a_backdated_departure_does_not_reach_back_past_the_previous_receipt(client, database_url):
@@ -64,7 +67,7 @@ async def test_a_backdated_departure_does_not_reach_back_past_the_previous_recei
     await register(client, who["admin"], "LGR-0011")
     conn = await asyncpg.connect(database_url)
     try:
-        await insert_shipment(
+        first = await insert_shipment(
             conn,
             "LGR-0011",
             BASE,
@@ -78,7 +81,7 @@ async def test_a_backdated_departure_does_not_reach_back_past_the_previous_recei
         links = {ts - BASE: shipment for ts, _, shipment in await stored(conn, "LGR-0011")}
     finally:
         await conn.close()
-    assert links == {timedelta(minutes=m): (backdated if m >= 30 else None) for m in minutes}
+    assert links == {timedelta(minutes=m): (backdated if m >= 30 else first) for m in minutes}
 
 
 async def test_the_database_holds_one_active_shipment_per_logger(client, database_url):
