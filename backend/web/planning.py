@@ -172,6 +172,8 @@ async def kpis_page(
     context = page_context(
         request, principal, "KPIs", figures=figures, charts=charts, site_choices=sites, site=site or ""
     )
+    zones = {s["code"]: s["time_zone"] for s in sites}
+    context.update(zone=zone_of(zones, [site or "", *sorted(principal.sites)]), zones=zones)
     return Template("kpis.html", context=context)
 
 

@@ -11,9 +11,9 @@ ROW = 26
 LEFT = 230
 
 
-def _frame(title: str, height: int, body: str, summary: str) -> str:
+def _frame(title: str, height: int, body: str, summary: str, width: int = WIDTH) -> str:
     return (
-        f'<svg class="kpi-chart" viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'<svg class="kpi-chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
         f"<title>{escape(title)}</title><desc>{escape(summary)}</desc>{body}</svg>"
     )
@@ -24,21 +24,24 @@ def bar_chart(title: str, rows: Sequence[tuple[str, float | None]], maximum: flo
     if not rows:
         return f'<p class="muted">{escape(title)}: nothing to show yet.</p>'
     top = maximum or max((v for _, v in rows if v is not None), default=1.0) or 1.0
-    span = WIDTH - LEFT - 60
+    # Room for the longest label, so that none is cut at the left edge.
+    left = max(LEFT, min(480, 16 + 8 * max(len(label) for label, _ in rows)))
+    width = max(WIDTH, left + 420)
+    span = width - left - 60
     parts = []
     for i, (label, value) in enumerate(rows):
         y = 8 + i * ROW
         parts.append(
-            f'<text x="{LEFT - 8}" y="{y + 15}" text-anchor="end" class="kpi-label">{escape(label)}</text>'
+            f'<text x="{left - 8}" y="{y + 15}" text-anchor="end" class="kpi-label">{escape(label)}</text>'
         )
         if value is None:
-            parts.append(f'<text x="{LEFT}" y="{y + 15}" class="kpi-none">no data</text>')
+            parts.append(f'<text x="{left}" y="{y + 15}" class="kpi-none">no data</text>')
             continue
         w = max(1.0, span * value / top)
-        parts.append(f'<rect x="{LEFT}" y="{y + 3}" width="{w:.1f}" height="{ROW - 8}" class="kpi-bar"/>')
-        parts.append(f'<text x="{LEFT + w + 6:.1f}" y="{y + 15}" class="kpi-value">{value:.1f}</text>')
+        parts.append(f'<rect x="{left}" y="{y + 3}" width="{w:.1f}" height="{ROW - 8}" class="kpi-bar"/>')
+        parts.append(f'<text x="{left + w + 6:.1f}" y="{y + 15}" class="kpi-value">{value:.1f}</text>')
     summary = "; ".join(f"{label}: {'no data' if v is None else f'{v:.1f}'}" for label, v in rows)
-    return _frame(title, 16 + len(rows) * ROW, "".join(parts), summary)
+    return _frame(title, 16 + len(rows) * ROW, "".join(parts), summary, width)
 
 
 def spread_chart(title: str, rows: Sequence[tuple[str, float | None, float | None, float | None]]) -> str:

@@ -210,3 +210,17 @@ async def test_kpi_page_and_who_opens_the_planning_pages(
         assert response.status_code == 403, (path, response.text)
     answer: Any = await api.get("/planning/slots?site=CTA", headers=world.headers["coord"])
     assert answer.status_code == 404
+
+
+def test_kpi_charts_leave_room_for_their_labels_and_describe_themselves():
+    import re as _re
+
+    from backend.web.planning_charts import bar_chart, spread_chart
+
+    long_label = "Shipment to manufacturing → Manufacturing start (actual)"
+    svg = bar_chart("Legs", [(long_label, 22.0), ("short", None)])
+    anchor = int(_re.search(r'<text x="(\d+)"[^>]*text-anchor="end"', svg).group(1))  # type: ignore[union-attr]
+    assert anchor >= 8 * len(long_label)
+    assert "<title>Legs</title>" in svg
+    assert f"{long_label}: 22.0; short: no data" in svg
+    assert "nothing to show yet" in spread_chart("Vein to vein", [])
