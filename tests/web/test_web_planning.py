@@ -17,7 +17,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.integration.journey import PASSWORD, World, build_world
 from tests.integration.planning.planning_support import capacity, day_ahead, ordered_case, slots
-from tests.web.browser_support import CHROMIUM, backend_process, chromium_args
+from tests.web.browser_support import CHROMIUM, axe_violations, backend_process, chromium_args
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
@@ -56,8 +56,10 @@ def shots(artifacts_dir: Path) -> Path:
     return path
 
 
-async def signed_in(browser: Browser, server: str, username: str) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context(base_url=server, viewport=TABLET, has_touch=True)
+async def signed_in(
+    browser: Browser, server: str, username: str, **options: Any
+) -> tuple[BrowserContext, Page]:
+    context = await browser.new_context(base_url=server, viewport=TABLET, has_touch=True, **options)
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     await page.goto("/login")
@@ -224,3 +226,32 @@ def test_kpi_charts_leave_room_for_their_labels_and_describe_themselves():
     assert "<title>Legs</title>" in svg
     assert f"{long_label}: 22.0; short: no data" in svg
     assert "nothing to show yet" in spread_chart("Vein to vein", [])
+
+
+async def test_planning_pages_have_no_serious_wcag_violation(
+    server: str, api: httpx.AsyncClient, browser: Browser
+):
+    world = await build_world(api)
+    await capacity(world, 1, ["S1", "S2"])
+    (slot,) = await slots(world, day_ahead(4), "08:00")
+    coi = await ordered_case(world)
+    await world.ok("coord", "POST", f"/api/v1/cases/{coi}/booking", 201, json={"slot_id": slot})
+    pending = await ordered_case(world, accept=False)
+    pages = {
+        "coord": [f"/cases/{coi}", f"/cases/{pending}", "/planning/slots", "/planning/orders", "/kpis"],
+        "mfg": ["/planning/calendar", "/planning/calendar?view=month", "/planning/orders"],
+    }
+    found: dict[str, list[str]] = {}
+    for username, paths in pages.items():
+        # The pages allow only their own scripts: axe is let in by switching CSP off for the test.
+        context, page = await signed_in(browser, server, username, bypass_csp=True)
+        for path in paths:
+            response = await page.goto(path)
+            assert response is not None
+            assert response.status == 200, path
+            await page.wait_for_load_state("networkidle")
+            violations = await axe_violations(page)
+            if violations:
+                found[path] = violations
+        await context.close()
+    assert found == {}, "\n".join(f"{where}: {v}" for where, vs in found.items() for v in vs)
