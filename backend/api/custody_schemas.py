@@ -152,11 +152,28 @@ class ScanResult(msgspec.Struct, kw_only=True):
     hash: str
 
 
+class QaOverride(Command):
+    """QA's signature accepting a delivery despite an unresolved critical excursion on its leg."""
+
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    deviation: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=10,
+            max_length=2000,
+            description="the deviation QA accepts and why the product may still be used",
+            examples=["above -150 C for 12 min at the hand-over; within the stability data (DEV-2026-041)"],
+        ),
+    ]
+
+
 class ReceiptDecision(Command):
     decision: Literal["accept", "quarantine"]
     checklist: Annotated[dict[Key, bool], msgspec.Meta(max_length=50)]
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
     comment: Comment | None = None
+    qa_override: QaOverride | None = None
 
 
 class Recorded(msgspec.Struct, kw_only=True):

@@ -140,6 +140,9 @@ class ShipmentsController(Controller):
             checklist=data.checklist,
             comment=data.comment,
             password=data.password,
+            qa_override=msgspec.convert(data.qa_override, shipments.QaOverride, from_attributes=True)
+            if data.qa_override
+            else None,
         )
         return recorded(appended)
 

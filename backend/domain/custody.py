@@ -297,6 +297,13 @@ def decide(
     raise AssertionError(f"unhandled action {action}")  # pragma: no cover - the enum is exhaustive
 
 
+# The release gate at receipt: while a critical alert of one of these kinds is not resolved on the leg, the
+# delivery may only be quarantined, or accepted with a QA override signature that states the deviation.
+# What the product went through is QA's decision, not the receiving pharmacist's.
+RECEIPT_BLOCKING_ALERTS = frozenset({"temperature_high", "temperature_low", "mkt", "rate"})
+RECEIPT_OVERRIDE_ROLES = frozenset({Role.QA})
+
+
 def receipt_decision(shipment: ShipmentState, accept: bool) -> Change:
     """The pharmacist's (or manufacturing's) signed decision after scanning a delivery."""
     if shipment.status != "arrived":

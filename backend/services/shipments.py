@@ -9,11 +9,17 @@ import msgspec
 
 from backend.db.repo import alerts, audit, cases, shipments, sites
 from backend.db.repo import excursions as excursion_repo
+from backend.db.repo import users as users_repo
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain import alarm_states
 from backend.domain.access import Principal, Role
-from backend.domain.custody import Refusal, receipt_decision
+from backend.domain.custody import (
+    RECEIPT_BLOCKING_ALERTS,
+    RECEIPT_OVERRIDE_ROLES,
+    Refusal,
+    receipt_decision,
+)
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import ShipmentId
 from backend.domain.temperature import Summary, summarise
@@ -224,6 +230,31 @@ async def receipt_view(pool: Pool, principal: Principal, shipment_id: str) -> Re
     )
 
 
+class QaOverride(msgspec.Struct, frozen=True):
+    username: str
+    password: str
+    deviation: str
+
+
+async def _qa_override(
+    conn: Any, actor: Principal, shipment: ShipmentRow, override: QaOverride, at: datetime
+) -> Any:
+    """QA's signature for accepting despite the excursion: someone other than the receiver, holding the QA
+    role at one of the leg's two sites (the hospital's QA or the manufacturer's)."""
+    name = override.username.strip().lower()
+    if name == actor.username:
+        raise Refusal(
+            "signature_required", "the QA override is signed by QA, not by the person receiving", status=422
+        )
+    signer = await users_repo.by_username(conn, name)
+    leg = (shipment.to_site, shipment.from_site)
+    # A signer bound to neither site is refused by `sign`, with the same answer as any other refusal.
+    site = next((s for s in leg if signer is not None and s in signer.sites), shipment.to_site)
+    return await signing.sign(
+        conn, name, override.password, "accepted with deviation", RECEIPT_OVERRIDE_ROLES, at, site
+    )
+
+
 async def decide_receipt(
     pool: Pool,
     actor: Principal,
@@ -233,6 +264,7 @@ async def decide_receipt(
     checklist: dict[str, bool],
     comment: str | None,
     password: str,
+    qa_override: QaOverride | None = None,
 ) -> ledger.Appended:
     shipment = await get_shipment(pool, actor, shipment_id)
     if not actor.at_site(shipment.to_site):
@@ -251,17 +283,30 @@ async def decide_receipt(
         current = await shipments.get(conn, shipment_id, lock=True)
         assert current is not None
         at = ledger.now()
+        blocking = await alerts.unresolved_on_shipment(
+            conn, shipment_id, sorted(RECEIPT_BLOCKING_ALERTS), "critical"
+        )
+        if accept and blocking and qa_override is None:
+            raise Conflict(
+                f"shipment {shipment_id} has an unresolved critical excursion ("
+                + "; ".join(title for _id, title in blocking)
+                + "): quarantine it, or accept it with a QA signature that states the deviation"
+            )
         try:
             change = receipt_decision(current.state(), accept)
-            signature = await signing.sign(
-                conn,
-                actor.username,
-                password,
-                meaning,
-                frozenset({Role.PHARMACIST, Role.MANUFACTURING}),
-                at,
-                current.to_site,
-            )
+            signatures = [
+                await signing.sign(
+                    conn,
+                    actor.username,
+                    password,
+                    meaning,
+                    frozenset({Role.PHARMACIST, Role.MANUFACTURING}),
+                    at,
+                    current.to_site,
+                )
+            ]
+            if accept and blocking and qa_override is not None:
+                signatures.append(await _qa_override(conn, actor, current, qa_override, at))
         except Refusal as refusal:
             raise (
                 Conflict(refusal.detail)
@@ -285,13 +330,18 @@ async def decide_receipt(
             shipment_id=shipment_id,
             unit_ids=units,
             detail=change.detail,
-            signatures=[signature],
+            signatures=signatures,
             server_time=at,
             data={
                 "decision": "accept" if accept else "quarantine",
                 "checklist": checklist,
                 "comment": comment,
-            },
+            }
+            | (
+                {"deviation": qa_override.deviation, "excursion_alerts": [i for i, _title in blocking]}
+                if accept and blocking and qa_override is not None
+                else {}
+            ),
         )
         if not accept:
             await ledger.raise_alert(

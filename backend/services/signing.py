@@ -41,6 +41,8 @@ MEANINGS = (
     "verified at bedside",
     "quarantined",
     "disposed",
+    # QA accepting a delivery despite an unresolved critical excursion, stating the deviation.
+    "accepted with deviation",
     # A manufacturing site's answer to a treatment order (backend/services/planning/orders.py).
     "order accepted",
     "order declined",

@@ -1,15 +1,18 @@
 """Custody rules a QA person signs off, each tried the way a hurried or careless user would break it:
 signatures bound to the step, idempotency keys bound to one request, hand-overs only to people on the
-route, and a bedside mismatch filed in every case involved."""
+route, a bedside mismatch filed in every case involved, and a warm delivery accepted only by QA."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
 
+from backend.db.pool import create_pool
+from backend.services import ledger
 from tests.integration.helpers import admin, make_user
-from tests.integration.journey import PASSWORD, World, bag_at_bedside, build_world
+from tests.integration.journey import PASSWORD, World, bag_at_bedside, build_world, released_bag
 from tests.integration.test_custody_refusals import _case_with_packed_shipment, refused
 
 
@@ -157,3 +160,80 @@ async def test_a_bedside_mismatch_is_filed_in_both_cases(client, database_url):
         assert await conn.fetchval("SELECT count(*) FROM custody_events WHERE outcome = 'refused'") == 2
     finally:
         await conn.close()
+
+
+async def _bag_arrived_with_critical_excursion(world: World, database_url: str) -> tuple[str, str]:
+    """A released bag's shipment CTA -> USZ, arrived and scanned, with a critical high-temperature alert
+    still open on the leg (as the excursion engine raises it): (coi, shipment)."""
+    coi, prc = await released_bag(world)
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
+    await world.scan_ok("courier1", "pickup", "CTA", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship, prc)
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await ledger.raise_alert(
+                conn,
+                kind="temperature_high",
+                severity="critical",
+                title=f"Above -150 °C on {ship}",
+                detail="-120 °C for 14 min",
+                condition_key=f"excursion:{ship}:test",
+                sites=["CTA", "USZ"],
+                coi=coi,
+                shipment_id=ship,
+            )
+    finally:
+        await pool.close()
+    return coi, ship
+
+
+def _receipt(decision: str, **extra: object) -> dict[str, object]:
+    checks = {"seals_intact": True, "shipper_intact": True, "temperature_reviewed": True}
+    return {"decision": decision, "password": PASSWORD, "checklist": checks, **extra}
+
+
+async def test_a_delivery_with_an_unresolved_critical_excursion_needs_qa_to_be_accepted(client, database_url):
+    world = await build_world(client)
+    coi, ship = await _bag_arrived_with_critical_excursion(world, database_url)
+    path = f"/api/v1/shipments/{ship}/receipt"
+    refused_accept = await world.call("pharm", "POST", path, json=_receipt("accept"))
+    assert refused_accept.status_code == 409, refused_accept.text
+    assert "QA" in refused_accept.json()["detail"]
+    assert f"Above -150 °C on {ship}" in refused_accept.json()["detail"]
+    # The receiver cannot be their own QA, and a pharmacist is not QA.
+    for who in ("pharm", "pharm2"):
+        override = {"username": who, "password": PASSWORD, "deviation": "within the stability data, DEV-1"}
+        answer = await world.call("pharm", "POST", path, json=_receipt("accept", qa_override=override))
+        assert answer.status_code == 422, answer.text
+    assert (await world.ok("pharm", "GET", f"/api/v1/shipments/{ship}"))["status"] == "arrived"
+    deviation = "within the stability data, DEV-2026-041"
+    override = {"username": "qa", "password": PASSWORD, "deviation": deviation}
+    await world.ok("pharm", "POST", path, 201, json=_receipt("accept", qa_override=override))
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT id, data FROM custody_events WHERE shipment_id = $1 AND action = 'receipt'", ship
+        )
+        signatures = await conn.fetch(
+            "SELECT username, meaning FROM signatures WHERE event_id = $1 ORDER BY id", row["id"]
+        )
+    finally:
+        await conn.close()
+    assert [(s["username"], s["meaning"]) for s in signatures] == [
+        ("pharm", "received and verified"),
+        ("qa", "accepted with deviation"),
+    ]
+    data = json.loads(row["data"])
+    assert data["deviation"] == deviation
+    assert len(data["excursion_alerts"]) == 1
+    assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
+
+
+async def test_a_delivery_with_an_unresolved_critical_excursion_may_be_quarantined(client, database_url):
+    world = await build_world(client)
+    _coi, ship = await _bag_arrived_with_critical_excursion(world, database_url)
+    await world.ok("pharm", "POST", f"/api/v1/shipments/{ship}/receipt", 201, json=_receipt("quarantine"))
+    assert (await world.ok("pharm", "GET", f"/api/v1/shipments/{ship}"))["status"] == "quarantined"

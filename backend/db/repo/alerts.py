@@ -203,3 +203,20 @@ async def resolve_condition(conn: Conn, condition_key: str, ended_at: datetime) 
         ended_at,
     )
     return int(value) if value is not None else None
+
+
+async def unresolved_on_shipment(
+    conn: Conn, shipment_id: str, kinds: list[str], severity: str
+) -> list[tuple[int, str]]:
+    """(id, title) of the shipment's alerts of these kinds and severity that are not resolved or closed:
+    still active, acknowledged but active, or ended and not yet acknowledged."""
+    rows = await conn.fetch(
+        """SELECT id, title FROM alerts
+           WHERE shipment_id = $1 AND kind = ANY($2::text[]) AND severity = $3
+             AND status IN ('open', 'acknowledged', 'cleared_unacknowledged')
+           ORDER BY id""",
+        shipment_id,
+        kinds,
+        severity,
+    )
+    return [(r["id"], r["title"]) for r in rows]
