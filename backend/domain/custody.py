@@ -4,6 +4,7 @@ current state and the scan, and returns the change or a Refusal saying why not."
 from __future__ import annotations
 
 import enum
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -41,6 +42,11 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
 INFUSION_SIGNER_ROLES = frozenset({Role.PHARMACIST})
 INFUSION_MEANINGS = ("administered", "verified at bedside")
 FINAL_UNIT_STATES = frozenset({"infused", "disposed"})
+# Steps that hand a product on towards the patient: none of them takes an expired unit.
+EXPIRY_CHECKED = frozenset({"dispense", "thaw", "infuse"})
+# How long a thawed product bag may wait for its infusion: cell viability falls within the hour after
+# thawing, and a bag past its window is a STOP, not a judgement call at the bedside.
+THAW_TO_INFUSION = {"PRC": timedelta(minutes=60)}
 
 
 class Refusal(Exception):
@@ -62,6 +68,9 @@ class UnitState(msgspec.Struct, frozen=True):
     shipment_id: str | None
     released: bool
     quarantined: bool
+    expires_at: datetime | None = None
+    # When the record says the bag was thawed (its thaw event), for the thaw-to-infusion window.
+    thawed_at: datetime | None = None
 
 
 class ShipmentState(msgspec.Struct, frozen=True):
@@ -119,6 +128,29 @@ def _check_manifest(shipment: ShipmentState, units: list[UnitState]) -> None:
             )
 
 
+def _check_times(action: Action, units: list[UnitState], now: datetime) -> None:
+    for unit in units:
+        if action in EXPIRY_CHECKED and unit.expires_at is not None and now >= unit.expires_at:
+            raise Refusal(
+                "expired",
+                f"STOP — unit {unit.id} expired at {unit.expires_at:%Y-%m-%d %H:%M} UTC (now "
+                f"{now:%Y-%m-%d %H:%M} UTC); an expired unit is not {_PAST[action]}",
+            )
+        limit = THAW_TO_INFUSION.get(unit.kind)
+        if action is Action.INFUSE and limit is not None and unit.thawed_at is not None:
+            waited = now - unit.thawed_at
+            if waited > limit:
+                raise Refusal(
+                    "thaw_window_exceeded",
+                    f"STOP — bag {unit.id} was thawed at {unit.thawed_at:%H:%M} UTC, "
+                    f"{int(waited.total_seconds() // 60)} min ago (now {now:%H:%M} UTC); it must be infused "
+                    f"within {int(limit.total_seconds() // 60)} min of thawing. Do not infuse; tell QA.",
+                )
+
+
+_PAST = {Action.DISPENSE: "dispensed", Action.THAW: "thawed", Action.INFUSE: "infused"}
+
+
 def _need_site(site: str, expected: str | None, what: str) -> None:
     if expected is not None and site != expected:
         raise Refusal("wrong_site", f"{what} happens at site {expected}, but this scan is at {site}")
@@ -150,8 +182,13 @@ def decide(
     units: list[UnitState],
     wristband_coi: str | None = None,
     handover_to: int | None = None,
+    now: datetime | None = None,
 ) -> Change:
+    """`now`: the step's time, for a unit's expiry and a bag's thaw window (None: not checked, for tests
+    of the order of steps alone)."""
     _check_same_case(shipment, units, wristband_coi)
+    if now is not None:
+        _check_times(action, units, now)
     if action is Action.LABEL:
         _need_units(action, units)
         for unit in units:

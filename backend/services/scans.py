@@ -24,6 +24,7 @@ from backend.domain.custody import (
     Action,
     Change,
     Refusal,
+    UnitState,
     decide,
 )
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
@@ -352,9 +353,10 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
             site=command.site,
             actor_id=actor.user_id,
             shipment=shipment.state() if shipment else None,
-            units=[u.state() for u in units],
+            units=[_state(u, recorded) for u in units],
             wristband_coi=scanned.cois[0] if scanned.cois else None,
             handover_to=receiver.id if receiver else None,
+            now=ledger.now(),
         )
         signatures = await _signatures(conn, command)
         return await context.accept(change, receiver.id if receiver else None, signatures, handover_minutes)
@@ -363,6 +365,14 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
 
 
 RECORD_MISMATCH = "record_mismatch"
+
+
+def _state(unit: UnitRow, recorded: cases.RecordedStates) -> UnitState:
+    """The unit as the step sees it: its expiry, and its thaw time as the record has it (the thaw event's
+    time, not the table's column)."""
+    record = recorded.units.get(unit.id)
+    thawed_at = record.at if record is not None and record.action == "thaw" else None
+    return msgspec.structs.replace(unit.state(), expires_at=unit.expires_at, thawed_at=thawed_at)
 
 
 def _disagreement(

@@ -67,7 +67,7 @@ class World:
         )
         return str(case["coi"])
 
-    async def unit(self, who: str, coi: str, kind: str, site: str) -> str:
+    async def unit(self, who: str, coi: str, kind: str, site: str, expires_at: str | None = None) -> str:
         unit = await self.ok(
             who,
             "POST",
@@ -77,6 +77,7 @@ class World:
                 "kind": kind,
                 "product": "Autologous CAR-T" if kind == "PRC" else "Apheresis",
                 "site": site,
+                **({"expires_at": expires_at} if expires_at else {}),
             },
         )
         return str(unit["id"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import asyncpg
 
@@ -237,3 +238,44 @@ async def test_a_delivery_with_an_unresolved_critical_excursion_may_be_quarantin
     _coi, ship = await _bag_arrived_with_critical_excursion(world, database_url)
     await world.ok("pharm", "POST", f"/api/v1/shipments/{ship}/receipt", 201, json=_receipt("quarantine"))
     assert (await world.ok("pharm", "GET", f"/api/v1/shipments/{ship}"))["status"] == "quarantined"
+
+
+async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monkeypatch):
+    world = await build_world(client)
+    coi, bag = await bag_at_bedside(world)
+    thawed = ledger.now()
+    signed = _signatures(("pharm", "verified at bedside"), ("pharm2", "administered"))
+    # Sixty-one minutes after the thaw the record holds.
+    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=61))
+    body = refused(
+        await world.scan("pharm", "infuse", "USZ", f"&/{coi}", bag, signatures=signed),
+        409,
+        "thaw_window_exceeded",
+    )
+    assert "STOP" in body["detail"]
+    assert "within 60 min of thawing" in body["detail"]
+    assert (await world.ok("pharm", "GET", f"/api/v1/units/{bag}"))["status"] == "thawed"
+    # Within the window the same infusion goes through.
+    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=5))
+    done = await world.scan("pharm", "infuse", "USZ", f"&/{coi}", bag, signatures=signed)
+    assert done.status_code == 201, done.text
+
+
+async def test_an_expired_unit_is_not_dispensed_thawed_or_infused(client, monkeypatch):
+    world = await build_world(client)
+    coi, _aph, _ship = await _case_with_packed_shipment(world)
+    registered = ledger.now()
+    prc = await world.unit("mfg", coi, "PRC", "CTA", expires_at=(registered + timedelta(days=1)).isoformat())
+    await world.scan_ok("mfg", "label", "CTA", prc)
+    await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
+    await world.scan_ok("courier1", "pickup", "CTA", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship)
+    await world.scan_ok("pharm", "receive", "USZ", ship, prc)
+    await world.ok("pharm", "POST", f"/api/v1/shipments/{ship}/receipt", 201, json=_receipt("accept"))
+    await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
+    monkeypatch.setattr(ledger, "now", lambda: registered + timedelta(days=2))
+    body = refused(await world.scan("pharm", "dispense", "USZ", prc), 409, "expired")
+    assert "expired at" in body["detail"]
+    assert (await world.ok("pharm", "GET", f"/api/v1/units/{prc}"))["status"] == "stored"

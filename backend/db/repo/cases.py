@@ -235,6 +235,8 @@ async def heads(conn: Conn) -> list[tuple[str, int, bytes]]:
 
 class RecordedUnit(msgspec.Struct, frozen=True, array_like=True):
     action: str | None
+    # server time of that step (for a thawed bag: when the record says it was thawed)
+    at: datetime | None
     released: bool
     quarantined: bool
 
@@ -263,7 +265,7 @@ async def lock_chain_with_record(
     """`lock_chain` and the record's last status-setting steps in the same statement: the scan's check
     of stored against recorded states costs no extra round trip. Each look-up walks the case's events
     backwards on the (coi, seq) index and stops at the first match; the statement lives in the database
-    function `case_recorded_states` (migration 0017), planned once per connection."""
+    function `case_recorded_states` (migrations 0017 and 0019), planned once per connection."""
     row = await conn.fetchrow(
         "SELECT * FROM case_recorded_states($1, $2, $3, $4, $5)",
         coi,

@@ -1,0 +1,46 @@
+-- The record's view of a scanned unit also gives the time of its last status-setting step (issue 21):
+-- for a thawed bag that is the thaw, and the thaw-to-infusion window is counted from the record's time,
+-- not from `units.thawed_at`, a column anyone with write access to the table could move.
+DROP FUNCTION case_recorded_states(text, text[], text[], text, text[]);
+
+CREATE FUNCTION case_recorded_states(
+    p_coi text,
+    p_unit_ids text[],
+    p_unit_actions text[],
+    p_shipment_id text,
+    p_shipment_actions text[]
+) RETURNS TABLE (chain_length integer, chain_head bytea, unit_actions json, shipment_action json)
+    LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT c.chain_length, c.chain_head,
+           -- unit id -> [action of its last accepted status-setting step, that step's server time,
+           -- released, quarantined]
+           (SELECT json_object_agg(u.id, json_build_array(
+                last.action, last.server_time,
+                -- `action IN ('release', 'receipt')` lets both look-ups use the partial index of 0014
+                EXISTS (SELECT FROM custody_events e
+                         WHERE e.coi = c.coi AND e.action IN ('release', 'receipt')
+                           AND e.action = 'release' AND e.outcome = 'accepted'
+                           AND e.unit_ids @> ARRAY[u.id]),
+                EXISTS (SELECT FROM custody_events e
+                         WHERE e.coi = c.coi AND e.action IN ('release', 'receipt')
+                           AND e.action = 'receipt' AND e.outcome = 'accepted'
+                           AND e.data->>'decision' = 'quarantine'
+                           AND e.unit_ids @> ARRAY[u.id])))
+              FROM unnest(p_unit_ids) AS u(id)
+              LEFT JOIN LATERAL (
+                  SELECT e.action, e.server_time FROM custody_events e
+                   WHERE e.coi = c.coi AND e.outcome = 'accepted' AND e.action = ANY(p_unit_actions)
+                     AND e.unit_ids @> ARRAY[u.id]
+                   ORDER BY e.seq DESC LIMIT 1) AS last ON true),
+           -- [action, receipt decision] of the shipment's last accepted status-setting step
+           (SELECT json_build_array(e.action, e.data->>'decision') FROM custody_events e
+             WHERE e.shipment_id = p_shipment_id AND e.coi = c.coi AND e.outcome = 'accepted'
+               AND e.action = ANY(p_shipment_actions)
+               AND (e.action <> 'receive' OR cardinality(e.unit_ids) = 0)
+             ORDER BY e.seq DESC LIMIT 1)
+      FROM cases c WHERE c.coi = p_coi
+       FOR UPDATE OF c;
+END
+$$;
