@@ -172,6 +172,19 @@ class PlanningController(Controller):
             pool, principal, coi, accept=data.decision == "accept", password=data.password, reason=data.reason
         )
 
+    @post(
+        "/cases/{coi:str}/order/withdraw", opt=policy(Role.COORDINATOR), operation_id="withdrawTreatmentOrder"
+    )
+    async def withdraw_order(
+        self,
+        coi: FromPath[str],
+        data: JSONBody[BookingCancel],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> OrderRow:
+        """The treatment site withdraws its order; a booking it holds is cancelled and its capacity freed."""
+        return await orders.withdraw(pool, principal, coi, data.reason)
+
     @get("/cases/{coi:str}/plan", opt=policy(*PEOPLE), operation_id="getCasePlan")
     async def get_plan(
         self, coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]

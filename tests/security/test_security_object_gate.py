@@ -508,6 +508,9 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"decision": "accept", "password": PASSWORD},
         )
     ],
+    "withdrawTreatmentOrder": [
+        Probe("record", "/api/v1/cases/{coi}/order/withdraw", body=lambda i, o: {"reason": "B withdraws it"})
+    ],
     "getCasePlan": [Probe("record", "/api/v1/cases/{coi}/plan")],
     "caseSlotChoices": [Probe("record", "/api/v1/cases/{coi}/slots")],
     "bookCollection": [Probe("record", "/api/v1/cases/{coi}/booking", body=lambda i, o: {"slot_id": 1})],

@@ -31,6 +31,9 @@ class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
     decided_at: datetime | None
     decision_reason: str | None
     decision_event_id: int | None
+    withdrawn_by: str | None = None
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: str | None = None
 
     @property
     def sites(self) -> list[str]:
@@ -75,7 +78,8 @@ _ORDER = """
 SELECT o.id, o.coi, o.product, o.ordering_site, o.collection_site, o.manufacturing_site, o.mdt_reference,
        o.mdt_date, o.physician, o.status, (SELECT full_name FROM users WHERE id = o.ordered_by) AS ordered_by,
        o.ordered_at, (SELECT full_name FROM users WHERE id = o.decided_by) AS decided_by, o.decided_at,
-       o.decision_reason, o.decision_event_id
+       o.decision_reason, o.decision_event_id,
+       (SELECT full_name FROM users WHERE id = o.withdrawn_by) AS withdrawn_by, o.withdrawn_at, o.withdrawal_reason
 FROM treatment_orders o
 """
 
@@ -189,6 +193,18 @@ async def decide_order(
         at,
         reason,
         event_id,
+    )
+
+
+async def withdraw_order(conn: Conn, order_id: int, user_id: int, at: datetime, reason: str) -> None:
+    await conn.execute(
+        """UPDATE treatment_orders SET status = 'withdrawn', withdrawn_by = $2, withdrawn_at = $3,
+               withdrawal_reason = $4
+           WHERE id = $1""",
+        order_id,
+        user_id,
+        at,
+        reason,
     )
 
 

@@ -126,7 +126,7 @@ async def reschedule(pool: Pool, principal: Principal, coi: str, slot_id: int, r
             {"slot_id": slot_id, "replaces": current.id},
             reason,
         )
-        await _resolve_risks(conn, coi)
+        await resolve_risks(conn, coi)
         booked = await repo.active_booking(conn, coi)
     assert booked is not None
     return booked
@@ -143,7 +143,7 @@ async def cancel(pool: Pool, principal: Principal, coi: str, reason: str) -> Boo
         )
         await repo.end_booking(conn, current.id, "cancelled", principal.user_id, ledger.now(), reason)
         await ledger.resolve_alert(conn, f"booking-fit:{current.id}")
-        await _resolve_risks(conn, coi)
+        await resolve_risks(conn, coi)
         await _audit(conn, principal, "cancel", current.id, order, None, reason)
     return msgspec.structs.replace(current, status="cancelled")
 
@@ -173,7 +173,7 @@ async def _audit(
     )
 
 
-async def _resolve_risks(conn: Conn, coi: str) -> None:
+async def resolve_risks(conn: Conn, coi: str) -> None:
     for name in milestones.MILESTONES:
         await ledger.resolve_alert(conn, f"milestone:{coi}:{name}")
 
@@ -238,6 +238,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     can_order: bool
     can_decide: bool
     can_book: bool
+    can_withdraw: bool
 
 
 async def plan(pool: Pool, principal: Principal, coi: str, now: datetime | None = None) -> Plan:
@@ -273,6 +274,7 @@ async def plan(pool: Pool, principal: Principal, coi: str, now: datetime | None 
             and principal.at_site(order.manufacturing_site)
             and principal.has_any(_MFG)
         ),
+        can_withdraw=bool(order and principal.at_site(order.ordering_site) and principal.has_any(_COORD)),
         can_book=bool(
             order
             and order.status == "accepted"

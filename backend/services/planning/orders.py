@@ -147,3 +147,37 @@ async def decide(
         await ledger.announce(conn, "order", order.sites, coi, {"order_id": order.id, "status": status})
         decided = await repo.orders_of_case(conn, coi)
     return next(o for o in decided if o.id == order.id)
+
+
+async def withdraw(pool: Pool, principal: Principal, coi: str, reason: str) -> OrderRow:
+    """The treatment site withdraws its live order (the patient no longer needs it); a booking it holds
+    is cancelled in the same transaction, so its collection slot and manufacturing run are free again."""
+    from backend.services.planning import bookings
+
+    async with pool.acquire() as conn, conn.transaction():
+        _case, order = await gate.case(conn, principal, coi, lock_order=True)
+        if order is None:
+            raise Conflict(f"case {coi} has no live treatment order to withdraw")
+        gate.require_site(principal, [order.ordering_site], "Withdrawing this order")
+        booking = await repo.active_booking(conn, coi, lock=True)
+        at = ledger.now()
+        if booking is not None:
+            await repo.end_booking(conn, booking.id, "cancelled", principal.user_id, at, reason)
+            await ledger.resolve_alert(conn, f"booking-fit:{booking.id}")
+            await bookings.resolve_risks(conn, coi)
+        await repo.withdraw_order(conn, order.id, principal.user_id, at, reason)
+        await audit.record(
+            conn,
+            actor_id=principal.user_id,
+            actor_name=principal.username,
+            action="withdraw",
+            entity="treatment_order",
+            entity_id=str(order.id),
+            old_value={"status": order.status, "booking_id": booking.id if booking else None},
+            new_value={"status": "withdrawn"},
+            reason=reason,
+            sites=order.sites,
+        )
+        await ledger.announce(conn, "order", order.sites, coi, {"order_id": order.id, "status": "withdrawn"})
+        found = await repo.orders_of_case(conn, coi)
+    return next(o for o in found if o.id == order.id)

@@ -49,6 +49,7 @@
         <dt>MDT decision</dt><dd>${esc(o.mdt_reference)}, ${esc(o.mdt_date)}</dd>
         <dt>Physician</dt><dd>${esc(o.physician)}</dd>
         <dt>Ordered</dt><dd>${esc(o.ordered_by)}, ${at(o.ordered_at, zones[o.ordering_site])}</dd>
+        ${o.withdrawn_at ? `<dt>Withdrawn</dt><dd>${esc(o.withdrawn_by)}, ${at(o.withdrawn_at, zones[o.ordering_site])} — ${esc(o.withdrawal_reason)}</dd>` : ""}
         ${o.decided_at ? `<dt>Decided</dt><dd>${esc(o.decided_by)}, ${at(o.decided_at, zones[o.manufacturing_site])}${o.decision_reason ? ` — ${esc(o.decision_reason)}` : ""}</dd>` : ""}
       </dl>`;
     }
@@ -61,6 +62,7 @@
     if (plan.can_order) html += orderForm();
     if (plan.can_decide) html += decisionForm();
     if (plan.can_book) html += bookingControls(b);
+    if (plan.can_withdraw) html += withdrawForm();
     if (b) html += milestones(zones, o);
     body.innerHTML = html;
     wire();
@@ -84,6 +86,13 @@
       <label>Your password (signature) <input type="password" name="password" required autocomplete="current-password"></label>
       <div class="buttons"><button type="submit" class="button" value="accept">Accept and sign</button>
       <button type="submit" class="button" value="decline">Decline and sign</button></div>
+    </form>`;
+  }
+
+  function withdrawForm() {
+    return `<form id="withdraw-form" class="plan-form" aria-label="Withdraw the order">
+      <label>Reason for withdrawing <input name="reason" required minlength="3" maxlength="1000"></label>
+      <button type="submit" class="button">Withdraw the order</button>
     </form>`;
   }
 
@@ -168,6 +177,14 @@
         act("POST", `/api/v1/cases/${coi}/order/decision`, {
           decision: choice, password: f.password.value, reason: f.reason.value || null,
         }, choice === "accept" ? "Order accepted and signed." : "Order declined and signed.");
+      });
+    }
+    const withdraw = document.getElementById("withdraw-form");
+    if (withdraw) {
+      withdraw.addEventListener("submit", (event) => {
+        event.preventDefault();
+        act("POST", `/api/v1/cases/${coi}/order/withdraw`, { reason: withdraw.elements.reason.value },
+          "Order withdrawn; a booking it held is cancelled and its capacity free again.");
       });
     }
     const find = document.getElementById("find-slots");

@@ -227,3 +227,45 @@ async def test_another_site_neither_sees_nor_books(client):
     assert_problem(calendar, 403, "not assigned to site CTA")
     orders = await client.get("/api/v1/orders", headers=outsider)
     assert orders.json() == []
+
+
+async def test_withdrawing_an_order_cancels_its_booking_and_frees_the_run(client):
+    world = await planned_world(client)
+    first_slot, second_slot = await slots(world, day_ahead(15), "08:00", "12:00")
+    a, b = await ordered_case(world), await ordered_case(world)
+    await world.ok("coord", "POST", f"/api/v1/cases/{a}/booking", 201, json={"slot_id": first_slot})
+    assert_problem(
+        await world.call("coord", "POST", f"/api/v1/cases/{b}/booking", json={"slot_id": second_slot}),
+        409,
+        "are booked",
+    )
+    # Only the treatment site withdraws; the manufacturing site cannot.
+    refused = await world.call(
+        "mfg", "POST", f"/api/v1/cases/{a}/order/withdraw", json={"reason": "not ours"}
+    )
+    assert refused.status_code == 403
+    withdrawn = await world.ok(
+        "coord", "POST", f"/api/v1/cases/{a}/order/withdraw", 201, json={"reason": "patient declined therapy"}
+    )
+    assert withdrawn["status"] == "withdrawn"
+    assert withdrawn["withdrawal_reason"] == "patient declined therapy"
+    assert withdrawn["decided_by"]
+    plan = await world.ok("coord", "GET", f"/api/v1/cases/{a}/plan")
+    assert plan["booking"] is None
+    assert plan["can_order"] is True
+    await world.ok("coord", "POST", f"/api/v1/cases/{b}/booking", 201, json={"slot_id": second_slot})
+    # The withdrawn case may be ordered again.
+    await ordered_case_again(world, a)
+
+
+async def ordered_case_again(world: Any, coi: str) -> None:
+    body = {
+        "product": "car-t",
+        "collection_site": "USZ-APH",
+        "manufacturing_site": "CTA",
+        "mdt_reference": "MDT-2026-18",
+        "mdt_date": day_ahead(-1).isoformat(),
+        "physician": "Dr. Hanna Keller",
+    }
+    again = await world.ok("coord", "POST", f"/api/v1/cases/{coi}/order", 201, json=body)
+    assert again["status"] == "requested"
