@@ -33,7 +33,7 @@ def _without_keyed_chain() -> None:
             return None
         # Every scanned bag "recorded" as stored: the bench's scans re-store stored bags.
         stored = cases.RecordedUnit("store", at=None, released=False, quarantined=False)
-        return cases.RecordedStates(locked[0], locked[1], dict.fromkeys(unit_ids, stored), None)
+        return cases.RecordedStates(locked[0], locked[1], "open", dict.fromkeys(unit_ids, stored), None)
 
     ledger.keyed_link = lambda _key, previous, record: chain.event_hash(previous, record)
     cases.lock_chain_with_record = plain_lock

@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from backend.api.custody_schemas import (
+    CaseCancellation,
     CaseCreate,
     CaseRead,
     CorrectionCreate,
@@ -161,6 +162,19 @@ class CasesController(Controller):
         replay it against the stored states; report the first broken link and every disagreement."""
         case = await cases.get_case(pool, principal, coi)
         return await cases.verify(pool, case.coi, settings.checkpoint_path)
+
+    @post("/{coi:str}/cancel", opt=policy(Role.COORDINATOR, Role.QA), operation_id="cancelCase")
+    async def cancel(
+        self,
+        coi: FromPath[str],
+        data: JSONBody[CaseCancellation],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """Cancel an open case, signed with the password and the reason; it then takes no custody steps
+        but disposal of what is left."""
+        appended = await cases.cancel_case(pool, principal, coi, reason=data.reason, password=data.password)
+        return recorded(appended)
 
 
 class UnitsController(Controller):

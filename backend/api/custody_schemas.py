@@ -183,6 +183,14 @@ class Recorded(msgspec.Struct, kw_only=True):
     server_time: datetime
 
 
+class CaseCancellation(Command):
+    reason: Annotated[
+        str,
+        msgspec.Meta(min_length=3, max_length=1000, examples=["patient withdrew consent before collection"]),
+    ]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
 class CorrectionCreate(Command):
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
     # The corrected fields and their values: at most 50, each value a scalar (at most 2000 characters).

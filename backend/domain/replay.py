@@ -50,6 +50,7 @@ def shipment_statuses_after(action: str, decision: str | None) -> frozenset[str]
 class DerivedUnit(msgspec.Struct):
     status: str
     site: str | None
+    kind: str = ""
     shipment_id: str | None = None
     released: bool = False
     quarantined: bool = False
@@ -72,8 +73,18 @@ def _data(record: EventRecord) -> dict[str, Any]:
     return record.data if isinstance(record.data, dict) else {}
 
 
+# A case is completed once a product bag of it was infused and none is left to give (each infused or
+# disposed), as the scan that infuses or disposes the last one finds (db/repo/cases.complete_if_done).
+FINISHING_ACTIONS = (Action.INFUSE.value, Action.DISPOSE.value)
+CASE_CANCELLED = "case_cancelled"
+
+
+def _completed(units: dict[str, DerivedUnit]) -> bool:
+    products = [u.status for u in units.values() if u.kind == "PRC"]
+    return "infused" in products and all(s in ("infused", "disposed") for s in products)
+
+
 def replay(records: list[EventRecord]) -> Derived:
-    # Nothing closes or cancels a case yet: every case's recorded status is open.
     derived = Derived("open", {}, {})
     units, shipments = derived.units, derived.shipments
     for record in records:
@@ -91,7 +102,10 @@ def replay(records: list[EventRecord]) -> Derived:
 
         if action == "unit_registered":
             for unit_id in record.unit_ids:
-                units[unit_id] = DerivedUnit("created", record.site)
+                units[unit_id] = DerivedUnit("created", record.site, str(_data(record).get("kind", "")))
+            continue
+        if action == CASE_CANCELLED:
+            derived.case_status = "cancelled"
             continue
         if action == "shipment_planned" and record.shipment_id:
             shipments[record.shipment_id] = DerivedShipment("planned", None, set(record.unit_ids), set())
@@ -109,6 +123,8 @@ def replay(records: list[EventRecord]) -> Derived:
             for unit_id in record.unit_ids:
                 if unit_id in units:
                     units[unit_id].status = status
+        if action in FINISHING_ACTIONS and derived.case_status == "open" and _completed(units):
+            derived.case_status = "completed"
         if ship is None:
             continue
         if action == "pack":

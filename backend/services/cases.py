@@ -15,6 +15,7 @@ from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
+from backend.domain.replay import CASE_CANCELLED
 from backend.services import checkpoints, ledger, objects, signing
 from backend.services.visibility import site_filter
 
@@ -182,6 +183,47 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
             server_time=at,
         )
         await ledger.announce(conn, "unit", [unit.site], unit.coi, {"unit_id": unit_id, "released": True})
+    return appended
+
+
+async def cancel_case(
+    pool: Pool, actor: Principal, coi_text: str, *, reason: str, password: str
+) -> ledger.Appended:
+    """Cancel an open case (the patient withdrew, manufacturing failed...): a coordinator's or QA's
+    signature with the meaning 'cancelled' and the reason, by someone bound to one of the case's sites.
+    The case then takes no further custody steps but disposal of what is left and QA corrections."""
+    async with pool.acquire() as conn, conn.transaction():
+        case = await objects.case(conn, actor, coi_text)
+        site = next((s for s in [case.treatment_site, *case.sites] if actor.at_site(s)), None)
+        if site is None:
+            sites = ", ".join(case.sites)
+            raise PermissionDenied(f"a case is cancelled by someone bound to one of its sites ({sites})")
+        chain = await ledger.lock_chain(conn, case.coi)
+        current = await cases.get_case(conn, case.coi)
+        assert current is not None
+        if current.status != "open":
+            raise Conflict(f"case {case.coi} is already {current.status}")
+        at = ledger.now()
+        try:
+            signature = await signing.sign(
+                conn, actor.username, password, "cancelled", frozenset({Role.COORDINATOR, Role.QA}), at, site
+            )
+        except Refusal as refusal:
+            raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
+        await cases.set_case_status(conn, case.coi, "cancelled")
+        appended = await ledger.append(
+            conn,
+            coi=case.coi,
+            action=CASE_CANCELLED,
+            actor=actor,
+            site=site,
+            detail=f"case cancelled: {reason}",
+            data={"reason": reason},
+            signatures=[signature],
+            server_time=at,
+            chain=chain,
+        )
+        await ledger.announce(conn, "case", case.sites, case.coi, {"coi": case.coi, "status": "cancelled"})
     return appended
 
 

@@ -329,6 +329,12 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
     try:
         if scanned.bad or unknown:
             raise Refusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown), status=422)
+        if recorded.case_status != "open" and command.action not in CLOSED_CASE_ACTIONS:
+            raise Refusal(
+                "case_closed",
+                f"case {coi} is {recorded.case_status}: it takes no further custody steps (what is left "
+                "of it can still be disposed, and QA can still correct the record)",
+            )
         disagreement = _disagreement(recorded, shipment, units, coi)
         if disagreement is not None:
             raise Refusal(
@@ -365,6 +371,8 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
 
 
 RECORD_MISMATCH = "record_mismatch"
+# The custody steps a completed or cancelled case still takes: destroying what is left of it.
+CLOSED_CASE_ACTIONS = frozenset({Action.DISPOSE})
 
 
 def _state(unit: UnitRow, recorded: cases.RecordedStates) -> UnitState:
@@ -533,6 +541,10 @@ class _Context:
             **self._event_fields(),
         )
         await self._apply(change, appended, receiver_id, handover_minutes)
+        finishing = command.action in (Action.INFUSE, Action.DISPOSE)
+        if finishing and await cases.complete_if_done(conn, self.coi):
+            completed = {"coi": self.coi, "status": "completed"}
+            await ledger.announce(conn, "case", self._sites(), self.coi, completed)
         statuses = {u.id: change.unit_status.get(u.id, u.status) for u in self.units}
         if self.shipment is not None:
             for unit_id in self.shipment.manifest:

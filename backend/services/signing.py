@@ -41,6 +41,7 @@ MEANINGS = (
     "verified at bedside",
     "quarantined",
     "disposed",
+    "cancelled",
     # QA accepting a delivery despite an unresolved critical excursion, stating the deviation.
     "accepted with deviation",
     # A manufacturing site's answer to a treatment order (backend/services/planning/orders.py).

@@ -279,3 +279,40 @@ async def test_an_expired_unit_is_not_dispensed_thawed_or_infused(client, monkey
     body = refused(await world.scan("pharm", "dispense", "USZ", prc), 409, "expired")
     assert "expired at" in body["detail"]
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{prc}"))["status"] == "stored"
+
+
+async def test_a_case_is_completed_by_its_infusion_and_then_takes_no_further_steps(client):
+    world = await build_world(client)
+    coi, bag = await bag_at_bedside(world)
+    signed = _signatures(("pharm", "verified at bedside"), ("pharm2", "administered"))
+    await world.scan_ok("pharm", "infuse", "USZ", f"&/{coi}", bag, signatures=signed)
+    assert (await world.ok("coord", "GET", f"/api/v1/cases/{coi}"))["status"] == "completed"
+    # The apheresis bag left at manufacturing cannot be moved on a completed case...
+    aph = f"{coi}-APH-01"
+    body = refused(await world.scan("mfg", "store", "CTA", aph, storage_location="LN2-9"), 409, "case_closed")
+    assert "completed" in body["detail"]
+    # ...but what is left can be destroyed, and the record replays to the same completed case.
+    await world.scan_ok("mfg", "dispose", "CTA", aph, reason="case completed; starting material not needed")
+    assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
+
+
+async def test_a_cancelled_case_is_signed_with_a_reason_and_refuses_custody_steps(client):
+    world = await build_world(client)
+    coi, aph, ship = await _case_with_packed_shipment(world)
+    path = f"/api/v1/cases/{coi}/cancel"
+    wrong = await world.call("coord", "POST", path, json={"reason": "patient withdrew", "password": "guess"})
+    assert wrong.status_code == 422, wrong.text
+    assert (await world.ok("coord", "GET", f"/api/v1/cases/{coi}"))["status"] == "open"
+    # A pharmacist may not cancel a case at all.
+    nurse = await world.call("nurse", "POST", path, json={"reason": "patient withdrew", "password": PASSWORD})
+    assert nurse.status_code == 403, nurse.text
+    await world.ok(
+        "coord", "POST", path, 201, json={"reason": "patient withdrew consent", "password": PASSWORD}
+    )
+    assert (await world.ok("coord", "GET", f"/api/v1/cases/{coi}"))["status"] == "cancelled"
+    again = await world.call("coord", "POST", path, json={"reason": "again", "password": PASSWORD})
+    assert again.status_code == 409
+    refused(await world.scan("nurse", "pack", "USZ-APH", ship, aph), 409, "case_closed")
+    last = (await _events(world, coi))[-2]
+    assert last["action"] == "case_cancelled"
+    assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True

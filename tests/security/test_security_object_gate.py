@@ -320,6 +320,13 @@ TABLE: dict[str, list[Probe]] = {
     "verifyChain": [Probe("record", "/api/v1/cases/{coi}/verify")],
     "getUnit": [Probe("record", "/api/v1/units/{prc}"), Probe("record", "/api/v1/units/{aph}")],
     "releaseUnit": [Probe("record", "/api/v1/units/{prc}/release", body=lambda i, o: {"password": PASSWORD})],
+    "cancelCase": [
+        Probe(
+            "record",
+            "/api/v1/cases/{coi}/cancel",
+            body=lambda i, o: {"reason": "B cancels A", "password": PASSWORD},
+        )
+    ],
     "correctEvent": [
         Probe(
             "record",

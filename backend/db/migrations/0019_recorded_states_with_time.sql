@@ -1,6 +1,7 @@
 -- The record's view of a scanned unit also gives the time of its last status-setting step (issue 21):
 -- for a thawed bag that is the thaw, and the thaw-to-infusion window is counted from the record's time,
--- not from `units.thawed_at`, a column anyone with write access to the table could move.
+-- not from `units.thawed_at`, a column anyone with write access to the table could move. The case's
+-- status comes with the lock too: a completed or cancelled case takes no further custody steps.
 DROP FUNCTION case_recorded_states(text, text[], text[], text, text[]);
 
 CREATE FUNCTION case_recorded_states(
@@ -9,11 +10,12 @@ CREATE FUNCTION case_recorded_states(
     p_unit_actions text[],
     p_shipment_id text,
     p_shipment_actions text[]
-) RETURNS TABLE (chain_length integer, chain_head bytea, unit_actions json, shipment_action json)
+) RETURNS TABLE (chain_length integer, chain_head bytea, case_status text, unit_actions json,
+                shipment_action json)
     LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     RETURN QUERY
-    SELECT c.chain_length, c.chain_head,
+    SELECT c.chain_length, c.chain_head, c.status,
            -- unit id -> [action of its last accepted status-setting step, that step's server time,
            -- released, quarantined]
            (SELECT json_object_agg(u.id, json_build_array(

@@ -247,6 +247,7 @@ class RecordedStates(msgspec.Struct, frozen=True):
 
     length: int
     head: bytes | None
+    case_status: str
     # unit id -> the record's view of it: the action of the last accepted step that set its status (None:
     # none recorded), whether a QA release names it, whether a receipt quarantined it
     units: dict[str, RecordedUnit]
@@ -280,6 +281,26 @@ async def lock_chain_with_record(
     return RecordedStates(
         row["chain_length"],
         row["chain_head"],
+        row["case_status"],
         msgspec.convert(row["unit_actions"] or {}, dict[str, RecordedUnit]),
         (shipment_action[0], shipment_action[1]) if shipment_action else None,
     )
+
+
+async def complete_if_done(conn: Conn, coi: str) -> bool:
+    """Mark an open case completed once a product bag of it was infused and none is left to give (each
+    infused or disposed). True when this call completed it."""
+    done = await conn.fetchval(
+        """UPDATE cases SET status = 'completed'
+           WHERE coi = $1 AND status = 'open'
+             AND EXISTS (SELECT FROM units WHERE coi = $1 AND kind = 'PRC' AND status = 'infused')
+             AND NOT EXISTS (SELECT FROM units WHERE coi = $1 AND kind = 'PRC'
+                                                AND status NOT IN ('infused', 'disposed'))
+           RETURNING 1""",
+        coi,
+    )
+    return done is not None
+
+
+async def set_case_status(conn: Conn, coi: str, status: str) -> None:
+    await conn.execute("UPDATE cases SET status = $2 WHERE coi = $1", coi, status)
