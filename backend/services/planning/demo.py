@@ -8,6 +8,7 @@ instants they stand for, so their chains verify and their KPIs come from the rec
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import uuid
 from collections.abc import Iterator
@@ -260,6 +261,13 @@ async def _completed_case(
         )
         started = now[0]
         now[0] = started + timedelta(days=turnaround - 1)
+        # The bag names its starting material where the registration takes it (backend/services/cases.py);
+        # asked by name so the demo runs on either side of that change.
+        made_from: dict[str, Any] = (
+            {"from_units": [aph.id]}
+            if "from_units" in inspect.signature(cases.create_unit).parameters
+            else {}
+        )
         product = await cases.create_unit(
             pool,
             people["manufacturing"],
@@ -269,6 +277,7 @@ async def _completed_case(
             din=None,
             expires_at=now[0] + timedelta(days=180),
             site="CTA",
+            **made_from,
         )
         await scan("manufacturing", Action.LABEL, "CTA", product.id)
         now[0] = started + timedelta(days=turnaround)
