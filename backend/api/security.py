@@ -18,7 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from backend.domain.access import Policy, Principal
 from backend.domain.errors import AuthenticationFailed, PermissionDenied
-from backend.services import auth
+from backend.services import auth, security_log
 
 OPENAPI_PREFIX = "/schema"
 SESSION_COOKIE = "celltrail_session"
@@ -77,7 +77,23 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
     assert isinstance(declared, Policy)
     reason = declared.denial(principal, connection.path_params)
     if reason is not None:
+        await security_log.refused(
+            connection.app.state.pool,
+            principal,
+            action="access_refused",
+            entity="route",
+            # The operation, not the path: a path holds ids the caller typed, which may be another
+            # site's (the gate answers those as unknown, and the trail must not keep them either).
+            entity_id=_operation(handler),
+            why=reason,
+            what={"method": connection.scope.get("method", "")},
+        )
         raise PermissionDenied(reason)
+
+
+def _operation(handler: BaseRouteHandler) -> str:
+    operation = getattr(handler, "operation_id", None)
+    return operation if isinstance(operation, str) else handler.handler_name
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -30,7 +30,7 @@ from backend.domain.custody import (
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
 from backend.domain.replay import SHIPMENT_STATUS_ACTIONS, UNIT_STATUS_OF_ACTION, shipment_statuses_after
-from backend.services import ledger, objects, signing
+from backend.services import ledger, objects, security_log, signing
 from backend.services.visibility import site_filter
 
 if TYPE_CHECKING:
@@ -727,12 +727,33 @@ async def _orphan(conn: Conn, actor: Principal, command: ScanCommand, refusal: R
 
 
 async def confirm_handover(pool: Pool, actor: Principal, handover_id: int) -> ledger.Appended:
+    try:
+        return await _confirm_handover(pool, actor, handover_id)
+    except _NotTheReceiver as refused:
+        await security_log.refused(
+            pool,
+            actor,
+            action="handover_confirmation_refused",
+            entity="handover",
+            entity_id=str(handover_id),
+            why="not the named receiver",
+            what={"shipment_id": refused.shipment_id},
+        )
+        raise PermissionDenied("only the named receiver can confirm this hand-over") from None
+
+
+class _NotTheReceiver(Exception):
+    def __init__(self, shipment_id: str) -> None:
+        self.shipment_id = shipment_id
+
+
+async def _confirm_handover(pool: Pool, actor: Principal, handover_id: int) -> ledger.Appended:
     async with pool.acquire() as conn, conn.transaction():
         _unlocked, shipment = await objects.handover(conn, actor, handover_id)
         await cases.lock_chain(conn, shipment.coi)
         handover, _leg = await objects.handover(conn, actor, handover_id, lock=True)
         if handover.receiver_id != actor.user_id:
-            raise PermissionDenied("only the named receiver can confirm this hand-over")
+            raise _NotTheReceiver(shipment.id)
         if handover.confirmed_at is not None:
             raise Conflict(f"hand-over {handover_id} was confirmed at {handover.confirmed_at.isoformat()}")
         appended = await ledger.append(

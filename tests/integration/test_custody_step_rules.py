@@ -316,3 +316,44 @@ async def test_a_cancelled_case_is_signed_with_a_reason_and_refuses_custody_step
     last = (await _events(world, coi))[-2]
     assert last["action"] == "case_cancelled"
     assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
+
+
+async def _trail(world: World, action: str) -> list[dict]:
+    return [
+        e
+        for e in await world.ok("admin", "GET", "/api/v1/audit", params={"limit": 500})
+        if e["action"] == action
+    ]
+
+
+async def test_refusals_that_are_not_custody_steps_are_kept_in_the_audit_trail(client):
+    world = await build_world(client)
+    coi, prc = await released_bag(world)
+    # A route the caller's role does not allow: a courier tries a QA release.
+    guarded = await world.call(
+        "courier1", "POST", f"/api/v1/units/{prc}/release", json={"password": PASSWORD}
+    )
+    assert guarded.status_code == 403
+    [entry] = await _trail(world, "access_refused")
+    assert (entry["actor"], entry["entity"], entry["entity_id"]) == ("courier1", "route", "releaseUnit")
+    assert entry["new_value"]["method"] == "POST"
+    # The trail keeps the operation, not the ids typed into the path.
+    assert prc not in str(entry)
+    # A wrong password on a QA release.
+    qa_prc = await world.unit("mfg", coi, "PRC", "CTA")
+    await world.scan_ok("mfg", "label", "CTA", qa_prc)
+    wrong = await world.call("qa", "POST", f"/api/v1/units/{qa_prc}/release", json={"password": "not it"})
+    assert wrong.status_code == 422
+    assert [e["new_value"]["why"] for e in await _trail(world, "signature_refused")] == ["wrong_password"]
+    # A hand-over confirmed by someone other than its receiver.
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
+    await world.scan_ok("courier1", "pickup", "CTA", ship)
+    await world.scan_ok("courier1", "handover", "CRX", ship, handover_to="courier2")
+    handover = (await world.ok("courier2", "GET", f"/api/v1/shipments/{ship}"))["pending_handover"]
+    refused_confirm = await world.call("courier1", "POST", f"/api/v1/handovers/{handover}/confirm")
+    assert refused_confirm.status_code == 403
+    [confirm] = await _trail(world, "handover_confirmation_refused")
+    assert (confirm["actor"], confirm["entity_id"]) == ("courier1", str(handover))
+    assert confirm["new_value"]["why"] == "not the named receiver"
+    await world.ok("courier2", "POST", f"/api/v1/handovers/{handover}/confirm", 201)

@@ -146,7 +146,10 @@ async def snapshot(database_url: str, orgs: Organisations) -> dict[str, Any]:
                 ids["coi"],
             ),
             "alerts": (
-                "SELECT count(*)::text || md5(string_agg(a::text, '|' ORDER BY id)) FROM alerts a "
+                # Without the notifier's own bookkeeping (what it last sent, when it last reminded), which
+                # it writes in the background whatever B does.
+                "SELECT count(*)::text || md5(string_agg((to_jsonb(a) - 'notified_severity' - "
+                "'notified_status' - 'reminded_at')::text, '|' ORDER BY id)) FROM alerts a "
                 "WHERE sites && $1::text[] OR coi = $2",
                 A_SITES,
                 ids["coi"],
