@@ -91,13 +91,21 @@ unknown_stored AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
--- The legs of the batch's loggers that may hold one of its readings: windows do not overlap.
+-- The legs of the batch's loggers that may hold one of its readings: windows do not overlap. Looked up
+-- per logger through shipments_leg_lookup (migration 0040), whose key is this filter's, so a reading
+-- visits the legs still open or ended after it, never the logger's whole past; `OFFSET 0` keeps the
+-- look-up per logger rather than a join over every shipment.
+batch_loggers AS (
+    SELECT logger_id, min(ts) AS first_ts FROM known GROUP BY logger_id
+),
 assignment AS (
-    SELECT sh.logger_id, sh.id, sh.leg_from, sh.leg_until
-    FROM shipments sh
-    WHERE sh.logger_id IN (SELECT DISTINCT logger_id FROM known) AND sh.leg_from IS NOT NULL
-      AND (sh.leg_until IS NULL
-           OR sh.leg_until > (SELECT min(k.ts) FROM known k WHERE k.logger_id = sh.logger_id))
+    SELECT a.* FROM batch_loggers b, LATERAL (
+        SELECT sh.logger_id, sh.id, sh.leg_from, sh.leg_until
+        FROM shipments sh
+        WHERE sh.logger_id = b.logger_id AND sh.leg_from IS NOT NULL
+          AND coalesce(sh.leg_until, 'infinity'::timestamptz) > b.first_ts
+        OFFSET 0
+    ) a
 ),
 inserted AS (
     INSERT INTO readings (logger_id, ts, temp_c, battery_pct, lid_open, shipment_id, received_at)
@@ -159,7 +167,10 @@ addressed AS (
                 ELSE '{}'::text[] END AS sites
     FROM per_logger p
     JOIN loggers l ON l.id = p.logger_id
-    LEFT JOIN shipments sh ON sh.id = p.shipment_id
+    -- By key, per leg of the batch: never a pass over every shipment ever made.
+    LEFT JOIN LATERAL (
+        SELECT s.coi, s.from_site, s.to_site FROM shipments s WHERE s.id = p.shipment_id OFFSET 0
+    ) sh ON true
 ),
 announced AS (
     INSERT INTO outbox (kind, sites, coi, payload)
