@@ -226,6 +226,7 @@ async def _journeys(pool: Pool, loggers: int, fin: str) -> None:
         din=None,
         expires_at=now + timedelta(days=180),
         site="CTA",
+        from_units=[aph],
     )
     await scan("manufacturing", Action.LABEL, "CTA", product.id)
     await cases.release_unit(pool, people["qa"], product.id, password=DEMO_PASSWORD)

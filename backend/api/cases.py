@@ -132,6 +132,7 @@ class CasesController(Controller):
             din=data.din,
             expires_at=data.expires_at,
             site=data.site,
+            from_units=data.from_units,
         )
         return unit_read(unit)
 
@@ -148,6 +149,7 @@ class CasesController(Controller):
             "units": [unit_read(u) for u in found.units],
             "shipments": [shipment_read(s) for s in found.shipments],
             "events": found.events,
+            "genealogy": found.genealogy,
         }
 
     @get("/{coi:str}/verify", opt=policy(*PEOPLE), operation_id="verifyChain")

@@ -46,6 +46,8 @@ class UnitCreate(Command):
     site: SiteCode
     din: Code | None = None
     expires_at: datetime | None = None
+    # A product bag: the apheresis unit(s) it was made from, received at the registering site.
+    from_units: Annotated[list[Code], msgspec.Meta(max_length=LIST_MAX)] | None = None
 
 
 class UnitRead(msgspec.Struct, kw_only=True):

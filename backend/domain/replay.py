@@ -26,7 +26,11 @@ UNIT_STATUS_OF_ACTION: dict[str, str] = {
     Action.THAW.value: "thawed",
     Action.INFUSE.value: "infused",
     Action.DISPOSE.value: "disposed",
+    # Starting material made into a product bag (services/cases.create_unit): recorded right after the
+    # bag's registration, which names the same units as its `from_units`.
+    "consume": "consumed",
 }
+CONSUME = "consume"
 # Steps that set a shipment's status. A receive scan does only when it names no unit (the arrival).
 SHIPMENT_STATUS_ACTIONS = ("shipment_planned", "pack", "pickup", "receive", "receipt")
 

@@ -21,7 +21,7 @@ from backend.epcis import identifiers
 from backend.epcis.eventid import EPCIS_CONTEXT_URL, event_hash_id
 from backend.epcis.formats import iso_utc, utc_offset
 from backend.epcis.jobs import Captured
-from backend.epcis.mapping import AGGREGATION, EXPORTED, SENSOR_REPORTING, Step, export_key
+from backend.epcis.mapping import AGGREGATION, EXPORTED, SENSOR_REPORTING, TRANSFORMATION, Step, export_key
 from backend.reports.record import CaseRecord, EventLine, SiteInfo, TemperatureLeg
 
 CONTEXT: Final[list[Any]] = [
@@ -135,9 +135,15 @@ def _event(
     if step.event_type == AGGREGATION:
         body["parentID"] = shipment
         body["childEPCs"] = units
+    elif step.event_type == TRANSFORMATION:
+        data = event.data if isinstance(event.data, dict) else {}
+        inputs = sorted(str(u) for u in data.get("from_units", []))
+        body["inputEPCList"] = [identifiers.unit_uri(u, known.gtins.get(products.get(u, ""))) for u in inputs]
+        body["outputEPCList"] = units
     else:
         body["epcList"] = ([shipment] if shipment else []) + units
-    body["action"] = step.action
+    if step.action:
+        body["action"] = step.action
     body["bizStep"] = step.biz_step
     if step.disposition:
         body["disposition"] = step.disposition

@@ -16,7 +16,8 @@ from backend.domain.custody import Action
 
 
 class Step(msgspec.Struct, frozen=True):
-    """One EPCIS event for a custody step: ObjectEvent or AggregationEvent with its action."""
+    """One EPCIS event for a custody step: ObjectEvent or AggregationEvent with its action, or a
+    TransformationEvent (no action)."""
 
     event_type: str
     action: str
@@ -26,11 +27,16 @@ class Step(msgspec.Struct, frozen=True):
 
 OBJECT: Final = "ObjectEvent"
 AGGREGATION: Final = "AggregationEvent"
+TRANSFORMATION: Final = "TransformationEvent"
 SENSOR_REPORTING: Final = "sensor_reporting"
 
 # Custody action (and, for the receipt decision, its outcome) -> the EPCIS events it is exported as.
 EXPORTED: Final[dict[str, tuple[Step, ...]]] = {
     "unit_registered": (Step(OBJECT, "ADD", "commissioning", "active"),),
+    # A product bag registered from starting material: the apheresis units go in, the bag comes out (a
+    # transformation has no action). The `consume` entry recorded with it states the same inputs and is
+    # not exported again.
+    "unit_registered:made": (Step(TRANSFORMATION, "", "commissioning", "active"),),
     "label": (Step(OBJECT, "OBSERVE", "encoding", "active"),),
     "pack": (Step(AGGREGATION, "ADD", "packing", "in_progress"),),
     "pickup": (Step(OBJECT, "OBSERVE", "shipping", "in_transit"),),
@@ -79,4 +85,6 @@ def export_key(action: str, data: object) -> str:
     if action == "receipt":
         decision = data.get("decision") if isinstance(data, dict) else None
         return "receipt:quarantine" if decision == "quarantine" else "receipt:accept"
+    if action == "unit_registered" and isinstance(data, dict) and data.get("from_units"):
+        return "unit_registered:made"
     return action

@@ -10,12 +10,12 @@ import msgspec
 
 from backend.db.repo import audit, cases, events, shipments, sites
 from backend.db.repo.cases import CaseRow, UnitRow
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
-from backend.domain.replay import CASE_CANCELLED
+from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.services import checkpoints, ledger, objects, signing
 from backend.services.visibility import site_filter
 
@@ -103,8 +103,24 @@ async def create_unit(
     din: str | None,
     expires_at: datetime | None,
     site: str,
+    from_units: list[str] | None = None,
 ) -> UnitRow:
+    """Register a bag. A product bag (PRC) names the starting material it was made from (`from_units`):
+    the case's own apheresis units, received (or stored) at the registering manufacturing site, or
+    already consumed into an earlier bag of the same manufacture. The registration records the inputs,
+    and a `consume` entry in the same transaction leaves each input consumed (no further custody step)."""
     case = await get_case(pool, actor, coi_text)
+    inputs = sorted(set(from_units or []))
+    if kind != "PRC" and inputs:
+        raise InvalidInput(
+            "only a product bag is made from other units", field_errors={"from_units": "not allowed"}
+        )
+    if kind == "PRC" and not inputs:
+        raise InvalidInput(
+            "a product bag names the starting material it was made from (from_units: the apheresis unit "
+            "or units received at the manufacturing site)",
+            field_errors={"from_units": "required"},
+        )
     if kind == "PRC" and not actor.has_any(frozenset({Role.MANUFACTURING})):
         raise PermissionDenied("product bags are registered by manufacturing")
     if kind in ("APH", "SMP") and not actor.has_any(
@@ -121,6 +137,7 @@ async def create_unit(
             raise InvalidInput(str(exc), field_errors={"din": exc.reason}) from None
     async with pool.acquire() as conn, conn.transaction():
         await cases.lock_chain(conn, case.coi)
+        to_consume = await _inputs(conn, case.coi, inputs, site) if inputs else []
         number = await cases.count_units(conn, case.coi, kind) + 1
         unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(kind), number=number)
         await cases.insert_unit(conn, unit.text, case.coi, kind, din_text, product, expires_at, site)
@@ -137,14 +154,60 @@ async def create_unit(
                 "product": product,
                 "din": din_text,
                 "expires_at": expires_at.isoformat() if expires_at else None,
+                **({"from_units": inputs} if inputs else {}),
             },
         )
+        if to_consume:
+            await cases.set_unit_status(conn, to_consume, "consumed")
+            await ledger.append(
+                conn,
+                coi=case.coi,
+                action=CONSUME,
+                actor=actor,
+                site=site,
+                detail=f"{', '.join(to_consume)} consumed into {unit.text}",
+                unit_ids=to_consume,
+                data={"into": unit.text},
+            )
         await ledger.announce(
             conn, "unit", [site, case.treatment_site], case.coi, {"unit_id": unit.text, "status": "created"}
         )
         created = await cases.get_unit(conn, unit.text)
     assert created is not None
     return created
+
+
+# The statuses in which starting material may go into a product: at the site, out of its shipment, or
+# already consumed into an earlier bag of the same manufacture.
+_USABLE_INPUT = frozenset({"received", "stored", "consumed"})
+
+
+async def _inputs(conn: Conn, coi: str, inputs: list[str], site: str) -> list[str]:
+    """Check each input of a product bag; the ones not yet consumed (to consume now)."""
+    found = {u.id: u for u in await cases.units_by_ids(conn, inputs, lock=True)}
+    fresh = []
+    for unit_id in inputs:
+        unit = found.get(unit_id)
+        if unit is None or unit.coi != coi:
+            raise Conflict(
+                f"{unit_id} is not starting material of case {coi}: a product is made only from its own "
+                "patient's material"
+            )
+        if unit.kind != "APH":
+            raise Conflict(f"{unit_id} is {unit.kind}, not apheresis starting material")
+        if unit.status not in _USABLE_INPUT:
+            planned = f", planned for shipment {unit.shipment_id}" if unit.shipment_id else ""
+            raise Conflict(
+                f"{unit_id} is {unit.status.replace('_', ' ')}{planned}, not received at the manufacturing "
+                "site: a product is registered only from starting material whose receipt was recorded there"
+            )
+        if unit.quarantined:
+            raise Conflict(f"{unit_id} was quarantined at receipt: it does not go into a product")
+        if unit.site != site:
+            raise Conflict(f"{unit_id} is at {unit.site or 'no site (in transit)'}, not at {site}")
+        if unit.status != "consumed":
+            fresh.append(unit_id)
+    return fresh
 
 
 async def get_unit(pool: Pool, principal: Principal, unit_id: str) -> UnitRow:
@@ -273,6 +336,19 @@ class Timeline(msgspec.Struct, frozen=True):
     units: list[UnitRow]
     shipments: list[Any]
     events: list[dict[str, Any]]
+    # product bag -> the starting material it was made from, as its registration recorded it
+    genealogy: dict[str, list[str]] = msgspec.field(default_factory=dict)
+
+
+def genealogy(records: list[Any]) -> dict[str, list[str]]:
+    """Product bag -> its inputs, from the accepted registrations that name them."""
+    found: dict[str, list[str]] = {}
+    for record in records:
+        data = record.data if isinstance(record.data, dict) else {}
+        if record.action == "unit_registered" and record.outcome == "accepted" and data.get("from_units"):
+            for unit_id in record.unit_ids:
+                found[unit_id] = [str(u) for u in data["from_units"]]
+    return found
 
 
 async def timeline(pool: Pool, principal: Principal, coi_text: str) -> Timeline:
@@ -287,4 +363,10 @@ async def timeline(pool: Pool, principal: Principal, coi_text: str) -> Timeline:
         body["signatures"] = [msgspec.structs.asdict(s) for s in event.record.signatures]
         body.update(id=event.id, hash=event.hash.hex())
         rendered.append(body)
-    return Timeline(case=case, units=units, shipments=ships, events=rendered)
+    return Timeline(
+        case=case,
+        units=units,
+        shipments=ships,
+        events=rendered,
+        genealogy=genealogy([e.record for e in stored]),
+    )

@@ -67,7 +67,26 @@ class World:
         )
         return str(case["coi"])
 
-    async def unit(self, who: str, coi: str, kind: str, site: str, expires_at: str | None = None) -> str:
+    async def unit(
+        self,
+        who: str,
+        coi: str,
+        kind: str,
+        site: str,
+        expires_at: str | None = None,
+        from_units: list[str] | None = None,
+    ) -> str:
+        if kind == "PRC" and from_units is None:
+            # A product bag is made from starting material: by default the case's apheresis units the
+            # registering site holds (received, stored, or consumed into an earlier bag).
+            found = await self.ok(who, "GET", f"/api/v1/cases/{coi}/timeline")
+            from_units = [
+                u["id"]
+                for u in found["units"]
+                if u["kind"] == "APH"
+                and u["site"] == site
+                and u["status"] in ("received", "stored", "consumed")
+            ]
         unit = await self.ok(
             who,
             "POST",
@@ -78,6 +97,7 @@ class World:
                 "product": "Autologous CAR-T" if kind == "PRC" else "Apheresis",
                 "site": site,
                 **({"expires_at": expires_at} if expires_at else {}),
+                **({"from_units": from_units} if from_units else {}),
             },
         )
         return str(unit["id"])
@@ -152,8 +172,8 @@ async def accept_receipt(world: World, who: str, ship: str) -> None:
 
 async def released_bag(world: World) -> tuple[str, str]:
     """Starting material received at manufacturing, a product bag labelled and QA-released: (coi, bag)."""
-    coi, _aph, _ship = await starting_material_at_manufacturing(world)
-    prc = await world.unit("mfg", coi, "PRC", "CTA")
+    coi, aph, _ship = await starting_material_at_manufacturing(world)
+    prc = await world.unit("mfg", coi, "PRC", "CTA", from_units=[aph])
     await world.scan_ok("mfg", "label", "CTA", prc)
     await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})
     return coi, prc

@@ -10,7 +10,13 @@ import asyncpg
 
 from backend.db.pool import create_pool
 from backend.services.scans import alert_overdue_handovers
-from tests.integration.journey import PASSWORD, World, accept_receipt, build_world
+from tests.integration.journey import (
+    PASSWORD,
+    World,
+    accept_receipt,
+    build_world,
+    starting_material_at_manufacturing,
+)
 
 
 async def _case_with_packed_shipment(world: World) -> tuple[str, str, str]:
@@ -62,7 +68,7 @@ async def test_coi_mismatch_is_refused_recorded_and_alerted(client):
 
 async def test_bedside_mismatch_of_wristband_and_bag_is_refused(client):
     world = await build_world(client)
-    coi, _aph, _ship = await _case_with_packed_shipment(world)
+    coi, _aph, _ship = await starting_material_at_manufacturing(world)
     other = await world.new_case()
     prc = await world.unit("mfg", coi, "PRC", "CTA")
     body = refused(await world.scan("pharm", "infuse", "USZ", f"&/{other}", prc), 409, "coi_mismatch")
@@ -207,7 +213,7 @@ async def test_wrong_role_and_wrong_site_are_refused(client):
 
 async def test_signatures_need_the_right_password_and_two_people(client):
     world = await build_world(client)
-    coi, _aph, _ship = await _case_with_packed_shipment(world)
+    coi, _aph, _ship = await starting_material_at_manufacturing(world)
     prc = await world.unit("mfg", coi, "PRC", "CTA")
     await world.scan_ok("mfg", "label", "CTA", prc)
     wrong = await world.call("qa", "POST", f"/api/v1/units/{prc}/release", json={"password": "not it"})

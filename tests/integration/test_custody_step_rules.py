@@ -13,7 +13,14 @@ import asyncpg
 from backend.db.pool import create_pool
 from backend.services import ledger
 from tests.integration.helpers import admin, make_user
-from tests.integration.journey import PASSWORD, World, bag_at_bedside, build_world, released_bag
+from tests.integration.journey import (
+    PASSWORD,
+    World,
+    bag_at_bedside,
+    build_world,
+    released_bag,
+    starting_material_at_manufacturing,
+)
 from tests.integration.test_custody_refusals import _case_with_packed_shipment, refused
 
 
@@ -263,7 +270,7 @@ async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monke
 
 async def test_an_expired_unit_is_not_dispensed_thawed_or_infused(client, monkeypatch):
     world = await build_world(client)
-    coi, _aph, _ship = await _case_with_packed_shipment(world)
+    coi, _aph, _ship = await starting_material_at_manufacturing(world)
     registered = ledger.now()
     prc = await world.unit("mfg", coi, "PRC", "CTA", expires_at=(registered + timedelta(days=1)).isoformat())
     await world.scan_ok("mfg", "label", "CTA", prc)
