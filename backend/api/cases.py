@@ -13,6 +13,7 @@ from backend.api.custody_schemas import (
     CaseCreate,
     CaseRead,
     CorrectionCreate,
+    HoldDecision,
     Recorded,
     Signing,
     UnitCreate,
@@ -22,7 +23,7 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
 from backend.domain.identifiers import Coi
-from backend.services import cases, ledger
+from backend.services import cases, holds, ledger
 from backend.services.visibility import sees_patient_fields
 from backend.settings import Settings
 
@@ -199,6 +200,34 @@ class UnitsController(Controller):
     ) -> Recorded:
         """QA release of a product bag, signed with the meaning 'released'."""
         return recorded(await cases.release_unit(pool, principal, unit_id, password=data.password))
+
+    @post("/{unit_id:str}/hold", opt=policy(Role.QA), operation_id="holdUnit")
+    async def hold(
+        self,
+        unit_id: FromPath[str],
+        data: JSONBody[HoldDecision],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """QA puts a unit on hold (quarantine), signed with the password and the reason."""
+        appended = await holds.change_hold(
+            pool, principal, unit_id, hold=True, reason=data.reason, password=data.password
+        )
+        return recorded(appended)
+
+    @post("/{unit_id:str}/hold/release", opt=policy(Role.QA), operation_id="releaseUnitHold")
+    async def release_hold(
+        self,
+        unit_id: FromPath[str],
+        data: JSONBody[HoldDecision],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """QA releases a unit from hold or from a quarantine decided at receipt, signed, with the reason."""
+        appended = await holds.change_hold(
+            pool, principal, unit_id, hold=False, reason=data.reason, password=data.password
+        )
+        return recorded(appended)
 
 
 class EventsController(Controller):

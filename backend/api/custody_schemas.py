@@ -193,6 +193,13 @@ class CaseCancellation(Command):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
+class HoldDecision(Command):
+    reason: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=1000, examples=["sterility result pending (DEV-2026-044)"])
+    ]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
 class CorrectionCreate(Command):
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
     # The corrected fields and their values: at most 50, each value a scalar (at most 2000 characters).

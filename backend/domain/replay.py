@@ -122,6 +122,11 @@ def replay(records: list[EventRecord]) -> Derived:
                 if unit_id in units:
                     units[unit_id].released = True
             continue
+        if action in ("hold", "hold_released"):
+            for unit_id in record.unit_ids:
+                if unit_id in units:
+                    units[unit_id].quarantined = action == "hold"
+            continue
         status = UNIT_STATUS_OF_ACTION.get(action)
         if status is not None:
             for unit_id in record.unit_ids:

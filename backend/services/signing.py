@@ -42,6 +42,9 @@ MEANINGS = (
     "quarantined",
     "disposed",
     "cancelled",
+    # QA's hold on a unit and its release (backend/services/holds.py).
+    "placed on hold",
+    "released from hold",
     # QA accepting a delivery despite an unresolved critical excursion, stating the deviation.
     "accepted with deviation",
     # A manufacturing site's answer to a treatment order (backend/services/planning/orders.py).

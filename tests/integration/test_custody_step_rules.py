@@ -364,3 +364,45 @@ async def test_refusals_that_are_not_custody_steps_are_kept_in_the_audit_trail(c
     assert (confirm["actor"], confirm["entity_id"]) == ("courier1", str(handover))
     assert confirm["new_value"]["why"] == "not the named receiver"
     await world.ok("courier2", "POST", f"/api/v1/handovers/{handover}/confirm", 201)
+
+
+async def test_qa_puts_a_unit_on_hold_and_releases_it_each_signed(client):
+    world = await build_world(client)
+    coi, prc = await released_bag(world)
+    hold = f"/api/v1/units/{prc}/hold"
+    reason = {"reason": "sterility result pending", "password": PASSWORD}
+    # Not QA, or not the right password: nothing changes.
+    assert (await world.call("mfg", "POST", hold, json=reason)).status_code == 403
+    wrong = await world.call("qa", "POST", hold, json={"reason": "pending", "password": "guess"})
+    assert wrong.status_code == 422
+    assert (await world.ok("mfg", "GET", f"/api/v1/units/{prc}"))["quarantined"] is False
+    await world.ok("qa", "POST", hold, 201, json=reason)
+    assert (await world.ok("mfg", "GET", f"/api/v1/units/{prc}"))["quarantined"] is True
+    assert (await world.call("qa", "POST", hold, json=reason)).status_code == 409
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    refused(await world.scan("mfg", "pack", "CTA", ship, prc), 409, "quarantined")
+    # The hold is the record's: the scan's state check and the replay agree with the table.
+    assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
+    released = {"reason": "sterility negative", "password": PASSWORD}
+    await world.ok("qa", "POST", f"/api/v1/units/{prc}/hold/release", 201, json=released)
+    await world.scan_ok("mfg", "pack", "CTA", ship, prc)
+    events = [(e["action"], e["outcome"]) for e in await _events(world, coi)]
+    assert ("hold", "accepted") in events
+    assert ("hold_released", "accepted") in events
+    assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
+
+
+async def test_a_hold_lifted_in_the_table_alone_stops_the_next_scan(client, database_url):
+    world = await build_world(client)
+    coi, prc = await released_bag(world)
+    await world.ok(
+        "qa", "POST", f"/api/v1/units/{prc}/hold", 201, json={"reason": "pending", "password": PASSWORD}
+    )
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE units SET quarantined = false WHERE id = $1", prc)
+    finally:
+        await conn.close()
+    ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
+    body = refused(await world.scan("mfg", "pack", "CTA", ship, prc), 409, "record_mismatch")
+    assert "quarantined in its record" in body["detail"]

@@ -323,6 +323,20 @@ TABLE: dict[str, list[Probe]] = {
     "verifyChain": [Probe("record", "/api/v1/cases/{coi}/verify")],
     "getUnit": [Probe("record", "/api/v1/units/{prc}"), Probe("record", "/api/v1/units/{aph}")],
     "releaseUnit": [Probe("record", "/api/v1/units/{prc}/release", body=lambda i, o: {"password": PASSWORD})],
+    "holdUnit": [
+        Probe(
+            "record",
+            "/api/v1/units/{prc}/hold",
+            body=lambda i, o: {"reason": "B holds A", "password": PASSWORD},
+        )
+    ],
+    "releaseUnitHold": [
+        Probe(
+            "record",
+            "/api/v1/units/{prc}/hold/release",
+            body=lambda i, o: {"reason": "B releases A", "password": PASSWORD},
+        )
+    ],
     "cancelCase": [
         Probe(
             "record",
