@@ -15,6 +15,7 @@ from backend.api.custody_schemas import (
     CorrectionCreate,
     HoldDecision,
     Recorded,
+    RecordReview,
     Signing,
     UnitCreate,
     UnitRead,
@@ -177,6 +178,21 @@ class CasesController(Controller):
         """Cancel an open case, signed with the password and the reason; it then takes no custody steps
         but disposal of what is left."""
         appended = await cases.cancel_case(pool, principal, coi, reason=data.reason, password=data.password)
+        return recorded(appended)
+
+    @post("/{coi:str}/review", opt=policy(Role.QA), operation_id="reviewRecord")
+    async def review(
+        self,
+        coi: FromPath[str],
+        data: JSONBody[RecordReview],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """QA signs the case's record as reviewed (meaning 'record reviewed'), as far as its chain reaches
+        now; the record's review block shows the signature and what came after it."""
+        appended = await cases.review_record(
+            pool, principal, coi, password=data.password, comment=data.comment
+        )
         return recorded(appended)
 
 

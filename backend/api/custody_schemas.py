@@ -200,6 +200,11 @@ class HoldDecision(Command):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
+class RecordReview(Command):
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    comment: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
 class CorrectionCreate(Command):
     reason: Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
     # The corrected fields and their values: at most 50, each value a scalar (at most 2000 characters).

@@ -5,7 +5,7 @@ and excursions land exactly where the numbers say."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from reportlab.graphics.shapes import Drawing, Line, PolyLine, Rect, String
@@ -54,12 +54,11 @@ def temperature_chart(leg: TemperatureLeg, width: float = 480, height: float = 1
         y = plot.y(value)
         drawing.add(Line(plot.left - 3, y, plot.left, y))
         drawing.add(String(plot.left - 5, y - 3, _number(value), fontSize=7, textAnchor="end"))
-    for moment in plot.x_ticks():
+    ticks = plot.x_ticks()
+    for moment, label in zip(ticks, tick_labels(ticks), strict=True):
         x = plot.x(moment)
         drawing.add(Line(x, plot.bottom - 3, x, plot.bottom))
-        drawing.add(
-            String(x, plot.bottom - 12, moment.strftime("%d %b %H:%M"), fontSize=7, textAnchor="middle")
-        )
+        drawing.add(String(x, plot.bottom - 12, label, fontSize=7, textAnchor="middle"))
     for label, limit in (("low", leg.low_c), ("high", leg.high_c)):
         if limit is None:
             continue
@@ -135,4 +134,45 @@ class _Plot:
         return [first + i * step for i in range(int((self.v1 - first) / step) + 1)]
 
     def x_ticks(self) -> list[datetime]:
-        return [self.t0 + timedelta(seconds=self.span * i / 4) for i in range(5)]
+        return time_ticks(self.t0, self.t0 + timedelta(seconds=self.span))
+
+
+# Tick steps a reader counts in, in seconds: from seconds to days.
+_STEPS: Final = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+_MAX_TICKS: Final = 6
+
+
+def time_ticks(start: datetime, end: datetime) -> list[datetime]:
+    """Ticks on round times (whole minutes, quarter hours, hours...) between `start` and `end`, at most
+    `_MAX_TICKS`: evenly spaced fractions of a short leg all fell on the same minute."""
+    span = max((end - start).total_seconds(), 1.0)
+    step = next((s for s in _STEPS if span / s <= _MAX_TICKS - 1), None)
+    if step is None:
+        days = math.ceil(span / 86400 / (_MAX_TICKS - 1))
+        step = days * 86400
+    epoch = start.timestamp()
+    first = math.ceil(epoch / step) * step
+    ticks = []
+    moment = first
+    while moment <= end.timestamp() + 1e-6:
+        ticks.append(datetime.fromtimestamp(moment, tz=start.tzinfo or UTC))
+        moment += step
+    return ticks or [start]
+
+
+def tick_labels(ticks: list[datetime]) -> list[str]:
+    """Each tick's label, distinct: seconds when the ticks are less than a minute apart, the date on the
+    first tick and where the day changes (on every tick when they span days, the date alone when they are
+    days apart)."""
+    utc = [t.astimezone(UTC) for t in ticks]
+    step = (utc[1] - utc[0]).total_seconds() if len(utc) > 1 else 60.0
+    clock = "%H:%M:%S" if step < 60 else "%H:%M"
+    if step >= 86400:
+        return [moment.strftime("%d %b") for moment in utc]
+    # Over more than a day the same clock time comes back: every label then names its day.
+    dated = (utc[-1] - utc[0]).total_seconds() >= 86400
+    labels = []
+    for i, moment in enumerate(utc):
+        new_day = dated or i == 0 or moment.date() != utc[i - 1].date()
+        labels.append(moment.strftime(f"%d %b {clock}" if new_day else clock))
+    return labels

@@ -1,7 +1,11 @@
 """The vein-to-vein record as a PDF (reportlab): what a QA person files and an inspector reads. Every
 custody event in order with actor, site, time and signatures (printed name, time, meaning), each leg's
 temperature chart, the alerts and how they were handled, whether anything was corrected after first
-entry, and the chain verdict with the final hash. Times are UTC and say so."""
+entry, and the chain verdict with the final hash. Also what a QA reviewer checks before signing: the
+receipt checklists and comments, seals and waybills, storage locations, device time and GPS, each event's
+hash, the product's genealogy, deviations accepted by QA override, a cancellation's reason, and the
+"record reviewed" block QA signs electronically. Times are UTC and say so, with the site's local time
+beside them."""
 
 from __future__ import annotations
 
@@ -18,7 +22,14 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from backend.reports.chart import temperature_chart
-from backend.reports.record import AlertLine, CaseRecord, EventLine, TemperatureLeg
+from backend.reports.record import (
+    AlertLine,
+    CaseRecord,
+    EventLine,
+    SignatureLine,
+    TemperatureLeg,
+    local_time,
+)
 
 _MARGIN: Final = 16 * mm
 _GRID: Final = TableStyle(
@@ -80,11 +91,14 @@ def render_pdf(record: CaseRecord) -> bytes:
         *_units_section(record, styles, width),
         *_events_section(record, styles, width),
         *_temperature_section(record, styles),
+        *_genealogy_section(record, styles),
+        *_deviations_section(record, styles),
         *_alerts_section(record, styles, width),
+        *_review_section(record, styles),
         Spacer(1, 4 * mm),
         _p(
             f"Generated {_utc(record.generated_at)} for {_t(record.generated_for)} from the Celltrail "
-            "record. All times are UTC.",
+            "record. Times are UTC; the local time of the event's site stands beside them.",
             styles.body,
         ),
     ]
@@ -110,7 +124,28 @@ def _case_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any
             _p(_t(f"{record.treatment_site} - {site.name}" if site else record.treatment_site), styles.cell),
         ],
         ["Case status", record.status],
-        ["Opened", _utc(record.created_at)],
+        [
+            "Opened",
+            _p(
+                _utc(record.created_at)
+                + (f" ({_t(local_time(record.created_at, site.time_zone))})" if site else ""),
+                styles.cell,
+            ),
+        ],
+        *(
+            [
+                [
+                    "Cancelled",
+                    _p(
+                        f"event #{record.cancellation.seq}, {_utc(record.cancellation.at)}, by "
+                        f"{_t(record.cancellation.by)}. Reason: {_t(record.cancellation.reason)}",
+                        styles.cell,
+                    ),
+                ]
+            ]
+            if record.cancellation
+            else []
+        ),
         ["Patient fields", _p(patient, styles.cell)],
     ]
     table = Table(rows, colWidths=[35 * mm, width - 35 * mm])
@@ -197,28 +232,91 @@ def _event_details(event: EventLine, record: CaseRecord) -> str:
         lines.append(f"Shipment {_t(event.shipment_id)}")
     if event.unit_ids:
         lines.append("Units: " + _t(", ".join(event.unit_ids)))
+    lines += _data_details(event)
     for signature in event.signatures:
-        lines.append(
-            f"Signed by <b>{_t(signature.printed_name)}</b> "
-            f"({_t(signature.role)}, {_t(signature.username)}) - "
-            f"meaning: <b>{_t(signature.meaning)}</b> - {_utc(signature.signed_at)}"
-        )
+        lines.append(_signed(signature))
     if event.corrects is not None:
         lines.append(f"<b>Corrects event #{seq_of.get(event.corrects, event.corrects)}</b>")
     if event.corrected_by:
         later = ", ".join(f"#{seq_of.get(i, i)}" for i in event.corrected_by)
         lines.append(f"<b>Corrected later by event {later}</b>")
+    if event.device_time:
+        lines.append(f"Device time: {_utc(event.device_time)}")
+    if isinstance(event.gps, dict) and event.gps.get("lat") is not None:
+        lines.append(f"GPS: {_t(event.gps.get('lat'))}, {_t(event.gps.get('lon'))}")
+    lines.append(f'Hash: <font name="Courier" size="5.5">{_t(event.hash)}</font>')
     return "<br/>".join(lines)
 
 
+def _signed(signature: SignatureLine) -> str:
+    """Who signed, as whom and what: the role the signature was given in is named as such."""
+    return (
+        f"Signed by <b>{_t(signature.printed_name)}</b> (user {_t(signature.username)}) as "
+        f"<b>{_t(signature.role)}</b> - meaning: <b>{_t(signature.meaning)}</b> - {_utc(signature.signed_at)}"
+    )
+
+
+def _yes(value: Any) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "NO"
+    return _t(value)
+
+
+# Keys of an event's data printed in words, in this order; others are printed as they are.
+_DATA_WORDS: Final = (
+    ("decision", "Decision"),
+    ("comment", "Comment"),
+    ("deviation", "QA override deviation"),
+    ("excursion_alerts", "Alerts overridden"),
+    ("container_id", "Container"),
+    ("logger_id", "Logger"),
+    ("profile", "Profile"),
+    ("seals", "Seals"),
+    ("waybill", "Waybill"),
+    ("storage_location", "Storage location"),
+    ("from_units", "Made from"),
+    ("into", "Consumed into"),
+    ("reason", "Reason"),
+    ("expires_at", "Expires"),
+    ("events", "Events reviewed"),
+    ("head_hash", "Head hash reviewed"),
+)
+# Printed elsewhere (the correction's fields in the integrity section) or not a reader's concern.
+_DATA_SKIPPED: Final = frozenset({"fields", "kind", "product", "din", "therapy", "treatment_site"})
+
+
+def _data_details(event: EventLine) -> list[str]:
+    data = event.data if isinstance(event.data, dict) else {}
+    lines = []
+    checklist = data.get("checklist")
+    if isinstance(checklist, dict) and checklist:
+        answers = "; ".join(f"{_t(k.replace('_', ' '))}: {_yes(v)}" for k, v in sorted(checklist.items()))
+        lines.append(f"Checklist: {answers}")
+    named = dict(_DATA_WORDS)
+    for key, label in _DATA_WORDS:
+        value = data.get(key)
+        if value is None or value == "" or value == []:
+            continue
+        shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+        lines.append(f"{label}: {_t(shown)}")
+    for key in sorted(data):
+        if key in named or key in _DATA_SKIPPED or key == "checklist" or data[key] in (None, "", [], {}):
+            continue
+        lines.append(f"{_t(key.replace('_', ' '))}: {_t(data[key])}")
+    return lines
+
+
 def _events_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any]:
-    rows: list[list[Any]] = [["#", "Time (UTC)", "Step", "Who, where", "Details and signatures"]]
+    rows: list[list[Any]] = [["#", "Time (UTC, local)", "Step", "Who, where", "Details and signatures"]]
     for event in record.events:
         site = record.site(event.site)
+        local = f"<br/>{_t(event.local_time)}" if event.local_time else ""
         rows.append(
             [
                 str(event.seq),
-                _p(_utc(event.server_time).replace(" UTC", ""), styles.cell),
+                _p(_utc(event.server_time).replace(" UTC", "") + local, styles.cell),
                 _p(_t(event.action.replace("_", " ")), styles.cell),
                 _p(
                     f"{_t(event.actor)}<br/>{_t(event.site)}" + (f" ({_t(site.name)})" if site else ""),
@@ -230,6 +328,71 @@ def _events_section(record: CaseRecord, styles: _Styles, width: float) -> list[A
     table = Table(rows, colWidths=[8 * mm, 24 * mm, 22 * mm, 34 * mm, width - 88 * mm], repeatRows=1)
     table.setStyle(_GRID)
     return [_p("Custody events", styles.h2), table]
+
+
+def _genealogy_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    if not record.genealogy:
+        text = "No product bag of this case names the starting material it was made from."
+        return [_p("Genealogy", styles.h2), _p(text, styles.body)]
+    lines = [
+        f"Product <b>{_t(g.product)}</b> made from {_t(', '.join(g.inputs))} (consumed) - registered at "
+        f"{_t(g.site)} by {_t(g.registered_by)}, {_utc(g.registered_at)}, event #{g.seq}"
+        for g in record.genealogy
+    ]
+    return [_p("Genealogy", styles.h2), *[_p(line, styles.body) for line in lines]]
+
+
+def _deviations_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    if not record.deviations:
+        text = "No delivery was accepted by QA override."
+        return [_p("Deviations", styles.h2), _p(text, styles.body)]
+    parts: list[Any] = [_p("Deviations", styles.h2)]
+    for d in record.deviations:
+        alerts = ", ".join(f"#{a}" for a in d.alerts) or "-"
+        signed = "<br/>".join(_signed(s) for s in d.signatures)
+        parts.append(
+            _p(
+                f"Event #{d.seq}, shipment {_t(d.shipment_id or '-')}, {_utc(d.at)}: accepted with "
+                f"deviation <b>{_t(d.deviation)}</b> (alerts overridden: {alerts})<br/>{signed}",
+                styles.body,
+            )
+        )
+    return parts
+
+
+def _review_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    parts: list[Any] = [_p("Record review", styles.h2)]
+    if not record.reviews:
+        parts.append(
+            _p(
+                "<b>Record reviewed: NOT YET</b> - QA signs the review electronically (meaning "
+                "'record reviewed') once it has checked this record.",
+                styles.body,
+            )
+        )
+        return parts
+    for review in record.reviews:
+        who = _signed(review.signature) if review.signature else "unsigned"
+        later = (
+            f"{review.later_events} event(s) were recorded after this review and are not covered by it."
+            if review.later_events
+            else "No event was recorded after this review."
+        )
+        local = f" ({_t(review.local_time)})" if review.local_time else ""
+        parts += [
+            _p(f"<b>Record reviewed</b> - event #{review.seq}{local}", styles.body),
+            _p(who, styles.body),
+            _p(
+                f"Covers events 1 to {review.events_reviewed}; head hash reviewed: "
+                f'<font name="Courier" size="7">{_t(review.head_hash or "-")}</font>',
+                styles.body,
+            ),
+            _p(
+                (f"Comment: {_t(review.comment)}. " if review.comment else "No comment. ") + later,
+                styles.body,
+            ),
+        ]
+    return parts
 
 
 def _limits(low: float | None, high: float | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -16,6 +17,7 @@ from backend.db.repo import cases, events, exports, shipments, sites
 from backend.db.repo import excursions as excursion_repo
 from backend.domain.errors import NotFound
 from backend.domain.identifiers import Coi
+from backend.domain.replay import CASE_CANCELLED
 from backend.domain.temperature import Summary, summarise
 from backend.reports.excursions import Excursion, find_excursions
 from backend.services import cases as case_service
@@ -92,6 +94,52 @@ class EventLine(msgspec.Struct, frozen=True):
     corrects: int | None
     corrected_by: list[int]
     hash: str
+    gps: Any = None
+    # The server time in the site's own time zone, for the reader there (UTC stays the reference).
+    local_time: str = ""
+
+
+class GenealogyLine(msgspec.Struct, frozen=True):
+    """A product bag and the starting material it was made from, as its registration recorded it."""
+
+    product: str
+    inputs: list[str]
+    seq: int
+    registered_by: str
+    registered_at: datetime
+    site: str
+
+
+class DeviationLine(msgspec.Struct, frozen=True):
+    """A delivery accepted by a QA override despite an unresolved critical alert on its leg."""
+
+    seq: int
+    shipment_id: str | None
+    deviation: str
+    alerts: list[int]
+    signatures: list[SignatureLine]
+    at: datetime
+
+
+class CancellationLine(msgspec.Struct, frozen=True):
+    seq: int
+    reason: str
+    by: str
+    at: datetime
+    signatures: list[SignatureLine]
+
+
+class ReviewLine(msgspec.Struct, frozen=True):
+    """QA's signed 'record reviewed': how far the chain reached when it was signed."""
+
+    seq: int
+    signature: SignatureLine | None
+    events_reviewed: int
+    head_hash: str | None
+    comment: str | None
+    local_time: str
+    # Events recorded after this review (not covered by its signature).
+    later_events: int
 
 
 class TemperatureLeg(msgspec.Struct, frozen=True):
@@ -185,6 +233,10 @@ class CaseRecord(msgspec.Struct, frozen=True):
     chain: ChainVerdict
     generated_at: datetime
     generated_for: str
+    genealogy: list[GenealogyLine] = []
+    deviations: list[DeviationLine] = []
+    cancellation: CancellationLine | None = None
+    reviews: list[ReviewLine] = []
 
     def site(self, code: str) -> SiteInfo | None:
         return next((s for s in self.sites if s.code == code), None)
@@ -223,7 +275,8 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
     }
     intervals = {leg.id: await excursion_repo.sample_interval(conn, leg.logger_id) for leg in legs}
     known_sites = await sites.list_all(conn)
-    lines = [_event_line(e.id, e.hash, e.record, names) for e in stored]
+    zones = {s.code: s.time_zone for s in known_sites}
+    lines = [_event_line(e.id, e.hash, e.record, names, zones.get(e.record.site)) for e in stored]
     corrected_by: dict[int, list[int]] = {}
     for line in lines:
         if line.corrects is not None:
@@ -265,7 +318,87 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         ),
         generated_at=datetime.now(UTC),
         generated_for=requested_by,
+        genealogy=_genealogy(lines),
+        deviations=_deviations(lines),
+        cancellation=_cancellation(lines),
+        reviews=_reviews(lines),
     )
+
+
+def local_time(moment: datetime | None, zone_name: str | None) -> str:
+    """`moment` in the named zone with its abbreviation and the zone's name ('' when it has no zone)."""
+    if moment is None or not zone_name:
+        return ""
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ""
+    here = moment.astimezone(zone)
+    return f"{here:%Y-%m-%d %H:%M:%S} {here.tzname()} ({zone_name})"
+
+
+def _data(line: EventLine) -> dict[str, Any]:
+    return line.data if isinstance(line.data, dict) else {}
+
+
+def _genealogy(lines: list[EventLine]) -> list[GenealogyLine]:
+    return [
+        GenealogyLine(
+            unit_id,
+            [str(u) for u in _data(line)["from_units"]],
+            line.seq,
+            line.actor,
+            line.server_time,
+            line.site,
+        )
+        for line in lines
+        if line.action == "unit_registered" and line.outcome == "accepted" and _data(line).get("from_units")
+        for unit_id in line.unit_ids
+    ]
+
+
+def _deviations(lines: list[EventLine]) -> list[DeviationLine]:
+    return [
+        DeviationLine(
+            line.seq,
+            line.shipment_id,
+            str(_data(line)["deviation"]),
+            [int(a) for a in _data(line).get("excursion_alerts") or []],
+            line.signatures,
+            line.server_time,
+        )
+        for line in lines
+        if line.outcome == "accepted" and _data(line).get("deviation")
+    ]
+
+
+def _cancellation(lines: list[EventLine]) -> CancellationLine | None:
+    for line in lines:
+        if line.action == CASE_CANCELLED and line.outcome == "accepted":
+            reason = str(_data(line).get("reason") or "")
+            return CancellationLine(line.seq, reason, line.actor, line.server_time, line.signatures)
+    return None
+
+
+def _reviews(lines: list[EventLine]) -> list[ReviewLine]:
+    last = lines[-1].seq if lines else 0
+    found = []
+    for line in lines:
+        if line.action != case_service.RECORD_REVIEWED or line.outcome != "accepted":
+            continue
+        data = _data(line)
+        found.append(
+            ReviewLine(
+                seq=line.seq,
+                signature=line.signatures[0] if line.signatures else None,
+                events_reviewed=int(data.get("events") or 0),
+                head_hash=data.get("head_hash"),
+                comment=data.get("comment"),
+                local_time=line.local_time,
+                later_events=last - line.seq,
+            )
+        )
+    return found
 
 
 def _coverage(verdict: ledger.Verification) -> str:
@@ -309,7 +442,9 @@ def _unit_line(unit: UnitRow) -> UnitLine:
     )
 
 
-def _event_line(event_id: int, digest: bytes, record: Any, names: dict[int, str]) -> EventLine:
+def _event_line(
+    event_id: int, digest: bytes, record: Any, names: dict[int, str], zone: str | None
+) -> EventLine:
     return EventLine(
         id=event_id,
         seq=record.seq,
@@ -332,6 +467,8 @@ def _event_line(event_id: int, digest: bytes, record: Any, names: dict[int, str]
         corrects=record.corrects,
         corrected_by=[],
         hash=digest.hex(),
+        gps=record.gps,
+        local_time=local_time(record.server_time, zone),
     )
 
 

@@ -290,6 +290,49 @@ async def cancel_case(
     return appended
 
 
+RECORD_REVIEWED = "record_reviewed"
+
+
+async def review_record(
+    pool: Pool, actor: Principal, coi_text: str, *, password: str, comment: str | None
+) -> ledger.Appended:
+    """QA signs that it reviewed the case's record ('record reviewed'), by someone bound to one of the
+    case's sites. The event keeps how far the chain reached (its length and head hash) when QA signed, so
+    the printed record shows what the signature covers and what came after."""
+    async with pool.acquire() as conn, conn.transaction():
+        case = await objects.case(conn, actor, coi_text)
+        site = next((s for s in [case.treatment_site, *case.sites] if actor.at_site(s)), None)
+        if site is None:
+            sites = ", ".join(case.sites)
+            raise PermissionDenied(f"a record is reviewed by QA bound to one of the case's sites ({sites})")
+        chain = await ledger.lock_chain(conn, case.coi)
+        assert chain is not None
+        at = ledger.now()
+        try:
+            signature = await signing.sign(
+                conn, actor.username, password, "record reviewed", frozenset({Role.QA}), at, site
+            )
+        except Refusal as refusal:
+            raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
+        reviewed = {"events": chain.length, "head_hash": chain.head.hex() if chain.head else None}
+        appended = await ledger.append(
+            conn,
+            coi=case.coi,
+            action=RECORD_REVIEWED,
+            actor=actor,
+            site=site,
+            detail=f"record reviewed by QA (events 1 to {chain.length})",
+            data={**reviewed, "comment": comment},
+            signatures=[signature],
+            server_time=at,
+            chain=chain,
+        )
+        await ledger.announce(
+            conn, "event", case.sites, case.coi, {"event_id": appended.event_id, "action": RECORD_REVIEWED}
+        )
+    return appended
+
+
 async def correct(
     pool: Pool, actor: Principal, event_id: int, *, reason: str, fields: dict[str, Any]
 ) -> ledger.Appended:

@@ -47,6 +47,8 @@ MEANINGS = (
     "released from hold",
     # QA accepting a delivery despite an unresolved critical excursion, stating the deviation.
     "accepted with deviation",
+    # QA's sign-off of a case's whole record, as far as its chain reached (backend/services/cases.py).
+    "record reviewed",
     # A manufacturing site's answer to a treatment order (backend/services/planning/orders.py).
     "order accepted",
     "order declined",

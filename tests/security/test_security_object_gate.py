@@ -344,6 +344,9 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"reason": "B cancels A", "password": PASSWORD},
         )
     ],
+    "reviewRecord": [
+        Probe("record", "/api/v1/cases/{coi}/review", body=lambda i, o: {"password": PASSWORD}),
+    ],
     "correctEvent": [
         Probe(
             "record",
