@@ -343,10 +343,20 @@ def _genealogy_section(record: CaseRecord, styles: _Styles) -> list[Any]:
 
 
 def _deviations_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    parts: list[Any] = [_p("Holds and deviations", styles.h2)]
+    if not record.holds:
+        parts.append(_p("No unit was put on hold or quarantined.", styles.body))
+    for h in record.holds:
+        signed = "".join(f"<br/>{_signed(s)}" for s in h.signatures)
+        parts.append(
+            _p(
+                f"Event #{h.seq}, {_utc(h.at)}: {_t(', '.join(h.unit_ids))} <b>{_t(h.what)}</b> by "
+                f"{_t(h.by)}. Reason: {_t(h.reason or '-')}{signed}",
+                styles.body,
+            )
+        )
     if not record.deviations:
-        text = "No delivery was accepted by QA override."
-        return [_p("Deviations", styles.h2), _p(text, styles.body)]
-    parts: list[Any] = [_p("Deviations", styles.h2)]
+        parts.append(_p("No delivery was accepted by QA override.", styles.body))
     for d in record.deviations:
         alerts = ", ".join(f"#{a}" for a in d.alerts) or "-"
         signed = "<br/>".join(_signed(s) for s in d.signatures)

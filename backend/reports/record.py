@@ -121,6 +121,18 @@ class DeviationLine(msgspec.Struct, frozen=True):
     at: datetime
 
 
+class HoldLine(msgspec.Struct, frozen=True):
+    """A unit put on hold or released by QA, or quarantined by the receiver's decision at receipt."""
+
+    seq: int
+    unit_ids: list[str]
+    what: str
+    reason: str | None
+    by: str
+    at: datetime
+    signatures: list[SignatureLine]
+
+
 class CancellationLine(msgspec.Struct, frozen=True):
     seq: int
     reason: str
@@ -235,6 +247,7 @@ class CaseRecord(msgspec.Struct, frozen=True):
     generated_for: str
     genealogy: list[GenealogyLine] = []
     deviations: list[DeviationLine] = []
+    holds: list[HoldLine] = []
     cancellation: CancellationLine | None = None
     reviews: list[ReviewLine] = []
 
@@ -320,6 +333,7 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         generated_for=requested_by,
         genealogy=_genealogy(lines),
         deviations=_deviations(lines),
+        holds=_holds(lines),
         cancellation=_cancellation(lines),
         reviews=_reviews(lines),
     )
@@ -370,6 +384,29 @@ def _deviations(lines: list[EventLine]) -> list[DeviationLine]:
         for line in lines
         if line.outcome == "accepted" and _data(line).get("deviation")
     ]
+
+
+# Steps that put a unit on hold or release it (services/holds.py), in words.
+_HOLD_STEPS: Final = {"hold": "placed on hold", "hold_released": "released from hold"}
+
+
+def _holds(lines: list[EventLine]) -> list[HoldLine]:
+    found = []
+    for line in lines:
+        if line.outcome != "accepted":
+            continue
+        data = _data(line)
+        if line.action in _HOLD_STEPS:
+            what = _HOLD_STEPS[line.action]
+        elif line.action == "receipt" and data.get("decision") == "quarantine":
+            what = "quarantined at receipt"
+        else:
+            continue
+        reason = data.get("reason") or data.get("comment")
+        found.append(
+            HoldLine(line.seq, line.unit_ids, what, reason, line.actor, line.server_time, line.signatures)
+        )
+    return found
 
 
 def _cancellation(lines: list[EventLine]) -> CancellationLine | None:

@@ -74,6 +74,10 @@ async def _signed_off_case(world: World, database_url: str) -> tuple[str, str, s
         storage_location="LN2 tank 3, rack C",
         gps={"lat": 47.3769, "lon": 8.5417},
     )
+    hold = {"reason": "sterility result pending, DEV-2026-078", "password": PASSWORD}
+    await world.ok("qa", "POST", f"/api/v1/units/{bag}/hold", 201, json=hold)
+    lift = {"reason": "sterility result passed", "password": PASSWORD}
+    await world.ok("qa", "POST", f"/api/v1/units/{bag}/hold/release", 201, json=lift)
     return coi, bag, ship
 
 
@@ -144,6 +148,9 @@ async def test_the_pdf_and_json_record_carry_what_qa_signs_off(journey, module_d
     assert f"shipment {ship}" in flat
     assert "accepted with deviation within stability data, DEV-2026-077" in flat
     assert "Reason: patient withdrew consent before infusion" in flat
+    assert f"{bag} placed on hold by Qa. Reason: sterility result pending, DEV-2026-078" in flat
+    assert f"{bag} released from hold by Qa. Reason: sterility result passed" in flat
+    assert "meaning: placed on hold" in flat
     # The review block: both signatures, what each covers, what came after the first.
     assert flat.count("Record reviewed - event #") == 2
     assert "Signed by Qa (user qa) as qa - meaning: record reviewed" in flat
@@ -173,6 +180,10 @@ async def test_the_pdf_and_json_record_carry_what_qa_signs_off(journey, module_d
         "accepted with deviation",
     ]
     assert record["cancellation"]["reason"] == "patient withdrew consent before infusion"
+    assert [(h["what"], h["reason"]) for h in record["holds"]] == [
+        ("placed on hold", "sterility result pending, DEV-2026-078"),
+        ("released from hold", "sterility result passed"),
+    ]
     stored = next(e for e in record["events"] if e["action"] == "store")
     assert (stored["gps"]["lat"], stored["gps"]["lon"]) == (47.3769, 8.5417)
     assert stored["device_time"]
