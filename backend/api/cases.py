@@ -13,6 +13,7 @@ from backend.api.custody_schemas import (
     CaseCreate,
     CaseRead,
     CorrectionCreate,
+    DeviationCreate,
     HoldDecision,
     Recorded,
     RecordReview,
@@ -24,7 +25,7 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
 from backend.domain.identifiers import Coi
-from backend.services import cases, holds, ledger
+from backend.services import cases, deviations, holds, ledger
 from backend.services.visibility import sees_patient_fields
 from backend.settings import Settings
 
@@ -192,6 +193,28 @@ class CasesController(Controller):
         now; the record's review block shows the signature and what came after it."""
         appended = await cases.review_record(
             pool, principal, coi, password=data.password, comment=data.comment
+        )
+        return recorded(appended)
+
+    @post("/{coi:str}/deviations", opt=policy(Role.QA), operation_id="recordDeviation")
+    async def deviation(
+        self,
+        coi: FromPath[str],
+        data: JSONBody[DeviationCreate],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> Recorded:
+        """QA records a deviation (description, impact, disposition) linked to the case's events it
+        concerns, signed ('deviation recorded'); it is a custody event of the case."""
+        appended = await deviations.record_deviation(
+            pool,
+            principal,
+            coi,
+            description=data.description,
+            impact=data.impact,
+            disposition=data.disposition,
+            event_ids=data.event_ids,
+            password=data.password,
         )
         return recorded(appended)
 

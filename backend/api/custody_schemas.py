@@ -193,6 +193,19 @@ class CaseCancellation(Command):
     password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 
 
+class DeviationCreate(Command):
+    description: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=2000, examples=["shipper above -150 °C for 12 min"])
+    ]
+    impact: Annotated[
+        str, msgspec.Meta(min_length=3, max_length=2000, examples=["within the product's stability data"])
+    ]
+    disposition: Literal["pending", "use as is", "rework", "reject"]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+    # The case's custody events it concerns.
+    event_ids: Annotated[list[int], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
+
+
 class HoldDecision(Command):
     reason: Annotated[
         str, msgspec.Meta(min_length=3, max_length=1000, examples=["sterility result pending (DEV-2026-044)"])

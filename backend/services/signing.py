@@ -45,6 +45,7 @@ MEANINGS = (
     # QA's hold on a unit and its release (backend/services/holds.py).
     "placed on hold",
     "released from hold",
+    "deviation recorded",
     # QA accepting a delivery despite an unresolved critical excursion, stating the deviation.
     "accepted with deviation",
     # QA's sign-off of a case's whole record, as far as its chain reached (backend/services/cases.py).

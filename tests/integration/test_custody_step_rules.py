@@ -406,3 +406,30 @@ async def test_a_hold_lifted_in_the_table_alone_stops_the_next_scan(client, data
     ship = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
     body = refused(await world.scan("mfg", "pack", "CTA", ship, prc), 409, "record_mismatch")
     assert "quarantined in its record" in body["detail"]
+
+
+async def test_qa_records_a_deviation_linked_to_the_events_it_concerns(client):
+    world = await build_world(client)
+    coi, prc = await released_bag(world)
+    release = next(e for e in await _events(world, coi) if e["action"] == "release")
+    body = {
+        "description": "label reprinted after a smudge",
+        "impact": "none: identity verified against the batch record",
+        "disposition": "use as is",
+        "event_ids": [release["id"]],
+        "password": PASSWORD,
+    }
+    path = f"/api/v1/cases/{coi}/deviations"
+    assert (await world.call("mfg", "POST", path, json=body)).status_code == 403
+    # An event of another case is not one of this case's.
+    other = await world.new_case()
+    foreign = (await _events(world, other))[0]["id"]
+    answer = await world.call("qa", "POST", path, json=body | {"event_ids": [foreign]})
+    assert answer.status_code in (404, 422), answer.text
+    await world.ok("qa", "POST", path, 201, json=body)
+    [deviation] = [e for e in await _events(world, coi) if e["action"] == "deviation"]
+    assert deviation["data"]["events"] == [release["id"]]
+    assert deviation["data"]["disposition"] == "use as is"
+    assert [s["meaning"] for s in deviation["signatures"]] == ["deviation recorded"]
+    assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
+    _ = prc

@@ -337,6 +337,20 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"reason": "B releases A", "password": PASSWORD},
         )
     ],
+    "recordDeviation": [
+        Probe(
+            "record",
+            "/api/v1/cases/{coi}/deviations",
+            body=lambda i, o: {
+                "description": "B describes A",
+                "impact": "none",
+                "disposition": "pending",
+                # The placeholder form of the ids (when answers are compared) is no number.
+                "event_ids": [int(i["event_id"])] if i["event_id"].isdigit() else [],
+                "password": PASSWORD,
+            },
+        )
+    ],
     "cancelCase": [
         Probe(
             "record",
