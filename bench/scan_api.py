@@ -155,7 +155,7 @@ def _figures(label: str, rate: float | None, r: LoadResult, conditions: str) -> 
     ]
 
 
-def run(smoke: bool, workers: int = 1, keyed_only: bool = False) -> list[dict[str, object]]:
+def run(smoke: bool, workers: int = 1, keyed_only: bool = False, rounds: int = 3) -> list[dict[str, object]]:
     seconds = 1.0 if smoke else 15.0
     cases = 10 if smoke else CASES
     rates: tuple[float | None, ...] = () if keyed_only else (100.0, 500.0, None)
@@ -204,7 +204,7 @@ def run(smoke: bool, workers: int = 1, keyed_only: bool = False) -> list[dict[st
                         figures += _figures(f"custody scans, {shape}{tag}", rate, result, conditions)
                 if workers == 1:
                     figures += _keyed_beside_unkeyed(
-                        url, token, units, seconds, cases, stack.record_key_file, folder / "pgdata"
+                        url, token, units, seconds, cases, stack.record_key_file, folder / "pgdata", rounds
                     )
             finally:
                 if bare is not None:
@@ -273,19 +273,26 @@ def _postgres_cpu_seconds(pgdata: Path) -> float:
 
 
 def _keyed_beside_unkeyed(
-    url: str, token: str, units: list[str], seconds: float, cases: int, key_file: Path, pgdata: Path
+    url: str,
+    token: str,
+    units: list[str],
+    seconds: float,
+    cases: int,
+    key_file: Path,
+    pgdata: Path,
+    rounds: int = 3,
 ) -> list[dict[str, object]]:
     """The scan service ceiling with the keyed chain (HMAC links, the stored-against-recorded state check
     in the chain-lock statement) and without it (plain SHA-256 links, the bare chain lock: the code before
-    issue 18), alternated three times so that the machine's drift and the growing tables fall on both;
-    each figure is the median of its three runs.
+    issue 18), alternated `rounds` times so that the machine's drift and the growing tables fall on both;
+    each figure is the median of its runs.
 
     Scans per second follow whatever else the machine is doing; CPU per scan (the load process's and
     PostgreSQL's, each counted by the kernel) does not, so the cost is given both ways."""
     cores = os.cpu_count()
     runs: dict[bool, list[LoadResult]] = {True: [], False: []}
     cpu_per_scan: dict[bool, list[float]] = {True: [], False: []}
-    for round_ in range(3):
+    for round_ in range(rounds):
         # The order alternates too: the tables grow during the run, and the later run of a pair meets
         # a longer chain.
         for keyed in (False, True) if round_ % 2 == 0 else (True, False):
@@ -304,13 +311,13 @@ def _keyed_beside_unkeyed(
     median: dict[bool, LoadResult] = {}
     median_cpu: dict[bool, float] = {}
     for keyed, label in labels.items():
-        median[keyed] = sorted(runs[keyed], key=lambda r: r.per_s)[1]
-        median_cpu[keyed] = sorted(cpu_per_scan[keyed])[1]
+        median[keyed] = sorted(runs[keyed], key=lambda r: r.per_s)[rounds // 2]
+        median_cpu[keyed] = sorted(cpu_per_scan[keyed])[rounds // 2]
         other = "unkeyed" if keyed else "keyed"
         conditions = (
             f"one process calling authenticate + record_scan from {CONNECTIONS} tasks on a pool"
             f" of 10 (the server's default), no HTTP -> durable PostgreSQL; round-robin over"
-            f" {cases} cases; {cores} cores shared; the median of three runs alternated with the "
+            f" {cases} cases; {cores} cores shared; the median of {rounds} runs alternated with the "
             + other
             + f" ones ({', '.join(f'{r.per_s:.0f}' for r in runs[keyed])}/s)"
         )
@@ -321,7 +328,7 @@ def _keyed_beside_unkeyed(
                 "unit": "us",
                 "value": round(median_cpu[keyed] * 1e6),
                 "conditions": "user + system CPU of the calling process and of every PostgreSQL process"
-                f" over the run, per accepted scan; the median of three runs alternated with the {other}"
+                f" over the run, per accepted scan; the median of {rounds} runs alternated with the {other}"
                 f" ones ({', '.join(f'{c * 1e6:.0f}' for c in cpu_per_scan[keyed])} us)",
             }
         )
@@ -354,8 +361,11 @@ def main() -> None:
     parser.add_argument(
         "--keyed-only", action="store_true", help="only the keyed chain beside the unkeyed one (no HTTP)"
     )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="keyed/unkeyed pairs of runs (odd; the median is reported)"
+    )
     args = parser.parse_args()
-    figures = run(args.smoke, args.workers, args.keyed_only)
+    figures = run(args.smoke, args.workers, args.keyed_only, args.rounds)
     for f in figures:
         print(f"{f['figure']:<70} {f['value']:>8} {f['unit']}")
     print(json.dumps(figures, indent=2))
