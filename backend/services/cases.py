@@ -357,6 +357,7 @@ async def correct(
             action="correct",
             entity="custody_event",
             entity_id=str(event_id),
+            old_value=await events.recorded_values(conn, event_id, sorted(fields)),
             new_value=fields,
             reason=reason,
         )

@@ -20,6 +20,7 @@ from tests.integration.journey import (
     build_world,
     released_bag,
     starting_material_at_manufacturing,
+    stored_bag,
 )
 from tests.integration.test_custody_refusals import _case_with_packed_shipment, refused
 
@@ -433,3 +434,15 @@ async def test_qa_records_a_deviation_linked_to_the_events_it_concerns(client):
     assert [s["meaning"] for s in deviation["signatures"]] == ["deviation recorded"]
     assert (await world.ok("admin", "GET", f"/api/v1/cases/{coi}/verify"))["ok"] is True
     _ = prc
+
+
+async def test_a_correction_keeps_the_corrected_values_in_the_audit_trail(client):
+    world = await build_world(client)
+    coi, _bag = await stored_bag(world)
+    store = [e for e in await _events(world, coi) if e["action"] == "store"][-1]
+    body = {"reason": "stored in the second dewar, not the first", "fields": {"storage_location": "LN2-2"}}
+    await world.ok("coord", "POST", f"/api/v1/events/{store['id']}/corrections", 201, json=body)
+    [entry] = await _trail(world, "correct")
+    assert entry["entity_id"] == str(store["id"])
+    assert entry["old_value"] == {"storage_location": "LN2-1"}
+    assert entry["new_value"] == {"storage_location": "LN2-2"}

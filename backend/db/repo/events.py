@@ -123,6 +123,22 @@ async def record_identity(conn: Conn) -> tuple[str, int]:
     return str(row["record_id"]), int(row["legacy_max_event_id"])
 
 
+async def recorded_values(conn: Conn, event_id: int, names: list[str]) -> dict[str, Any]:
+    """What the event recorded under each name: a column of the event, else a key of its data (None where
+    it recorded nothing), for the audit trail's old value of a correction."""
+    row = await conn.fetchrow(
+        """SELECT to_jsonb(e) - 'prev_hash' - 'hash' - 'data' AS fields, e.data
+           FROM custody_events e WHERE e.id = $1""",
+        event_id,
+    )
+    if row is None:
+        return {}
+    fields, data = row["fields"], row["data"]
+    fields = fields if isinstance(fields, dict) else msgspec.json.decode(fields)
+    data = data if isinstance(data, dict) else msgspec.json.decode(data) if data else {}
+    return {name: fields[name] if name in fields else data.get(name) for name in names}
+
+
 async def event_case(conn: Conn, event_id: int) -> tuple[str, str] | None:
     row = await conn.fetchrow("SELECT coi, action FROM custody_events WHERE id = $1", event_id)
     return (row["coi"], row["action"]) if row else None
