@@ -172,6 +172,12 @@ BEGIN
         REVOKE ALL ON FUNCTION advance_chain_head(text, bytea) FROM PUBLIC;
         EXECUTE format('GRANT EXECUTE ON FUNCTION advance_chain_head(text, bytea) TO %I', app);
     END IF;
+    IF to_regprocedure('ensure_readings_partitions(integer, timestamptz)') IS NOT NULL THEN
+        -- Housekeeping creates the coming months' readings partitions (migration 0041).
+        REVOKE ALL ON FUNCTION ensure_readings_partitions(integer, timestamptz) FROM PUBLIC;
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ensure_readings_partitions(integer, timestamptz) TO %I',
+                       app);
+    END IF;
 END
 $grant$
 """

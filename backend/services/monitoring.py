@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from backend.db.repo import excursions as repo
 from backend.db.repo.excursions import NewAlert
 from backend.db.types import Pool
-from backend.services import excursions, ledger, notify
+from backend.services import excursions, housekeeping, ledger, notify
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,7 @@ async def run_periodic_checks(pool: Pool, settings: Settings, now: datetime | No
             ),
         ),
         ("alert delivery", lambda: notify.deliver_due(pool, settings)),
+        ("readings partitions", lambda: housekeeping.ensure_readings_partitions(pool)),
     ]
     for name, step in steps:
         try:

@@ -60,8 +60,12 @@ LEFT JOIN LATERAL (
     SELECT action, outcome, server_time, site, actor_name FROM custody_events
     WHERE shipment_id = s.id ORDER BY id DESC LIMIT 1
 ) e ON true
+-- The leg's last reading: its logger's newest inside the leg's window (migration 0023), through the
+-- readings key, reading only the months the window spans (migration 0041).
 LEFT JOIN LATERAL (
-    SELECT ts, temp_c, battery_pct FROM readings WHERE shipment_id = s.id ORDER BY ts DESC LIMIT 1
+    SELECT ts, temp_c, battery_pct FROM readings
+    WHERE logger_id = s.logger_id AND ts >= s.leg_from AND (s.leg_until IS NULL OR ts < s.leg_until)
+    ORDER BY ts DESC LIMIT 1
 ) r ON true
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE severity = 'critical') AS critical,

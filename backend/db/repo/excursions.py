@@ -338,7 +338,10 @@ async def silent_legs(conn: Conn, since: datetime) -> list[Silence]:
     rows = await conn.fetch(
         """SELECT leg.* FROM (
                SELECT s.id AS shipment_id, s.coi, s.from_site, s.to_site, s.logger_id,
+                      -- Readings before the departure cannot change greatest(): bounded by it, the
+                      -- look-up reads only the months since (readings are partitioned by month).
                       greatest(s.departed_at, (SELECT r.ts FROM readings r WHERE r.logger_id = s.logger_id
+                                                 AND r.ts >= s.departed_at
                                                ORDER BY r.ts DESC LIMIT 1)) AS last_data
                FROM shipments s
                WHERE s.logger_id IS NOT NULL AND s.departed_at IS NOT NULL AND s.received_at IS NULL

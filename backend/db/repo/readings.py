@@ -131,7 +131,11 @@ conflicts AS (
     WHERE i.temp_c IS DISTINCT FROM k.temp_c
     UNION ALL
     SELECT k.position, k.logger_id, k.ts, k.temp_c, k.received_at, r.temp_c AS kept_c
-    FROM not_inserted k JOIN readings r ON r.logger_id = k.logger_id AND r.ts = k.ts
+    FROM not_inserted k
+    -- By key, per reading: the month partition of its time alone, never a pass over every month.
+    JOIN LATERAL (
+        SELECT s.temp_c FROM readings s WHERE s.logger_id = k.logger_id AND s.ts = k.ts OFFSET 0
+    ) r ON true
     WHERE r.temp_c IS DISTINCT FROM k.temp_c
 ),
 conflicts_stored AS (

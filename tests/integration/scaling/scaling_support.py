@@ -65,15 +65,26 @@ def _of(node: dict[str, Any], relation: str) -> bool:
 
 
 def scans(plan: list[dict[str, Any]], relation: str) -> list[str]:
-    """How the plan reads a table: 'Seq Scan', or the index names of its index scans (a bitmap heap scan
-    is named by the index under it)."""
+    """How the plan reads a table (or its partitions): 'Seq Scan on <name>', or the index names of its
+    index scans (a bitmap heap scan is named by the index under it)."""
     found: list[str] = []
     for node in plan:
         kind = node["Node Type"]
         if kind == "Seq Scan" and _of(node, relation):
-            found.append("Seq Scan")
+            found.append(f"Seq Scan on {node['Relation Name']}")
         elif kind in ("Index Scan", "Index Only Scan") and _of(node, relation):
             found.append(node["Index Name"])
         elif kind == "Bitmap Heap Scan" and _of(node, relation):
             found.extend(n["Index Name"] for n in nodes(node) if n["Node Type"] == "Bitmap Index Scan")
     return found
+
+
+async def whole_passes(conn: asyncpg.Connection[Any], plan: list[dict[str, Any]], table: str) -> list[str]:
+    """The sequential scans of the plan over a table or one of its partitions that holds rows. The
+    planner rightly scans an empty partition (a month still ahead) whole: that costs nothing."""
+    populated = {
+        str(name)
+        for name in await conn.fetchval(f"SELECT array_agg(DISTINCT tableoid::regclass::text) FROM {table}")
+        or []
+    }
+    return [s for s in scans(plan, table) if s.startswith("Seq Scan") and s.rpartition(" ")[2] in populated]
