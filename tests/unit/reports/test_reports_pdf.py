@@ -38,7 +38,7 @@ def test_broken_chain_patient_fields_and_an_empty_leg():
     text = text_of(render_pdf(made))
     assert "Chain verification: FAILED - the chain breaks at event 2: changed after" in text
     assert "reference MRN-7, birth year 1970" in text
-    assert "Signed by Pharm Two (pharmacist, pharm2) - meaning: administered" in text
+    assert "Signed by Pharm Two (user pharm2) as pharmacist - meaning: administered" in text
     assert "No readings recorded for this leg" in text
     assert "page 1 of" in text
 
