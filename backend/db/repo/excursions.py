@@ -363,7 +363,8 @@ class OpenAlert(msgspec.Struct, frozen=True):
     started_at: datetime
     sites: list[str]
     coi: str | None
-    # The leg's newest reading, its receipt and planned arrival, arrival: what may end the alert.
+    # The logger's newest reading after the alert started (None when there is none: callers ask only
+    # whether data came back), the leg's receipt and planned arrival, arrival: what may end the alert.
     last_data: datetime | None
     received_at: datetime | None
     arrived_at: datetime | None
@@ -373,7 +374,9 @@ class OpenAlert(msgspec.Struct, frozen=True):
 async def open_of_kind(conn: Conn, kind: str, logger_ids: list[str] | None = None) -> list[OpenAlert]:
     rows = await conn.fetch(
         """SELECT a.id, a.shipment_id, a.logger_id, a.started_at, a.sites, a.coi,
-                  (SELECT r.ts FROM readings r WHERE r.logger_id = a.logger_id
+                  -- Bounded by the alert's start, the look-up skips the months before it
+                  -- (readings are partitioned by month).
+                  (SELECT r.ts FROM readings r WHERE r.logger_id = a.logger_id AND r.ts > a.started_at
                    ORDER BY r.ts DESC LIMIT 1) AS last_data,
                   s.received_at, s.arrived_at, s.status AS shipment_status
            FROM alerts a LEFT JOIN shipments s ON s.id = a.shipment_id
