@@ -296,13 +296,20 @@ def _data_details(event: EventLine) -> list[str]:
         lines.append(f"Checklist: {answers}")
     named = dict(_DATA_WORDS)
     for key, label in _DATA_WORDS:
+        if key == "events" and event.action != "record_reviewed":
+            continue
         value = data.get(key)
         if value is None or value == "" or value == []:
             continue
         shown = ", ".join(str(v) for v in value) if isinstance(value, list) else str(value)
         lines.append(f"{label}: {_t(shown)}")
     for key in sorted(data):
-        if key in named or key in _DATA_SKIPPED or key == "checklist" or data[key] in (None, "", [], {}):
+        if (
+            (key in named and (key != "events" or event.action == "record_reviewed"))
+            or key in _DATA_SKIPPED
+            or key == "checklist"
+            or data[key] in (None, "", [], {})
+        ):
             continue
         lines.append(f"{_t(key.replace('_', ' '))}: {_t(data[key])}")
     return lines
@@ -352,6 +359,19 @@ def _deviations_section(record: CaseRecord, styles: _Styles) -> list[Any]:
             _p(
                 f"Event #{h.seq}, {_utc(h.at)}: {_t(', '.join(h.unit_ids))} <b>{_t(h.what)}</b> by "
                 f"{_t(h.by)}. Reason: {_t(h.reason or '-')}{signed}",
+                styles.body,
+            )
+        )
+    if not record.deviation_records:
+        parts.append(_p("No deviation was recorded by QA.", styles.body))
+    for r in record.deviation_records:
+        signed = "".join(f"<br/>{_signed(s)}" for s in r.signatures)
+        concerns = ", ".join(f"#{n}" for n in r.concerns) or "-"
+        parts.append(
+            _p(
+                f"Deviation, event #{r.seq}, {_utc(r.at)}, by {_t(r.by)}: <b>{_t(r.description)}</b>. "
+                f"Impact: {_t(r.impact)}. Disposition: <b>{_t(r.disposition)}</b>. Concerns events "
+                f"{concerns}{signed}",
                 styles.body,
             )
         )

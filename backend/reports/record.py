@@ -121,6 +121,19 @@ class DeviationLine(msgspec.Struct, frozen=True):
     at: datetime
 
 
+class DeviationRecordLine(msgspec.Struct, frozen=True):
+    """A deviation QA recorded (services/deviations.py), with the events it concerns by number."""
+
+    seq: int
+    description: str
+    impact: str
+    disposition: str
+    concerns: list[int]
+    by: str
+    at: datetime
+    signatures: list[SignatureLine]
+
+
 class HoldLine(msgspec.Struct, frozen=True):
     """A unit put on hold or released by QA, or quarantined by the receiver's decision at receipt."""
 
@@ -248,6 +261,7 @@ class CaseRecord(msgspec.Struct, frozen=True):
     genealogy: list[GenealogyLine] = []
     deviations: list[DeviationLine] = []
     holds: list[HoldLine] = []
+    deviation_records: list[DeviationRecordLine] = []
     cancellation: CancellationLine | None = None
     reviews: list[ReviewLine] = []
 
@@ -334,6 +348,7 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         genealogy=_genealogy(lines),
         deviations=_deviations(lines),
         holds=_holds(lines),
+        deviation_records=_deviation_records(lines),
         cancellation=_cancellation(lines),
         reviews=_reviews(lines),
     )
@@ -405,6 +420,29 @@ def _holds(lines: list[EventLine]) -> list[HoldLine]:
         reason = data.get("reason") or data.get("comment")
         found.append(
             HoldLine(line.seq, line.unit_ids, what, reason, line.actor, line.server_time, line.signatures)
+        )
+    return found
+
+
+def _deviation_records(lines: list[EventLine]) -> list[DeviationRecordLine]:
+    seq_of = {line.id: line.seq for line in lines}
+    found = []
+    for line in lines:
+        if line.action != "deviation" or line.outcome != "accepted":
+            continue
+        data = _data(line)
+        concerns = [seq_of.get(int(i), int(i)) for i in data.get("events") or []]
+        found.append(
+            DeviationRecordLine(
+                line.seq,
+                str(data.get("description") or ""),
+                str(data.get("impact") or ""),
+                str(data.get("disposition") or ""),
+                concerns,
+                line.actor,
+                line.server_time,
+                line.signatures,
+            )
         )
     return found
 

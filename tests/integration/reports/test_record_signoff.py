@@ -74,6 +74,16 @@ async def _signed_off_case(world: World, database_url: str) -> tuple[str, str, s
         storage_location="LN2 tank 3, rack C",
         gps={"lat": 47.3769, "lon": 8.5417},
     )
+    events = (await world.ok("qa", "GET", f"/api/v1/cases/{coi}/timeline"))["events"]
+    receipt_event = next(e for e in events if e["action"] == "receipt" and e["shipment_id"] == ship)
+    deviation = {
+        "description": "delivered above -150 °C for 14 min",
+        "impact": "none expected: within the stability data",
+        "disposition": "use as is",
+        "event_ids": [receipt_event["id"]],
+        "password": PASSWORD,
+    }
+    await world.ok("qa", "POST", f"/api/v1/cases/{coi}/deviations", 201, json=deviation)
     hold = {"reason": "sterility result pending, DEV-2026-078", "password": PASSWORD}
     await world.ok("qa", "POST", f"/api/v1/units/{bag}/hold", 201, json=hold)
     lift = {"reason": "sterility result passed", "password": PASSWORD}
@@ -151,6 +161,16 @@ async def test_the_pdf_and_json_record_carry_what_qa_signs_off(journey, module_d
     assert f"{bag} placed on hold by Qa. Reason: sterility result pending, DEV-2026-078" in flat
     assert f"{bag} released from hold by Qa. Reason: sterility result passed" in flat
     assert "meaning: placed on hold" in flat
+    [recorded] = record["deviation_records"]
+    receipt_seq = next(
+        e["seq"] for e in record["events"] if e["action"] == "receipt" and e["shipment_id"] == ship
+    )
+    assert recorded["concerns"] == [receipt_seq]
+    assert (
+        f"by Qa: delivered above -150 °C for 14 min. Impact: none expected: within the stability data. "
+        f"Disposition: use as is. Concerns events #{receipt_seq}"
+    ) in flat
+    assert "meaning: deviation recorded" in flat
     # The review block: both signatures, what each covers, what came after the first.
     assert flat.count("Record reviewed - event #") == 2
     assert "Signed by Qa (user qa) as qa - meaning: record reviewed" in flat
