@@ -19,7 +19,6 @@ from backend.settings import load_settings
 # (route operation or struct, field path) -> why it may stay unbounded. Strict: an entry that is bounded
 # after all, or no longer exists, fails too, so the table never outlives its reason.
 UNBOUNDED: dict[tuple[str, str], str] = {
-    ("captureEpcis", "$"): "an EPCIS document: the route's own request_max_body_size and the EPCIS schema",
     ("ProfileVersionCreate", "definition"): (
         "checked against ProfileDefinition by the service; backend/api/profiles.py is not ours to edit "
         "(suggested: `definition: ProfileDefinition` or Meta(max_length=30))"
