@@ -65,6 +65,9 @@ def unit_read(unit: UnitRow) -> UnitRead:
         released=unit.released,
         quarantined=unit.quarantined,
         thawed_at=unit.thawed_at,
+        product_code=unit.product_code,
+        lot=unit.lot,
+        volume=unit.volume,
     )
 
 
@@ -136,6 +139,9 @@ class CasesController(Controller):
             expires_at=data.expires_at,
             site=data.site,
             from_units=data.from_units,
+            product_code=data.product_code,
+            lot=data.lot,
+            volume=data.volume,
         )
         return unit_read(unit)
 

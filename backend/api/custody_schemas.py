@@ -48,6 +48,20 @@ class UnitCreate(Command):
     expires_at: datetime | None = None
     # A product bag: the apheresis unit(s) it was made from, received at the registering site.
     from_units: Annotated[list[Code], msgspec.Meta(max_length=LIST_MAX)] | None = None
+    # What the bag label prints beyond identity.
+    product_code: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                pattern="^[A-Z][0-9]{4}[A-Z0-9][A-Z0-9][a-z0-9]$",
+                description="ISBT 128 product code without its '=<' data identifier",
+                examples=["S1395V00"],
+            ),
+        ]
+        | None
+    ) = None
+    lot: Annotated[str, msgspec.Meta(min_length=1, max_length=40, examples=["L2026-0042"])] | None = None
+    volume: Annotated[str, msgspec.Meta(min_length=1, max_length=40, examples=["68 mL"])] | None = None
 
 
 class UnitRead(msgspec.Struct, kw_only=True):
@@ -64,6 +78,9 @@ class UnitRead(msgspec.Struct, kw_only=True):
     released: bool
     quarantined: bool
     thawed_at: datetime | None
+    product_code: str | None = None
+    lot: str | None = None
+    volume: str | None = None
 
 
 class Signing(Command):

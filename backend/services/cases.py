@@ -104,6 +104,9 @@ async def create_unit(
     expires_at: datetime | None,
     site: str,
     from_units: list[str] | None = None,
+    product_code: str | None = None,
+    lot: str | None = None,
+    volume: str | None = None,
 ) -> UnitRow:
     """Register a bag. A product bag (PRC) names the starting material it was made from (`from_units`):
     the case's own apheresis units, received (or stored) at the registering manufacturing site, or
@@ -140,7 +143,8 @@ async def create_unit(
         to_consume = await _inputs(conn, case.coi, inputs, site) if inputs else []
         number = await cases.count_units(conn, case.coi, kind) + 1
         unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(kind), number=number)
-        await cases.insert_unit(conn, unit.text, case.coi, kind, din_text, product, expires_at, site)
+        label = (product_code, lot, volume)
+        await cases.insert_unit(conn, unit.text, case.coi, kind, din_text, product, expires_at, site, label)
         await ledger.append(
             conn,
             coi=case.coi,
@@ -155,6 +159,7 @@ async def create_unit(
                 "din": din_text,
                 "expires_at": expires_at.isoformat() if expires_at else None,
                 **({"from_units": inputs} if inputs else {}),
+                **{k: v for k, v in (("product_code", product_code), ("lot", lot), ("volume", volume)) if v},
             },
         )
         if to_consume:

@@ -71,6 +71,9 @@ async def _label_and_case(
             expiry=unit.expires_at,
             din=din,
             storage_temp="2 °C to 8 °C" if unit.kind == "APH" else DEFAULT_STORAGE_TEMP,
+            product_code=unit.product_code,
+            lot=unit.lot,
+            volume=unit.volume,
         )
         return label, unit.coi
     if kind == "shipment":

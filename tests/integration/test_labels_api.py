@@ -84,3 +84,30 @@ async def test_label_errors_are_clear(client):
     bad = await world.call("nurse", "GET", "/api/v1/labels/bag/CHXXXX-PRC-01.png")
     assert bad.status_code == 422
     assert (await world.call("courier1", "GET", f"/api/v1/labels/bag/{unit}.png")).status_code == 403
+
+
+async def test_a_bag_label_prints_the_product_code_lot_and_volume_registered_with_the_bag(client):
+    world = await build_world(client)
+    coi = await world.new_case()
+    expiry = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    body = {
+        "kind": "APH",
+        "product": "Apheresis",
+        "site": "USZ-APH",
+        "expires_at": expiry,
+        "product_code": "S1395V00",
+        "lot": "L2026-0042",
+        "volume": "68 mL",
+    }
+    unit = await world.ok("nurse", "POST", f"/api/v1/cases/{coi}/units", 201, json=body)
+    assert (unit["product_code"], unit["lot"], unit["volume"]) == ("S1395V00", "L2026-0042", "68 mL")
+    zpl = (await world.call("nurse", "GET", f"/api/v1/labels/bag/{unit['id']}.zpl")).text
+    for printed in ("L2026-0042", "68 mL", "S1395V00"):
+        assert printed in zpl, printed
+    # Recorded with the registration, so the record says what the label printed.
+    events = (await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline"))["events"]
+    registered = next(e for e in events if e["action"] == "unit_registered")
+    assert registered["data"]["lot"] == "L2026-0042"
+    # A product code that is no ISBT 128 product code is refused at registration.
+    bad = await world.call("nurse", "POST", f"/api/v1/cases/{coi}/units", json=body | {"product_code": "XYZ"})
+    assert bad.status_code == 400, bad.text

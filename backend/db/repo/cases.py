@@ -40,6 +40,10 @@ class UnitRow(msgspec.Struct, frozen=True):
     released: bool
     quarantined: bool
     thawed_at: datetime | None
+    # What the bag label prints beyond identity (migration 0021).
+    product_code: str | None = None
+    lot: str | None = None
+    volume: str | None = None
 
     def state(self) -> UnitState:
         return UnitState(
@@ -66,7 +70,7 @@ SELECT c.coi, c.treatment_site, c.therapy, c.status, c.patient_ref, c.birth_year
 FROM cases c
 """
 _UNIT = """SELECT id, coi, kind, din, product, expires_at, status, site, holder_id, shipment_id,
-                  storage_location, released, quarantined, thawed_at FROM units"""
+                  storage_location, released, quarantined, thawed_at, product_code, lot, volume FROM units"""
 
 
 async def next_coi_number(conn: Conn) -> int:
@@ -135,10 +139,12 @@ async def insert_unit(
     product: str,
     expires_at: datetime | None,
     site: str,
+    label: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> None:
+    """`label`: the product code, lot and volume the bag label prints."""
     await conn.execute(
-        """INSERT INTO units (id, coi, kind, din, product, expires_at, status, site)
-           VALUES ($1, $2, $3, $4, $5, $6, 'created', $7)""",
+        """INSERT INTO units (id, coi, kind, din, product, expires_at, status, site, product_code, lot, volume)
+           VALUES ($1, $2, $3, $4, $5, $6, 'created', $7, $8, $9, $10)""",
         unit_id,
         coi,
         kind,
@@ -146,6 +152,7 @@ async def insert_unit(
         product,
         expires_at,
         site,
+        *label,
     )
 
 
@@ -169,7 +176,7 @@ async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[U
 # units is (the same sites as _CASE lists). NULL sites: no restriction (administrators).
 _VISIBLE_UNITS = """
 SELECT u.id, u.coi, u.kind, u.din, u.product, u.expires_at, u.status, u.site, u.holder_id, u.shipment_id,
-       u.storage_location, u.released, u.quarantined, u.thawed_at
+       u.storage_location, u.released, u.quarantined, u.thawed_at, u.product_code, u.lot, u.volume
 FROM units u JOIN cases c ON c.coi = u.coi
 WHERE (u.id = ANY($1::text[]) OR u.din = ANY($2::text[]))
   AND ($3::text[] IS NULL
