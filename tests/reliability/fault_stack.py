@@ -216,7 +216,7 @@ def system(folder: Path, database_url: str, broker: MqttEndpoint) -> Iterator[Sy
 
 
 def fleet(system_: System, count: int, hours_ago: float = 1.0) -> Fleet:
-    """`count` loggers, each on a packed shipment (apheresis bag, USZ-APH to CTA, fresh profile) that
+    """`count` loggers, each on a shipment (apheresis bag, USZ-APH to CTA, fresh profile) packed and
     planned to leave `hours_ago`, so readings since then belong to it."""
     world = system_.world
     tag = uuid.uuid4().hex[:4].upper()
@@ -271,7 +271,22 @@ def fleet(system_: System, count: int, hours_ago: float = 1.0) -> Fleet:
                 },
             )["id"]
         )
-        world.scan("nurse", "pack", "USZ-APH", ship, bag)
+        # Packed (offline) at the planned departure: a leg's readings are those from packing to receipt
+        # (issue 20), and the scenarios send readings from the departure on.
+        packed = world.ok(
+            "nurse",
+            "POST",
+            "/api/v1/scans",
+            201,
+            json={
+                "idempotency_key": str(uuid.uuid4()),
+                "action": "pack",
+                "site": "USZ-APH",
+                "codes": [ship, bag],
+                "device_time": departure.isoformat(),
+            },
+        )
+        assert packed["outcome"] == "accepted", packed
         loggers.append(logger)
         ships[logger] = ship
         cases[ship] = coi
