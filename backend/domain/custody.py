@@ -42,6 +42,8 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
 INFUSION_SIGNER_ROLES = frozenset({Role.PHARMACIST})
 INFUSION_MEANINGS = ("administered", "verified at bedside")
 FINAL_UNIT_STATES = frozenset({"infused", "disposed"})
+# The custody steps a completed or cancelled case still takes: destroying what is left of it.
+CLOSED_CASE_ACTIONS = frozenset({Action.DISPOSE})
 # Steps that hand a product on towards the patient: none of them takes an expired unit.
 EXPIRY_CHECKED = frozenset({"dispense", "thaw", "infuse"})
 # How long a thawed product bag may wait for its infusion: cell viability falls within the hour after
@@ -128,6 +130,16 @@ def _check_manifest(shipment: ShipmentState, units: list[UnitState]) -> None:
             )
 
 
+def check_open(case_status: str, action: str) -> None:
+    """A completed or cancelled case takes no custody step but disposal of what is left of it."""
+    if case_status != "open" and action not in CLOSED_CASE_ACTIONS:
+        raise Refusal(
+            "case_closed",
+            f"the case is {case_status}: it takes no further custody steps (what is left of it can still "
+            "be disposed, and QA can still correct the record)",
+        )
+
+
 def _check_times(action: Action, units: list[UnitState], now: datetime) -> None:
     for unit in units:
         if action in EXPIRY_CHECKED and unit.expires_at is not None and now >= unit.expires_at:
@@ -183,10 +195,13 @@ def decide(
     wristband_coi: str | None = None,
     handover_to: int | None = None,
     now: datetime | None = None,
+    case_status: str = "open",
 ) -> Change:
     """`now`: the step's time, for a unit's expiry and a bag's thaw window (None: not checked, for tests
-    of the order of steps alone)."""
+    of the order of steps alone). `case_status`: a completed or cancelled case takes no custody step but
+    disposal of what is left (`CLOSED_CASE_ACTIONS`)."""
     _check_same_case(shipment, units, wristband_coi)
+    check_open(case_status, action)
     if now is not None:
         _check_times(action, units, now)
     if action is Action.LABEL:
@@ -341,8 +356,9 @@ RECEIPT_BLOCKING_ALERTS = frozenset({"temperature_high", "temperature_low", "mkt
 RECEIPT_OVERRIDE_ROLES = frozenset({Role.QA})
 
 
-def receipt_decision(shipment: ShipmentState, accept: bool) -> Change:
+def receipt_decision(shipment: ShipmentState, accept: bool, case_status: str = "open") -> Change:
     """The pharmacist's (or manufacturing's) signed decision after scanning a delivery."""
+    check_open(case_status, "receipt")
     if shipment.status != "arrived":
         raise Refusal(
             "out_of_order", f"shipment {shipment.id} is {shipment.status}; scan it on arrival first"

@@ -12,7 +12,7 @@ from backend.db.repo import audit, cases, events, shipments, sites
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
-from backend.domain.custody import Refusal
+from backend.domain.custody import Refusal, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
 from backend.domain.replay import CASE_CANCELLED, CONSUME
@@ -231,6 +231,12 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
     if unit.site is None or not actor.at_site(unit.site):
         raise PermissionDenied(f"QA release of {unit_id} happens at {unit.site}")
     async with pool.acquire() as conn, conn.transaction():
+        chain = await ledger.lock_chain(conn, unit.coi)
+        case = await cases.get_case(conn, unit.coi)
+        try:
+            check_open(case.status if case else "open", "release")
+        except Refusal as refusal:
+            raise Conflict(refusal.detail) from None
         at = ledger.now()
         try:
             signature = await signing.sign(
@@ -249,6 +255,7 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
             unit_ids=[unit_id],
             signatures=[signature],
             server_time=at,
+            chain=chain,
         )
         await ledger.announce(conn, "unit", [unit.site], unit.coi, {"unit_id": unit_id, "released": True})
     return appended

@@ -329,12 +329,6 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
     try:
         if scanned.bad or unknown:
             raise Refusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown), status=422)
-        if recorded.case_status != "open" and command.action not in CLOSED_CASE_ACTIONS:
-            raise Refusal(
-                "case_closed",
-                f"case {coi} is {recorded.case_status}: it takes no further custody steps (what is left "
-                "of it can still be disposed, and QA can still correct the record)",
-            )
         disagreement = _disagreement(recorded, shipment, units, coi)
         if disagreement is not None:
             raise Refusal(
@@ -363,6 +357,7 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
             wristband_coi=scanned.cois[0] if scanned.cois else None,
             handover_to=receiver.id if receiver else None,
             now=ledger.now(),
+            case_status=recorded.case_status,
         )
         signatures = await _signatures(conn, command)
         return await context.accept(change, receiver.id if receiver else None, signatures, handover_minutes)
@@ -371,8 +366,6 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
 
 
 RECORD_MISMATCH = "record_mismatch"
-# The custody steps a completed or cancelled case still takes: destroying what is left of it.
-CLOSED_CASE_ACTIONS = frozenset({Action.DISPOSE})
 
 
 def _state(unit: UnitRow, recorded: cases.RecordedStates) -> UnitState:

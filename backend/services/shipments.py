@@ -293,7 +293,8 @@ async def decide_receipt(
                 + "): quarantine it, or accept it with a QA signature that states the deviation"
             )
         try:
-            change = receipt_decision(current.state(), accept)
+            case = await cases.get_case(conn, current.coi)
+            change = receipt_decision(current.state(), accept, case.status if case else "open")
             signatures = [
                 await signing.sign(
                     conn,
