@@ -8,7 +8,8 @@ than the server it dumps, which pg_dump refuses.
 Why restore does not trip the append-only triggers: a custom-format dump creates tables, loads their rows
 with COPY and only then creates triggers, indexes and constraints (the post-data section), so the
 `refuse_change` and `readings_mark_dirty` triggers do not exist while rows are loaded. `--clean` drops
-tables (DROP is not UPDATE, DELETE or TRUNCATE, so those triggers do not fire either). The chain hashes
+tables (DROP is not UPDATE, DELETE or TRUNCATE, so those triggers do not fire either); it runs as one
+psql transaction (see `_restore_clean`). The chain hashes
 cover only row contents, so a restored chain verifies exactly as the original did, with the same record
 key (CELLTRAIL_RECORD_KEY_FILE): without it, a chain is unverifiable, never verified.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,6 +157,60 @@ async def _grant(url: str) -> None:
         await conn.close()
 
 
+async def _partitioned_tables(url: str) -> list[str]:
+    pool = await create_pool(url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await catalog.partitioned_tables(conn)
+    finally:
+        await pool.close()
+
+
+def _restore_clean(url: str, dump: Path, target: str, env: dict[str, str]) -> None:
+    """Replace the database's contents with the dump's, in one transaction. pg_restore's own --clean
+    drops each partition's inherited key before its table, which PostgreSQL refuses; so the clean script
+    is written out and run by psql in a single transaction, after dropping the partitioned tables (their
+    partitions with them) first, in that same transaction: a failure anywhere leaves the database as it
+    was."""
+    quoted = [
+        ".".join('"' + part.replace('"', '""') + '"' for part in name.split(".", 1))
+        for name in asyncio.run(_partitioned_tables(url))
+    ]
+    with tempfile.TemporaryDirectory(prefix="celltrail-restore-") as folder:
+        # The script holds every row of the dump: readable by this user only, and gone afterwards.
+        os.chmod(folder, 0o700)
+        script = Path(folder) / "restore.sql"
+        _run(
+            [
+                str(_tool("pg_restore")),
+                "--no-owner",
+                "--no-privileges",
+                "--clean",
+                "--if-exists",
+                f"--file={script}",
+                str(dump),
+            ],
+            dict(os.environ),
+            "pg_restore",
+        )
+        first = Path(folder) / "drop-partitioned.sql"
+        first.write_text("".join(f"DROP TABLE IF EXISTS {name} CASCADE;\n" for name in quoted))
+        _run(
+            [
+                str(_tool("psql")),
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+                "--set=ON_ERROR_STOP=1",
+                f"--dbname={target}",
+                f"--file={first}",
+                f"--file={script}",
+            ],
+            env,
+            "restoring the dump",
+        )
+
+
 def restore(url: str, dump: Path, *, clean: bool = False) -> RestoreReport:
     """Restore `dump` into the database at `url`, in one transaction (all or nothing), then verify
     every custody chain. Refuses a database that already holds tables unless `clean` (which drops
@@ -182,8 +238,9 @@ def restore(url: str, dump: Path, *, clean: bool = False) -> RestoreReport:
         "--single-transaction",
     ]
     if clean:
-        args += ["--clean", "--if-exists"]
-    _run([*args, str(dump)], env, "pg_restore")
+        _restore_clean(url, dump, target, env)
+    else:
+        _run([*args, str(dump)], env, "pg_restore")
     # --no-privileges restored no grants: the application role gets its own back (and PUBLIC loses
     # EXECUTE on the chain-head function again).
     asyncio.run(_grant(url))
