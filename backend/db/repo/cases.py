@@ -273,7 +273,8 @@ async def lock_chain_with_record(
     """`lock_chain` and the record's last status-setting steps in the same statement: the scan's check
     of stored against recorded states costs no extra round trip. Each look-up walks the case's events
     backwards on the (coi, seq) index and stops at the first match; the statement lives in the database
-    function `case_recorded_states` (migrations 0017 and 0019), planned once per connection."""
+    function `case_recorded_states` (migrations 0017 to 0042), planned once per connection, which
+    answers in arrays that the driver decodes without JSON."""
     row = await conn.fetchrow(
         "SELECT * FROM case_recorded_states($1, $2, $3, $4, $5)",
         coi,
@@ -284,13 +285,24 @@ async def lock_chain_with_record(
     )
     if row is None:
         return None
-    shipment_action = row["shipment_action"]
+    units = {
+        unit_id: RecordedUnit(action, at, released, quarantined)
+        for unit_id, action, at, released, quarantined in zip(
+            row["unit_ids"] or (),
+            row["unit_last_actions"] or (),
+            row["unit_last_times"] or (),
+            row["unit_released"] or (),
+            row["unit_quarantined"] or (),
+            strict=True,
+        )
+    }
+    shipment_action = row["shipment_last_action"]
     return RecordedStates(
         row["chain_length"],
         row["chain_head"],
         row["case_status"],
-        msgspec.convert(row["unit_actions"] or {}, dict[str, RecordedUnit]),
-        (shipment_action[0], shipment_action[1]) if shipment_action else None,
+        units,
+        (shipment_action, row["shipment_decision"]) if shipment_action else None,
     )
 
 
