@@ -441,6 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
             "write a signed checkpoint of every chain head now",
         ),
         (
+            "archive",
+            "backend.archive_cli",
+            "configure_archive_parser",
+            "run_archive",
+            "archive months of readings past CELLTRAIL_READINGS_HOT_MONTHS to signed Parquet files",
+        ),
+        (
+            "restore-archive",
+            "backend.archive_cli",
+            "configure_restore_parser",
+            "run_restore",
+            "verify an archived month of readings and put it back into the database",
+        ),
+        (
             "verify",
             "backend.record_cli",
             "configure_verify_parser",

@@ -102,6 +102,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     checkpoint_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 15.0
     checkpoint_dir: str | None = None
     tsa_url: str | None = None
+    # Retention of readings (issue 26, docs/scaling.md): month partitions whose month ended more than this
+    # many months ago are archived by `celltrail archive` to signed Parquet files in readings_archive_dir
+    # (unset: <data dir>/archive) and dropped from the database. 0: never archive (the default; 24 is a
+    # sensible value where an archive directory is backed up).
+    readings_hot_months: Annotated[int, msgspec.Meta(ge=0, le=1200)] = 0
+    readings_archive_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.db_pool_min > self.db_pool_max:
@@ -155,6 +161,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def checkpoint_path(self) -> Path:
         return Path(self.checkpoint_dir) if self.checkpoint_dir else self.data_path / "checkpoints"
+
+    @property
+    def readings_archive_path(self) -> Path:
+        return Path(self.readings_archive_dir) if self.readings_archive_dir else self.data_path / "archive"
 
     @property
     def base_url(self) -> str:

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from backend.services import archive, archive_files
+
 if TYPE_CHECKING:
     from backend.db.types import Conn
 
@@ -444,4 +446,10 @@ async def leg_series(conn: Conn, shipment_id: str) -> list[LegReading]:
            ORDER BY ts""",
         shipment_id,
     )
-    return [LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"]) for r in rows]
+    found = [LegReading(r["ts"], r["temp_c"], r["battery_pct"], r["lid_open"]) for r in rows]
+    # Months archived out of the database are read from their files (issue 26).
+    kept = await archive.leg_readings(conn, shipment_id)
+    return archive.merged(
+        found,
+        [LegReading(r.ts, archive_files.as_numeric(r.temp_c), r.battery_pct, r.lid_open) for r in kept],
+    )

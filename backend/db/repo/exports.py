@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from backend.db.repo.alerts import AlertRow
+from backend.services import archive, archive_files
 
 if TYPE_CHECKING:
     from backend.db.types import Conn
@@ -96,7 +97,9 @@ async def readings_of_shipment(
         until,
         limit,
     )
-    return [ReadingEntry(**r) for r in rows]
+    # Months archived out of the database are read from their files (issue 26).
+    kept = await archive.leg_readings(conn, shipment_id, since, until)
+    return archive.merged([ReadingEntry(**r) for r in rows], [_entry(r) for r in kept], limit)
 
 
 async def readings_of_logger(
@@ -111,7 +114,13 @@ async def readings_of_logger(
         until,
         limit,
     )
-    return [ReadingEntry(**r) for r in rows]
+    kept = await archive.logger_readings(conn, logger_id, since, until)
+    return archive.merged([ReadingEntry(**r) for r in rows], [_entry(r) for r in kept], limit)
+
+
+def _entry(r: archive.ArchivedReading) -> ReadingEntry:
+    temp = archive_files.as_numeric(r.temp_c)
+    return ReadingEntry(r.ts, r.logger_id, r.shipment_id, temp, r.battery_pct, r.lid_open, r.received_at)
 
 
 async def logger_owner(conn: Conn, logger_id: str) -> tuple[bool, str | None]:

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from backend.domain.custody import ShipmentState
+from backend.services import archive
 
 if TYPE_CHECKING:
     from backend.db.types import Conn
@@ -187,4 +188,10 @@ async def mark_units(conn: Conn, shipment_id: str, unit_ids: list[str], column: 
 async def temperature_rows(conn: Conn, shipment_id: str) -> list[tuple[datetime, float]]:
     # The leg's readings by its window (migration 0023), not by where each was filed when stored.
     rows = await conn.fetch("SELECT ts, temp_c FROM leg_readings($1) ORDER BY ts", shipment_id)
-    return [(r["ts"], float(r["temp_c"])) for r in rows]
+    found = [(r["ts"], float(r["temp_c"])) for r in rows]
+    # Months archived out of the database are read from their files (issue 26).
+    kept = await archive.leg_readings(conn, shipment_id)
+    if not kept:
+        return found
+    seen = {r.ts for r in kept}
+    return sorted([(r.ts, r.temp_c) for r in kept] + [f for f in found if f[0] not in seen])
