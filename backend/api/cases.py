@@ -68,6 +68,8 @@ def unit_read(unit: UnitRow) -> UnitRead:
         product_code=unit.product_code,
         lot=unit.lot,
         volume=unit.volume,
+        catalogue_product=unit.catalogue_product,
+        manufactured_at=unit.manufactured_at,
     )
 
 
@@ -142,6 +144,8 @@ class CasesController(Controller):
             product_code=data.product_code,
             lot=data.lot,
             volume=data.volume,
+            catalogue_product=data.catalogue_product,
+            manufactured_at=data.manufactured_at,
         )
         return unit_read(unit)
 

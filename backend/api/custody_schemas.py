@@ -62,6 +62,12 @@ class UnitCreate(Command):
     ) = None
     lot: Annotated[str, msgspec.Meta(min_length=1, max_length=40, examples=["L2026-0042"])] | None = None
     volume: Annotated[str, msgspec.Meta(min_length=1, max_length=40, examples=["68 mL"])] | None = None
+    # A product bag: its catalogue product (default: the case's order's) and when it was made
+    # (cryopreserved; default: now), the start of its shelf life.
+    catalogue_product: (
+        Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{1,40}$", examples=["car-t"])] | None
+    ) = None
+    manufactured_at: datetime | None = None
 
 
 class UnitRead(msgspec.Struct, kw_only=True):
@@ -81,6 +87,8 @@ class UnitRead(msgspec.Struct, kw_only=True):
     product_code: str | None = None
     lot: str | None = None
     volume: str | None = None
+    catalogue_product: str | None = None
+    manufactured_at: datetime | None = None
 
 
 class Signing(Command):

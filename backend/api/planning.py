@@ -15,11 +15,11 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from backend.api.schemas import NAME_MAX, Command, Name, Password, Reason, SiteCode
 from backend.db.repo import planning as repo
 from backend.db.repo.planning import BookingRow, CapacityRow, OrderRow, SlotRow
+from backend.db.repo.products import ProductLimits
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
 from backend.domain.errors import InvalidInput
-from backend.services.planning import bookings, capacity, kpis, orders
-from backend.services.planning.milestones import LeadTimes
+from backend.services.planning import bookings, capacity, catalogue, kpis, orders
 from backend.services.visibility import site_filter
 
 PEOPLE: Final = tuple(PEOPLE_ROLES)
@@ -48,6 +48,16 @@ class OrderDecision(Command):
     decision: Literal["accept", "decline"]
     password: Password
     reason: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class ProductLimitsSet(Command):
+    """A product's limits (docs/planning.md); the bounds are the database's own."""
+
+    thaw_to_infusion_min: Annotated[int, msgspec.Meta(ge=5, le=1440)]
+    storage_min_c: Annotated[int, msgspec.Meta(ge=-200, le=40)]
+    storage_max_c: Annotated[int, msgspec.Meta(ge=-200, le=40)]
+    shelf_life_days: Annotated[int, msgspec.Meta(ge=1, le=3650)]
+    reason: Reason
 
 
 class BookingCreate(Command):
@@ -116,10 +126,34 @@ class PlanningController(Controller):
     tags = ("planning",)
 
     @get("/planning/products", opt=policy(*PEOPLE), operation_id="listPlanningProducts")
-    async def products(self, pool: NamedDependency[Pool]) -> list[LeadTimes]:
-        """Products and their lead times (hours between milestones, manufacturing days, slack)."""
-        async with pool.acquire() as conn:
-            return await repo.products(conn)
+    async def products(self, pool: NamedDependency[Pool]) -> list[catalogue.CatalogueProduct]:
+        """The product catalogue: lead times (hours between milestones, manufacturing days, slack) and
+        the limits a product bag is held to (thaw-to-infusion window, storage range, shelf life)."""
+        return await catalogue.catalogue(pool)
+
+    @put(
+        "/planning/products/{product:str}/limits",
+        opt=policy(Role.QA, Role.ADMIN),
+        operation_id="setProductLimits",
+    )
+    async def set_product_limits(
+        self,
+        product: FromPath[str],
+        data: JSONBody[ProductLimitsSet],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> ProductLimits:
+        """Change a product's limits, with the reason: QA of a site that makes the product (manufacturing
+        capacity declared for it) or an administrator. Units already registered keep their expiry; the
+        thaw window applies from the next infusion."""
+        change = catalogue.LimitsChange(
+            thaw_to_infusion_min=data.thaw_to_infusion_min,
+            storage_min_c=data.storage_min_c,
+            storage_max_c=data.storage_max_c,
+            shelf_life_days=data.shelf_life_days,
+            reason=data.reason,
+        )
+        return await catalogue.set_limits(pool, principal, product, change)
 
     @get("/orders", opt=policy(*PLANNERS), operation_id="listTreatmentOrders")
     async def list_orders(

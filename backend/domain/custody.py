@@ -4,7 +4,8 @@ current state and the scan, and returns the change or a Refusal saying why not."
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -47,7 +48,9 @@ CLOSED_CASE_ACTIONS = frozenset({Action.DISPOSE})
 # Steps that hand a product on towards the patient: none of them takes an expired unit.
 EXPIRY_CHECKED = frozenset({"dispense", "thaw", "infuse"})
 # How long a thawed product bag may wait for its infusion: cell viability falls within the hour after
-# thawing, and a bag past its window is a STOP, not a judgement call at the bedside.
+# thawing, and a bag past its window is a STOP, not a judgement call at the bedside. The default for a
+# bag whose product the catalogue does not name; a catalogue product's own window (`UnitState.thaw_limit`,
+# passed in by the service) takes its place.
 THAW_TO_INFUSION = {"PRC": timedelta(minutes=60)}
 
 
@@ -73,6 +76,10 @@ class UnitState(msgspec.Struct, frozen=True):
     expires_at: datetime | None = None
     # When the record says the bag was thawed (its thaw event), for the thaw-to-infusion window.
     thawed_at: datetime | None = None
+    # The bag's product's thaw-to-infusion window from the catalogue (None: `THAW_TO_INFUSION`'s default).
+    thaw_limit: timedelta | None = None
+    # The time zone of the unit's site (IANA name): a STOP shows times as the people at the site read them.
+    zone: str | None = None
 
 
 class ShipmentState(msgspec.Struct, frozen=True):
@@ -145,19 +152,31 @@ def _check_times(action: Action, units: list[UnitState], now: datetime) -> None:
         if action in EXPIRY_CHECKED and unit.expires_at is not None and now >= unit.expires_at:
             raise Refusal(
                 "expired",
-                f"STOP — unit {unit.id} expired at {unit.expires_at:%Y-%m-%d %H:%M} UTC (now "
-                f"{now:%Y-%m-%d %H:%M} UTC); an expired unit is not {_PAST[action]}",
+                f"STOP — unit {unit.id} expired at {_local(unit.expires_at, unit.zone, day=True)} (now "
+                f"{_local(now, unit.zone, day=True)}); an expired unit is not {_PAST[action]}",
             )
-        limit = THAW_TO_INFUSION.get(unit.kind)
+        limit = unit.thaw_limit or THAW_TO_INFUSION.get(unit.kind)
         if action is Action.INFUSE and limit is not None and unit.thawed_at is not None:
             waited = now - unit.thawed_at
             if waited > limit:
                 raise Refusal(
                     "thaw_window_exceeded",
-                    f"STOP — bag {unit.id} was thawed at {unit.thawed_at:%H:%M} UTC, "
-                    f"{int(waited.total_seconds() // 60)} min ago (now {now:%H:%M} UTC); it must be infused "
-                    f"within {int(limit.total_seconds() // 60)} min of thawing. Do not infuse; tell QA.",
+                    f"STOP — bag {unit.id} was thawed at {_local(unit.thawed_at, unit.zone)}, "
+                    f"{int(waited.total_seconds() // 60)} min ago (now {_local(now, unit.zone)}); it must be "
+                    f"infused within {int(limit.total_seconds() // 60)} min of thawing (limit "
+                    f"{_local(unit.thawed_at + limit, unit.zone)}). Do not infuse; tell QA.",
                 )
+
+
+def _local(moment: datetime, zone: str | None, *, day: bool = False) -> str:
+    """A time as read at the site (its zone's abbreviation, e.g. CET), or in UTC without a known zone."""
+    try:
+        tz = ZoneInfo(zone) if zone else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = UTC
+    local = moment.astimezone(tz)
+    shown = local.strftime("%Y-%m-%d %H:%M" if day else "%H:%M")
+    return f"{shown} {'UTC' if tz is UTC else local.tzname()}"
 
 
 _PAST = {Action.DISPENSE: "dispensed", Action.THAW: "thawed", Action.INFUSE: "infused"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,11 @@ from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
 from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.services import checkpoints, ledger, objects, signing
+from backend.services.planning import catalogue
 from backend.services.visibility import site_filter
+
+# How far ahead of the server's clock a registered manufacture time may be (a device's clock drift).
+_MANUFACTURE_SKEW = timedelta(minutes=5)
 
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -107,13 +111,35 @@ async def create_unit(
     product_code: str | None = None,
     lot: str | None = None,
     volume: str | None = None,
+    catalogue_product: str | None = None,
+    manufactured_at: datetime | None = None,
 ) -> UnitRow:
     """Register a bag. A product bag (PRC) names the starting material it was made from (`from_units`):
     the case's own apheresis units, received (or stored) at the registering manufacturing site, or
     already consumed into an earlier bag of the same manufacture. The registration records the inputs,
-    and a `consume` entry in the same transaction leaves each input consumed (no further custody step)."""
+    and a `consume` entry in the same transaction leaves each input consumed (no further custody step).
+
+    A product bag is of the catalogue product the case's order names (or `catalogue_product`): its expiry
+    is its manufacture (`manufactured_at`, default now) plus the product's shelf life, or an earlier
+    `expires_at`; a later one is refused."""
     case = await get_case(pool, actor, coi_text)
     inputs = sorted(set(from_units or []))
+    # A time without an offset is UTC, as the database would store it.
+    expires_at, manufactured_at = (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+        for t in (expires_at, manufactured_at)
+    )
+    if kind != "PRC" and (catalogue_product is not None or manufactured_at is not None):
+        field = "catalogue_product" if catalogue_product is not None else "manufactured_at"
+        raise InvalidInput(
+            "only a product bag is of a catalogue product and has a manufacture time",
+            field_errors={field: "not allowed"},
+        )
+    if manufactured_at is not None and manufactured_at > ledger.now() + _MANUFACTURE_SKEW:
+        raise InvalidInput(
+            f"manufactured_at {manufactured_at.isoformat()} is in the future",
+            field_errors={"manufactured_at": "in the future"},
+        )
     if kind != "PRC" and inputs:
         raise InvalidInput(
             "only a product bag is made from other units", field_errors={"from_units": "not allowed"}
@@ -141,10 +167,17 @@ async def create_unit(
     async with pool.acquire() as conn, conn.transaction():
         await cases.lock_chain(conn, case.coi)
         to_consume = await _inputs(conn, case.coi, inputs, site) if inputs else []
+        made = (manufactured_at or ledger.now()) if kind == "PRC" else None
+        limits = await catalogue.unit_product(conn, case.coi, catalogue_product) if kind == "PRC" else None
+        if limits is not None and made is not None:
+            expires_at = catalogue.unit_expiry(limits, made, expires_at)
         number = await cases.count_units(conn, case.coi, kind) + 1
         unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(kind), number=number)
         label = (product_code, lot, volume)
-        await cases.insert_unit(conn, unit.text, case.coi, kind, din_text, product, expires_at, site, label)
+        product_of = (limits.code if limits else None, made)
+        await cases.insert_unit(
+            conn, unit.text, case.coi, kind, din_text, product, expires_at, site, label, product_of
+        )
         await ledger.append(
             conn,
             coi=case.coi,
@@ -160,6 +193,8 @@ async def create_unit(
                 "expires_at": expires_at.isoformat() if expires_at else None,
                 **({"from_units": inputs} if inputs else {}),
                 **{k: v for k, v in (("product_code", product_code), ("lot", lot), ("volume", volume)) if v},
+                **({"catalogue_product": limits.code} if limits else {}),
+                **({"manufactured_at": made.isoformat()} if made else {}),
             },
         )
         if to_consume:

@@ -369,11 +369,18 @@ RECORD_MISMATCH = "record_mismatch"
 
 
 def _state(unit: UnitRow, recorded: cases.RecordedStates) -> UnitState:
-    """The unit as the step sees it: its expiry, and its thaw time as the record has it (the thaw event's
-    time, not the table's column)."""
+    """The unit as the step sees it: its expiry, its thaw time as the record has it (the thaw event's
+    time, not the table's column), its catalogue product's thaw window and its site's time zone."""
     record = recorded.units.get(unit.id)
     thawed_at = record.at if record is not None and record.action == "thaw" else None
-    return msgspec.structs.replace(unit.state(), expires_at=unit.expires_at, thawed_at=thawed_at)
+    window = unit.thaw_to_infusion_min
+    return msgspec.structs.replace(
+        unit.state(),
+        expires_at=unit.expires_at,
+        thawed_at=thawed_at,
+        thaw_limit=timedelta(minutes=window) if window is not None else None,
+        zone=unit.site_zone,
+    )
 
 
 def _disagreement(

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -262,6 +263,11 @@ async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monke
     )
     assert "STOP" in body["detail"]
     assert "within 60 min of thawing" in body["detail"]
+    # The times as read at the bedside: in the site's zone (Europe/Zurich), with the limit.
+    thaw = next(e for e in reversed(await _events(world, coi)) if e["action"] == "thaw")
+    local = datetime.fromisoformat(thaw["server_time"]).astimezone(ZoneInfo("Europe/Zurich"))
+    assert f"thawed at {local:%H:%M} {local.tzname()}" in body["detail"]
+    assert f"limit {local + timedelta(minutes=60):%H:%M} {local.tzname()}" in body["detail"]
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{bag}"))["status"] == "thawed"
     # Within the window the same infusion goes through.
     monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=5))

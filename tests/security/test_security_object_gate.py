@@ -540,6 +540,22 @@ TABLE: dict[str, list[Probe]] = {
     ],  # Orchestration (docs/planning.md): a case's order, plan and booking go through the planning gate;
     # capacity and slots belong to the site in the path.
     "listPlanningProducts": [Probe("own", "/api/v1/planning/products")],
+    # The catalogue is no organisation's record: changed by QA of a site that makes the product (B's QA
+    # makes none of A's) or an administrator.
+    "setProductLimits": [
+        Probe(
+            "guard",
+            "/api/v1/planning/products/car-t/limits",
+            body=lambda i, o: {
+                "thaw_to_infusion_min": 5,
+                "storage_min_c": -196,
+                "storage_max_c": -150,
+                "shelf_life_days": 3650,
+                "reason": "B widens A's limits",
+            },
+            method="PUT",
+        )
+    ],
     "listTreatmentOrders": [Probe("list", "/api/v1/orders")],
     "createTreatmentOrder": [Probe("record", "/api/v1/cases/{coi}/order", body=_order)],
     "decideTreatmentOrder": [

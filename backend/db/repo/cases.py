@@ -44,6 +44,13 @@ class UnitRow(msgspec.Struct, frozen=True):
     product_code: str | None = None
     lot: str | None = None
     volume: str | None = None
+    # The catalogue product of a product bag and when it was made (migration 0048).
+    catalogue_product: str | None = None
+    manufactured_at: datetime | None = None
+    # Read only by a scan's look-up (`lock_visible_units`): the catalogue product's thaw-to-infusion
+    # window in minutes, and the time zone of the unit's site.
+    thaw_to_infusion_min: int | None = None
+    site_zone: str | None = None
 
     def state(self) -> UnitState:
         return UnitState(
@@ -70,7 +77,8 @@ SELECT c.coi, c.treatment_site, c.therapy, c.status, c.patient_ref, c.birth_year
 FROM cases c
 """
 _UNIT = """SELECT id, coi, kind, din, product, expires_at, status, site, holder_id, shipment_id,
-                  storage_location, released, quarantined, thawed_at, product_code, lot, volume FROM units"""
+                  storage_location, released, quarantined, thawed_at, product_code, lot, volume,
+                  catalogue_product, manufactured_at FROM units"""
 
 
 async def next_coi_number(conn: Conn) -> int:
@@ -140,11 +148,14 @@ async def insert_unit(
     expires_at: datetime | None,
     site: str,
     label: tuple[str | None, str | None, str | None] = (None, None, None),
+    catalogue: tuple[str | None, datetime | None] = (None, None),
 ) -> None:
-    """`label`: the product code, lot and volume the bag label prints."""
+    """`label`: the product code, lot and volume the bag label prints; `catalogue`: the catalogue
+    product and the manufacture time of a product bag."""
     await conn.execute(
-        """INSERT INTO units (id, coi, kind, din, product, expires_at, status, site, product_code, lot, volume)
-           VALUES ($1, $2, $3, $4, $5, $6, 'created', $7, $8, $9, $10)""",
+        """INSERT INTO units (id, coi, kind, din, product, expires_at, status, site, product_code, lot, volume,
+                              catalogue_product, manufactured_at)
+           VALUES ($1, $2, $3, $4, $5, $6, 'created', $7, $8, $9, $10, $11, $12)""",
         unit_id,
         coi,
         kind,
@@ -153,6 +164,7 @@ async def insert_unit(
         expires_at,
         site,
         *label,
+        *catalogue,
     )
 
 
@@ -176,7 +188,11 @@ async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[U
 # units is (the same sites as _CASE lists). NULL sites: no restriction (administrators).
 _VISIBLE_UNITS = """
 SELECT u.id, u.coi, u.kind, u.din, u.product, u.expires_at, u.status, u.site, u.holder_id, u.shipment_id,
-       u.storage_location, u.released, u.quarantined, u.thawed_at, u.product_code, u.lot, u.volume
+       u.storage_location, u.released, u.quarantined, u.thawed_at, u.product_code, u.lot, u.volume,
+       u.catalogue_product, u.manufactured_at,
+       (SELECT p.thaw_to_infusion_min FROM planning_products p WHERE p.code = u.catalogue_product)
+           AS thaw_to_infusion_min,
+       (SELECT t.time_zone FROM sites t WHERE t.code = u.site) AS site_zone
 FROM units u JOIN cases c ON c.coi = u.coi
 WHERE (u.id = ANY($1::text[]) OR u.din = ANY($2::text[]))
   AND ($3::text[] IS NULL
