@@ -34,7 +34,7 @@ from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.live.hub import Hub, end_streams_on_exit_signals
-from backend.services import auth, checkpoints, excursions, monitoring, record_keys, signing
+from backend.services import auth, checkpoints, excursions, monitoring, patient_keys, record_keys, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
 from backend.services.planning import bookings as planning_bookings
@@ -84,6 +84,8 @@ def create_app(settings: Settings) -> Litestar:
     # unreadable stops the start with a message naming the file (RecordKeyError is a SettingsError).
     # Without one configured, <data dir>/record.key is used, created on the first start.
     record_keys.configure(record_keys.ensure(settings), settings.checkpoint_path)
+    # Likewise the patient keyring (patient identity's encryption keys, never in the database).
+    patient_keys.configure(patient_keys.ensure(settings))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

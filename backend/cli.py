@@ -434,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("report", "backend.reports.cli", "configure_parser", "run", "vein-to-vein record of a case"),
         ("key", "backend.record_cli", "configure_key_parser", "run_key", "the record keyring: rotate, list"),
         (
+            "patient-key",
+            "backend.patient_cli",
+            "configure_parser",
+            "run",
+            "the patient keyring: rotate, list, reencrypt (every identity under the newest key)",
+        ),
+        (
             "checkpoint",
             "backend.record_cli",
             "configure_checkpoint_parser",

@@ -96,6 +96,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Unset: <data dir>/record.key, created (0600) on the first start when it is missing. A configured
     # file that is missing or cannot be read stops the server at start.
     record_key_file: str | None = None
+    # The patient keyring (backend/services/patient_keys.py): the AES-GCM keys patient identity is
+    # encrypted with, never in the database. Unset: <data dir>/patient.key, created (0600) on the first
+    # start when it is missing. A configured file that is missing or cannot be read stops the server.
+    patient_key_file: str | None = None
     # Signed checkpoints of every chain head, written outside the database every this many minutes into an
     # append-only directory (unset: <data dir>/checkpoints), each also time-stamped by an RFC 3161
     # time-stamping authority when tsa_url is set.
@@ -157,6 +161,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def record_key_path(self) -> Path:
         return Path(self.record_key_file) if self.record_key_file else self.data_path / "record.key"
+
+    @property
+    def patient_key_path(self) -> Path:
+        return Path(self.patient_key_file) if self.patient_key_file else self.data_path / "patient.key"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -42,7 +42,9 @@ async def label(
     dpi: Dpi = None,
 ) -> Response[bytes]:
     """Download a label; nothing is recorded (print with POST to record it). `kind` is bag (unit id),
-    shipment, wristband (COI) or asset (logger id); `filename` is the id with .png, .pdf or .zpl."""
+    shipment, wristband (COI) or asset (logger id); `filename` is the id with .png, .pdf or .zpl. A
+    wristband carries the patient identity fields its treating site's policy names, filled by the server
+    (the read is in the audit trail) and only for that site's pharmacists and coordinators."""
     return _file(await label_printing.render(pool, principal, kind, filename, dpi))
 
 

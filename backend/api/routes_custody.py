@@ -7,6 +7,7 @@ from typing import Any
 from backend.api.alerts import AlertsController
 from backend.api.cases import CasesController, EventsController, UnitsController
 from backend.api.labels import label, print_label
+from backend.api.patients import ROUTES as PATIENT_ROUTES
 from backend.api.shipments import ScansController, ShipmentsController
 from backend.api.stream import stream
 
@@ -20,4 +21,5 @@ ROUTES: tuple[Any, ...] = (
     stream,
     label,
     print_label,
+    *PATIENT_ROUTES,
 )

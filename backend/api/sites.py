@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from backend.api.schemas import SiteCreate, SiteRead, UserRead
+from backend.api.schemas import Command, SiteCreate, SiteRead, UserRead
 from backend.api.users import user_read
 from backend.db.repo.sites import SiteRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
-from backend.services import accounts
+from backend.services import accounts, patient_identity
+from backend.services.patient_identity import Field
+
+
+class WristbandPolicy(Command):
+    """Which of the patient's name, date of birth and hospital number the site's wristbands print
+    (none by default); the server fills them from the case's encrypted identity."""
+
+    fields: Annotated[list[Field], msgspec.Meta(max_length=3)]
 
 
 def site_read(site: SiteRow) -> SiteRead:
@@ -47,3 +58,27 @@ class SitesController(Controller):
         """Who works at a site: admins anywhere, coordinators at their own sites."""
         await accounts.get_site(pool, site_code)
         return [user_read(u) for u in await accounts.list_users(pool, site_code)]
+
+    @get("/{site_code:str}/wristband-policy", opt=policy(*Role), operation_id="getWristbandPolicy")
+    async def wristband_policy(
+        self, site_code: FromPath[str], pool: NamedDependency[Pool]
+    ) -> WristbandPolicy:
+        """What the site's wristbands print of the patient's identity."""
+        return WristbandPolicy(fields=await patient_identity.wristband_policy(pool, site_code))
+
+    @put(
+        "/{site_code:str}/wristband-policy",
+        operation_id="setWristbandPolicy",
+        opt=policy(Role.ADMIN, Role.COORDINATOR, site_param="site_code", any_site=(Role.ADMIN,)),
+    )
+    async def set_wristband_policy(
+        self,
+        site_code: FromPath[str],
+        data: JSONBody[WristbandPolicy],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> WristbandPolicy:
+        """Set what the site's wristbands print: administrators anywhere, coordinators at their own
+        sites; kept in the audit trail."""
+        chosen = await patient_identity.set_wristband_policy(pool, principal, site_code, data.fields)
+        return WristbandPolicy(fields=chosen)

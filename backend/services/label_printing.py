@@ -10,11 +10,12 @@ from typing import Any
 import msgspec
 
 from backend.db.repo import audit, cases, events
+from backend.db.repo.cases import CaseRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, InvalidInput, NotFound
 from backend.domain.identifiers import Coi, Din, IdentifierError, LoggerId, ShipmentId, UnitId, parse_coi
-from backend.services import ledger, objects
+from backend.services import ledger, objects, patient_identity
 from backend.services.loggers import usable_logger
 
 FORMATS = {"png": "image/png", "pdf": "application/pdf", "zpl": "application/zpl"}
@@ -97,6 +98,26 @@ async def _label_and_case(
     return AssetTag(asset=identifier, description=description), None
 
 
+async def _wristband_identity(pool: Pool, principal: Principal, label: Any, case: CaseRow) -> Any:
+    """The band with what the treating site's policy prints of the patient's identity, filled here from
+    the encrypted record (the read is logged with reason label printing); nothing a request says adds a
+    field. A band missing a field the policy requires is refused (LabelPolicyError, a ValueError)."""
+    from labels.model import PatientField, WristbandLabel, check_wristband_policy
+
+    fields, identity = await patient_identity.for_wristband(pool, principal, case)
+    if identity is None:
+        return label
+    shown = {PatientField(str(f)) for f in fields}
+    band = WristbandLabel(
+        coi=label.coi,
+        patient_name=identity.name if PatientField.NAME in shown else None,
+        date_of_birth=identity.date_of_birth if PatientField.DATE_OF_BIRTH in shown else None,
+        hospital_number=identity.hospital_number if PatientField.HOSPITAL_NUMBER in shown else None,
+    )
+    check_wristband_policy(band, shown)
+    return band
+
+
 async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi: int | None) -> Rendered:
     """The label file, read-only: nothing is recorded (a download is not a print)."""
     from labels import render_label
@@ -110,6 +131,9 @@ async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi
         # Building the label checks its fields too (a name too long for the stock raises ValueError).
         async with pool.acquire() as conn:
             label, coi = await _label_and_case(conn, principal, kind, identifier)
+            case = await objects.case(conn, principal, coi) if kind == "wristband" and coi else None
+        if case is not None:
+            label = await _wristband_identity(pool, principal, label, case)
         content = render_label(label, fmt, chosen_dpi)
     except ValueError as exc:
         raise InvalidInput(f"cannot render this label: {exc}") from None

@@ -111,3 +111,115 @@ async def test_a_bag_label_prints_the_product_code_lot_and_volume_registered_wit
     # A product code that is no ISBT 128 product code is refused at registration.
     bad = await world.call("nurse", "POST", f"/api/v1/cases/{coi}/units", json=body | {"product_code": "XYZ"})
     assert bad.status_code == 400, bad.text
+
+
+# ------------------------------------------------------------------ wristband: the site's identity policy
+
+_PATIENT = {"name": "Ottilie Wunderlich", "date_of_birth": "1968-04-17", "hospital_number": "USZ-7781234"}
+_PRINTED = {"name": "Ottilie Wunderlich", "dob": "DOB 1968-04-17", "hospital-number": "HOSP NO USZ-7781234"}
+
+
+async def _band(world, who: str, coi: str, **params: str):
+    return await world.call(who, "GET", f"/api/v1/labels/wristband/{coi}.zpl", params=params)
+
+
+async def test_the_sites_wristband_policy_decides_what_identity_the_band_prints(client, database_url):
+    import asyncpg
+
+    from tests.integration.helpers import make_site, make_user
+
+    world = await build_world(client)
+    coi = await world.new_case()
+    unit = await world.unit("nurse", coi, "APH", "USZ-APH")
+    await world.shipment("coord", coi, "USZ-APH", "CTA", [unit])  # the manufacturing site sees the case
+    await world.ok("coord", "PUT", f"/api/v1/cases/{coi}/patient", json=_PATIENT)
+    policy = f"/api/v1/sites/{'USZ'}/wristband-policy"
+    assert (await world.ok("pharm", "GET", policy)) == {"fields": []}
+    # Default: none, whatever the request asks for.
+    asked = {"fields": "name,dob,hospital-number", "patient_name": "Mallory", "name": "1"}
+    band = await _band(world, "pharm", coi, **asked)
+    assert band.status_code == 200, band.text
+    assert f"CT1:COI:{coi}" in band.text
+    for printed in [*_PRINTED.values(), "Ottilie", "1968", "Mallory"]:
+        assert printed not in band.text, printed
+
+    # All three: the server fills them from the encrypted identity.
+    assert (await world.ok("coord", "PUT", policy, json={"fields": ["hospital-number", "name", "dob"]})) == {
+        "fields": ["name", "dob", "hospital-number"]
+    }
+    band = await _band(world, "pharm", coi)
+    assert band.status_code == 200, band.text
+    for printed in _PRINTED.values():
+        assert printed in band.text, printed
+    printed_png = await world.call("pharm", "POST", f"/api/v1/labels/wristband/{coi}.png")
+    assert f"&/{coi}" in decoded(printed_png.content)
+
+    # Name only: the request cannot add what the policy leaves out.
+    await world.ok("admin", "PUT", policy, json={"fields": ["name"]})
+    band = await _band(world, "coord", coi, **asked)
+    assert _PRINTED["name"] in band.text
+    for left_out in ("DOB", "1968-04-17", "USZ-7781234", "Mallory"):
+        assert left_out not in band.text, left_out
+
+    # Off again: nothing, and no read of the identity is needed.
+    await world.ok("coord", "PUT", policy, json={"fields": []})
+    band = await _band(world, "pharm", coi, **asked)
+    assert "Ottilie" not in band.text
+
+    # Every read for a band is in the audit trail with reason label printing; the chain names no one.
+    conn = await asyncpg.connect(database_url)
+    try:
+        reads = await conn.fetch(
+            "SELECT actor_name, reason, new_value->'fields' AS fields FROM audit_log "
+            "WHERE action = 'patient_identity_read' AND entity_id = $1 ORDER BY id",
+            coi,
+        )
+        chain = await conn.fetchval(
+            "SELECT string_agg(e::text, '|') FROM custody_events e WHERE coi = $1", coi
+        )
+    finally:
+        await conn.close()
+    assert [(r["actor_name"], r["reason"]) for r in reads] == [
+        ("pharm", "label-printing"),
+        ("pharm", "label-printing"),
+        ("coord", "label-printing"),
+    ]
+    assert "Ottilie" not in chain
+
+    # Another site's people: the manufacturing site sees the case but may not print identity; another
+    # hospital does not see the case at all; a courier may print no label.
+    await world.ok("coord", "PUT", policy, json={"fields": ["name", "dob"]})
+    root = world.headers["admin"]
+    cta_coord = await make_user(client, root, "cta-coord", ["coordinator"], ["CTA"])
+    refused = await client.get(f"/api/v1/labels/wristband/{coi}.zpl", headers=cta_coord)
+    assert refused.status_code == 403, refused.text
+    assert "treating site USZ" in refused.json()["detail"]
+    assert "Ottilie" not in refused.text
+    await make_site(client, root, "KSB")
+    ksb = await make_user(client, root, "ksb-pharm", ["pharmacist"], ["KSB"])
+    hidden = await client.post(f"/api/v1/labels/wristband/{coi}.zpl", headers=ksb)
+    assert hidden.status_code == 404, hidden.text
+    assert (await _band(world, "courier1", coi)).status_code == 403
+    # Nor may they change the treating site's policy.
+    for headers in (cta_coord, ksb, world.headers["pharm"]):
+        answer = await client.put(policy, headers=headers, json={"fields": []})
+        assert answer.status_code == 403, answer.text
+    assert (await world.ok("pharm", "GET", policy)) == {"fields": ["name", "dob"]}
+
+
+async def test_a_band_the_policy_requires_identity_for_is_refused_without_it(client):
+    world = await build_world(client)
+    coi = await world.new_case()
+    policy = "/api/v1/sites/USZ/wristband-policy"
+    await world.ok("coord", "PUT", policy, json={"fields": ["name", "hospital-number"]})
+    missing = await _band(world, "pharm", coi)
+    assert missing.status_code == 409, missing.text
+    assert "no patient identity is recorded" in missing.json()["detail"]
+    # Recorded without a hospital number: the policy's second identifier is missing, so no band.
+    await world.ok("coord", "PUT", f"/api/v1/cases/{coi}/patient", json={"name": "Ottilie Wunderlich"})
+    partial = await _band(world, "pharm", coi)
+    assert partial.status_code == 422, partial.text
+    assert "hospital-number" in partial.json()["detail"]
+    for bad in ({"fields": ["ssn"]}, {"fields": ["name"] * 4}, {"fields": "name"}):
+        answer = await world.call("coord", "PUT", policy, json=bad)
+        assert answer.status_code == 400, answer.text

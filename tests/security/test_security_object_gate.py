@@ -602,6 +602,25 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"slots": [{"starts_at": "2026-12-24T08:00:00", "minutes": 60}]},
         )
     ],
+    # Patient identity (docs/patient-data.md): the treating site's only; another site's case is no case.
+    "setPatientIdentity": [
+        Probe(
+            "record",
+            "/api/v1/cases/{coi}/patient",
+            body=lambda i, o: {"name": "B Writes A", "hospital_number": "B-1"},
+            method="PUT",
+        )
+    ],
+    "readPatientIdentity": [
+        Probe("record", "/api/v1/cases/{coi}/patient"),  # no reason: still no case
+        Probe("record", "/api/v1/cases/{coi}/patient", query={"reason": "care-coordination"}),
+        Probe("record", "/api/v1/cases/{coi}/patient", query={"reason": "bedside-verification"}),
+    ],
+    # A site's wristband policy is the network's master data, like the site directory.
+    "getWristbandPolicy": [Probe("own", "/api/v1/sites/USZ/wristband-policy")],
+    "setWristbandPolicy": [
+        Probe("guard", "/api/v1/sites/USZ/wristband-policy", body=lambda i, o: {"fields": []}, method="PUT")
+    ],
     "getKpis": [Probe("list", "/api/v1/kpis")],
     "getKpisCsv": [Probe("list", "/api/v1/kpis.csv")],
 }
