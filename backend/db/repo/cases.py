@@ -289,7 +289,7 @@ async def lock_chain_with_record(
     """`lock_chain` and the record's last status-setting steps in the same statement: the scan's check
     of stored against recorded states costs no extra round trip. Each look-up walks the case's events
     backwards on the (coi, seq) index and stops at the first match; the statement lives in the database
-    function `case_recorded_states` (migrations 0017 to 0042), planned once per connection, which
+    function `case_recorded_states` (migrations 0017 to 0050), planned once per connection, which
     answers in arrays that the driver decodes without JSON."""
     row = await conn.fetchrow(
         "SELECT * FROM case_recorded_states($1, $2, $3, $4, $5)",
