@@ -36,7 +36,9 @@ lock:
 	/tmp/celltrail-lock/bin/python -m pip install --quiet -e '.[dev]'
 	/tmp/celltrail-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
 
-# Every benchmark with its ceiling, about 12 minutes; writes bench/results.json.
+# Every benchmark with its ceiling, about 12 minutes plus the growth benchmark's history load (10 million
+# readings by default; CELLTRAIL_BENCH_GROWTH_READINGS=100000000 for the issue's full size); writes
+# bench/results.json.
 bench: $(STAMP) system-packages
 	$(BIN)/python -m bench
 

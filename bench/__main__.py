@@ -12,7 +12,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ("labels_render", "decode", "ingest_broker", "ingest_e2e", "alert_latency", "scan_api", "memory")
+BENCHMARKS = (
+    "labels_render",
+    "decode",
+    "ingest_broker",
+    "ingest_e2e",
+    "alert_latency",
+    "scan_api",
+    "memory",
+    # Last: it loads a large history (CELLTRAIL_BENCH_GROWTH_READINGS, default in bench/growth.py).
+    "growth",
+)
 RESULTS = Path(__file__).resolve().parent / "results.json"
 # A smoke run's figures mean nothing; they must not overwrite the real ones.
 SMOKE_RESULTS = RESULTS.with_name("results-smoke.json")
