@@ -89,6 +89,7 @@ def render_pdf(record: CaseRecord) -> bytes:
         *_case_section(record, styles, width),
         *_verdict_section(record, styles),
         *_units_section(record, styles, width),
+        *_products_section(record, styles),
         *_events_section(record, styles, width),
         *_temperature_section(record, styles),
         *_genealogy_section(record, styles),
@@ -219,6 +220,23 @@ def _units_section(record: CaseRecord, styles: _Styles, width: float) -> list[An
     table = Table(rows, colWidths=[48 * mm, 38 * mm, 22 * mm, width - 148 * mm, 40 * mm], repeatRows=1)
     table.setStyle(_GRID)
     return [_p("Units", styles.h2), table]
+
+
+def _products_section(record: CaseRecord, styles: _Styles) -> list[Any]:
+    """The catalogue's limits of the case's products, and each product bag's manufacture and expiry."""
+    if not record.products:
+        return []
+    lines = [
+        f"{_t(p.code)} ({_t(p.name)}): infuse within {p.thaw_to_infusion_min} min of thawing; store at "
+        f"{p.storage_min_c} °C to {p.storage_max_c} °C; shelf life {p.shelf_life_days} days from manufacture."
+        for p in record.products
+    ]
+    for unit in record.units:
+        if unit.catalogue_product:
+            made = _utc(unit.manufactured_at) if unit.manufactured_at else "-"
+            expires = _utc(unit.expires_at) if unit.expires_at else "-"
+            lines.append(f"{_t(unit.id)}: {_t(unit.catalogue_product)}, made {made}, expires {expires}.")
+    return [_p("Product limits", styles.h2), *[_p(line, styles.body) for line in lines]]
 
 
 def _event_details(event: EventLine, record: CaseRecord) -> str:

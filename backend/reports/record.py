@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from backend.db.repo import cases, events, exports, shipments, sites
+from backend.db.repo import cases, events, exports, products, shipments, sites
 from backend.db.repo import excursions as excursion_repo
+from backend.db.repo.products import ProductLimits
 from backend.domain.errors import NotFound
 from backend.domain.identifiers import Coi
 from backend.domain.replay import CASE_CANCELLED
@@ -65,6 +66,9 @@ class UnitLine(msgspec.Struct, frozen=True):
     quarantined: bool
     expires_at: datetime | None
     thawed_at: datetime | None
+    # A product bag's catalogue product and when it was made (the start of its shelf life).
+    catalogue_product: str | None = None
+    manufactured_at: datetime | None = None
 
 
 class SignatureLine(msgspec.Struct, frozen=True):
@@ -264,6 +268,9 @@ class CaseRecord(msgspec.Struct, frozen=True):
     deviation_records: list[DeviationRecordLine] = []
     cancellation: CancellationLine | None = None
     reviews: list[ReviewLine] = []
+    # The catalogue's limits of the case's products (its order's and its bags'), as the catalogue holds
+    # them when the record is generated; changes to them are in the audit trail.
+    products: list[ProductLimits] = []
 
     def site(self, code: str) -> SiteInfo | None:
         return next((s for s in self.sites if s.code == code), None)
@@ -292,6 +299,7 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
     latest = await checkpoints.latest_for(conn, directory) if directory is not None else None
     verdict = await ledger.verify(conn, coi, latest=latest)
     units = await cases.units_of_case(conn, coi)
+    product_limits = await _products(conn, coi, units)
     legs = await shipments.of_case(conn, coi)
     alerts = await exports.alerts_of_case(conn, coi)
     counterparts = sorted({e.record.counterpart_id for e in stored if e.record.counterpart_id is not None})
@@ -351,6 +359,7 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         deviation_records=_deviation_records(lines),
         cancellation=_cancellation(lines),
         reviews=_reviews(lines),
+        products=product_limits,
     )
 
 
@@ -514,7 +523,17 @@ def _unit_line(unit: UnitRow) -> UnitLine:
         quarantined=unit.quarantined,
         expires_at=unit.expires_at,
         thawed_at=unit.thawed_at,
+        catalogue_product=unit.catalogue_product,
+        manufactured_at=unit.manufactured_at,
     )
+
+
+async def _products(conn: Conn, coi: str, units: list[UnitRow]) -> list[ProductLimits]:
+    codes = {u.catalogue_product for u in units if u.catalogue_product}
+    if (ordered := await products.ordered_product(conn, coi)) is not None:
+        codes.add(ordered)
+    found = [await products.limits(conn, code) for code in sorted(codes)]
+    return [limits for limits in found if limits is not None]
 
 
 def _event_line(

@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import pypdfium2 as pdfium
 import pytest
 
 from backend.services import ledger
@@ -316,3 +317,38 @@ async def test_a_tampered_catalogue_row_is_refused_by_the_database(client, datab
             )
     finally:
         await conn.close()
+
+
+async def test_the_record_shows_the_products_limits_and_the_bags_expiry(client):
+    world = await planned_world(client)
+    await world.ok("admin", "PUT", LIMITS, json=_limits(thaw_to_infusion_min=30, shelf_life_days=180))
+    made = ledger.now() - timedelta(days=2)
+    coi, bag = await _ordered_bag(world, manufactured_at=made.isoformat())
+    record = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/record.json")
+    [product] = record["products"]
+    assert product == {
+        "code": "car-t",
+        "name": "Autologous CAR-T cells",
+        "thaw_to_infusion_min": 30,
+        "storage_min_c": -196,
+        "storage_max_c": -150,
+        "shelf_life_days": 180,
+    }
+    [unit] = [u for u in record["units"] if u["id"] == bag["id"]]
+    assert unit["catalogue_product"] == "car-t"
+    assert datetime.fromisoformat(unit["manufactured_at"]) == made
+    response = await world.call("coord", "GET", f"/api/v1/cases/{coi}/report.pdf")
+    assert response.status_code == 200, response.text
+    document = pdfium.PdfDocument(response.content)
+    flat = " ".join(
+        " ".join(document[i].get_textpage().get_text_range() for i in range(len(document))).split()
+    )
+    assert "Product limits" in flat
+    assert "infuse within 30 min of thawing" in flat
+    assert "store at -196 °C to -150 °C" in flat
+    assert "shelf life 180 days from manufacture" in flat
+    expires = made + timedelta(days=180)
+    assert (
+        f"{bag['id']}: car-t, made {made:%Y-%m-%d %H:%M:%S} UTC, expires {expires:%Y-%m-%d %H:%M:%S} UTC"
+        in flat
+    )
