@@ -88,9 +88,10 @@ class EpcisController(Controller):
         pool: NamedDependency[Pool],
     ) -> Response[dict[str, Any]]:
         """EPCIS 2.0 SimpleEventQuery over the events you may see: `eventType`, `GE_eventTime`,
-        `LT_eventTime`, `EQ_bizStep`, `EQ_disposition`, `MATCH_epc`, `EQ_bizLocation` (each may repeat or
-        be comma-separated), `perPage` (1-100, default 30) and `nextPageToken`; the next page's address is
-        in the `Link: <...>; rel="next"` header."""
+        `LT_eventTime`, `EQ_bizStep`, `EQ_disposition`, `MATCH_epc`, `MATCH_parentID`, `MATCH_inputEPC`,
+        `MATCH_outputEPC`, `MATCH_anyEPC`, `EQ_bizLocation` (each may repeat or be comma-separated),
+        `perPage` (1-100, default 30) and `nextPageToken`; the next page's address is in the
+        `Link: <...>; rel="next"` header."""
         params = {key: request.query_params.getall(key) for key in request.query_params}
         query = epcis_query.parse_query(params)
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):

@@ -34,7 +34,17 @@ DEFAULT_PER_PAGE: Final = 30
 MAX_PER_PAGE: Final = 100
 # Custody steps looked at per request at most, whatever the filters.
 MAX_EXAMINED: Final = 2000
-EVENT_TYPES: Final = frozenset({"ObjectEvent", "AggregationEvent"})
+EVENT_TYPES: Final = frozenset({"ObjectEvent", "AggregationEvent", "TransformationEvent"})
+# Which EPC fields of an event each MATCH_ parameter looks in (EPCIS 2.0, 8.2.7.1): MATCH_epc the objects
+# an event is about (epcList, childEPCs), MATCH_parentID the container, MATCH_inputEPC and MATCH_outputEPC
+# a transformation's inputs and outputs, MATCH_anyEPC all of them.
+EPC_FIELDS: Final = {
+    "MATCH_epc": ("epcList", "childEPCs"),
+    "MATCH_parentID": ("parentID",),
+    "MATCH_inputEPC": ("inputEPCList",),
+    "MATCH_outputEPC": ("outputEPCList",),
+    "MATCH_anyEPC": ("epcList", "childEPCs", "parentID", "inputEPCList", "outputEPCList"),
+}
 
 
 class Cursor(msgspec.Struct, frozen=True, array_like=True):
@@ -48,7 +58,8 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime | None = None  # LT_eventTime
     biz_steps: frozenset[str] | None = None
     dispositions: frozenset[str] | None = None
-    epcs: frozenset[str] | None = None
+    # MATCH_ parameter -> the EPCs it asks for; an event must name one of each parameter's EPCs.
+    epcs: dict[str, frozenset[str]] = msgspec.field(default_factory=dict)
     biz_locations: frozenset[str] | None = None
     per_page: int = DEFAULT_PER_PAGE
     after: Cursor | None = None
@@ -80,13 +91,21 @@ class EventQuery(msgspec.Struct, frozen=True, kw_only=True):
             and (event.get("bizLocation") or {}).get("id") not in self.biz_locations
         ):
             return False
-        if self.epcs is not None:
-            named = set(event.get("epcList", [])) | set(event.get("childEPCs", []))
-            if event.get("parentID"):
-                named.add(event["parentID"])
-            if named.isdisjoint(self.epcs):
+        for parameter, wanted in self.epcs.items():
+            if _named(event, EPC_FIELDS[parameter]).isdisjoint(wanted):
                 return False
         return True
+
+
+def _named(event: dict[str, Any], fields: tuple[str, ...]) -> set[str]:
+    named: set[str] = set()
+    for name in fields:
+        value = event.get(name)
+        if isinstance(value, str):
+            named.add(value)
+        elif isinstance(value, list):
+            named.update(v for v in value if isinstance(v, str))
+    return named
 
 
 def _values(params: dict[str, list[str]], name: str) -> list[str] | None:
@@ -135,7 +154,7 @@ KNOWN: Final = frozenset(
         "LT_eventTime",
         "EQ_bizStep",
         "EQ_disposition",
-        "MATCH_epc",
+        *EPC_FIELDS,
         "EQ_bizLocation",
         "perPage",
         "nextPageToken",
@@ -166,7 +185,8 @@ def parse_query(params: dict[str, list[str]]) -> EventQuery:
             )
         per_page = int(pages[0])
     steps, dispositions = _values(params, "EQ_bizStep"), _values(params, "EQ_disposition")
-    epcs, places = _values(params, "MATCH_epc"), _values(params, "EQ_bizLocation")
+    places = _values(params, "EQ_bizLocation")
+    epcs = {name: frozenset(found) for name in EPC_FIELDS if (found := _values(params, name))}
     token = _values(params, "nextPageToken")
     return EventQuery(
         event_types=frozenset(types) if types else None,
@@ -176,7 +196,7 @@ def parse_query(params: dict[str, list[str]]) -> EventQuery:
         dispositions=frozenset(_term(d, vocabulary.DISPOSITION) for d in dispositions)
         if dispositions
         else None,
-        epcs=frozenset(epcs) if epcs else None,
+        epcs=epcs,
         biz_locations=frozenset(places) if places else None,
         per_page=per_page,
         after=decode_cursor(token[0]) if token else None,

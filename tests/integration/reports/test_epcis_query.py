@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 from backend.epcis import validate
 from backend.epcis.identifiers import unit_uri as unit_uri_of
 from tests.integration.helpers import assert_problem, make_site, make_user
-from tests.integration.journey import World, build_world, starting_material_at_manufacturing
+from tests.integration.journey import World, build_world, released_bag, starting_material_at_manufacturing
 
 EVENTS = "/api/v1/epcis/events"
 
@@ -97,10 +97,78 @@ async def test_bad_parameters_are_refused_with_the_parameter_named(client):
         ({"perPage": "0"}, "perPage"),
         ({"perPage": "many"}, "perPage"),
         ({"GE_eventTime": "yesterday"}, "GE_eventTime"),
-        ({"eventType": "TransformationEvent"}, "eventType"),
+        ({"eventType": "TransactionEvent"}, "eventType"),
+        ({"MATCH_inputEPCs": "urn:x"}, "MATCH_inputEPCs"),
         ({"nextPageToken": "not-a-token"}, "nextPageToken"),
         ({"EQ_unknownThing": "x"}, "EQ_unknownThing"),
     ):
         response = await world.call("coord", "GET", EVENTS, params=params)
         body = assert_problem(response, 422)
         assert any(error["field"] == field for error in body["errors"]), body
+
+
+async def test_a_products_genealogy_is_found_by_its_input_and_output_epcs(client):
+    """MATCH_inputEPC and MATCH_outputEPC find the TransformationEvent that made a bag from its starting
+    material; MATCH_anyEPC finds it with every other event naming the unit; MATCH_epc keeps to the
+    objects an event is about (epcList, childEPCs), as EPCIS 2.0 has it."""
+    world = await build_world(client)
+    coi, prc = await released_bag(world)
+    aph, bag = unit_uri_of(f"{coi}-APH-01"), unit_uri_of(prc)
+    exported = (await world.ok("coord", "GET", f"/api/v1/cases/{coi}/epcis"))["epcisBody"]["eventList"]
+    made = [e for e in exported if e["type"] == "TransformationEvent"]
+    assert len(made) == 1
+    assert made[0]["inputEPCList"] == [aph]
+
+    transformations = await _all(world, "coord", eventType="TransformationEvent")
+    assert [e["eventID"] for e in transformations] == [made[0]["eventID"]]
+    by_input = await _all(world, "coord", MATCH_inputEPC=aph)
+    assert [e["eventID"] for e in by_input] == [made[0]["eventID"]]
+    by_output = await _all(world, "coord", MATCH_outputEPC=bag)
+    assert [e["eventID"] for e in by_output] == [made[0]["eventID"]]
+    # The bag was made from the apheresis unit, not the other way round.
+    assert await _all(world, "coord", MATCH_inputEPC=bag) == []
+    assert await _all(world, "coord", MATCH_outputEPC=aph) == []
+
+    about_aph = await _all(world, "coord", MATCH_epc=aph)
+    assert about_aph
+    assert made[0]["eventID"] not in {e["eventID"] for e in about_aph}
+    anywhere = await _all(world, "coord", MATCH_anyEPC=aph)
+    assert {e["eventID"] for e in anywhere} == {e["eventID"] for e in about_aph} | {made[0]["eventID"]}
+    naming = [
+        e
+        for e in exported
+        if aph
+        in e.get("epcList", [])
+        + e.get("childEPCs", [])
+        + e.get("inputEPCList", [])
+        + e.get("outputEPCList", [])
+        + [e.get("parentID")]
+    ]
+    assert [e["eventID"] for e in anywhere] == [e["eventID"] for e in naming]
+    # Two parameters together: an event must match both.
+    both = await _all(world, "coord", MATCH_inputEPC=aph, MATCH_outputEPC=bag)
+    assert [e["eventID"] for e in both] == [made[0]["eventID"]]
+    assert await _all(world, "coord", MATCH_inputEPC=aph, eventType="ObjectEvent") == []
+    # A shipment as a container (parentID) is MATCH_parentID's, not MATCH_epc's.
+    parent = next(e["parentID"] for e in exported if e.get("parentID"))
+    packed = await _all(world, "coord", MATCH_parentID=parent)
+    assert packed
+    assert {e["type"] for e in packed} == {"AggregationEvent"}
+    assert {e["parentID"] for e in packed} == {parent}
+    assert all(e["type"] != "AggregationEvent" for e in await _all(world, "coord", MATCH_epc=parent))
+    assert {e["eventID"] for e in packed} <= {
+        e["eventID"] for e in await _all(world, "coord", MATCH_anyEPC=parent)
+    }
+    # Comma-separated values: either one.
+    assert len(await _all(world, "coord", MATCH_anyEPC=f"{aph},{bag}")) >= len(anywhere)
+
+
+async def test_another_sites_user_finds_nothing_by_our_epcs(client):
+    world = await build_world(client)
+    coi, prc = await released_bag(world)
+    root = world.headers["admin"]
+    await make_site(client, root, "KSB-LAB", kind="manufacturing")
+    world.headers["stranger"] = await make_user(client, root, "stranger", ["manufacturing"], ["KSB-LAB"])
+    for name in ("MATCH_inputEPC", "MATCH_outputEPC", "MATCH_anyEPC", "MATCH_epc"):
+        for uri in (unit_uri_of(f"{coi}-APH-01"), unit_uri_of(prc)):
+            assert await _all(world, "stranger", **{name: uri}) == []
