@@ -367,7 +367,9 @@ def run(smoke: bool, readings: int | None = None) -> list[dict[str, object]]:
     os.chmod(folder, 0o755)
     try:
         with postgres(folder) as empty_url:
-            asyncio.run(_seed(empty_url, sizes, folder / "record.key"))
+            # A folder of its own: the key file makes its folder private, and this one must stay open to the
+            # PostgreSQL user.
+            asyncio.run(_seed(empty_url, sizes, folder / "keys" / "record.key"))
             # The large database starts as a copy of the seeded empty one, so both hold the same work in
             # flight; then the history goes into it alone.
             large_url = empty_url.rpartition("/")[0] + "/growth_large"
