@@ -55,18 +55,20 @@ def _bar(bars: Progress | None, label: str, total: int) -> Callable[[int], None]
 
 
 def _run(body: Callable[[Any, Any], Any]) -> Any:
-    """`body(conn, settings)` on the owner's connection, after migrating."""
+    """`body(conn, settings)` on the owner's connection. The schema is not migrated here (the server and
+    `celltrail migrate` do that): a database without the archive's table is refused with what to do."""
     import asyncpg
 
     from backend.cli import _databases
-    from backend.db.migrate import migrate_url
+    from backend.services.archive import ArchiveError
 
     settings = load_settings(os.environ)
 
     async def run(owner_url: str) -> Any:
-        await migrate_url(owner_url)
         conn = await asyncpg.connect(owner_url)
         try:
+            if await conn.fetchval("SELECT to_regclass('archived_readings')") is None:
+                raise ArchiveError("the database predates the readings archive: run `celltrail migrate`")
             return await body(conn, settings)
         finally:
             await conn.close()

@@ -280,6 +280,18 @@ def _read_months(
     return found
 
 
+async def _read(
+    conn: Conn, months: list[repo.ArchivedMonth], logger_id: str, since: datetime, until: datetime | None
+) -> list[ArchivedReading]:
+    record_id, _ceiling = await events.record_identity(conn)
+    try:
+        return await asyncio.to_thread(
+            _read_months, months, record_keys.current(), record_id, logger_id, since, until
+        )
+    except ArchiveFileError as exc:
+        raise ArchiveError(f"archived readings cannot be used: {exc}") from None
+
+
 async def logger_readings(
     conn: Conn, logger_id: str, since: datetime | None, until: datetime | None
 ) -> list[ArchivedReading]:
@@ -288,29 +300,16 @@ async def logger_readings(
     of a record."""
     lower = since or datetime(1970, 1, 1, tzinfo=UTC)
     months = await repo.archived_overlapping(conn, lower, until)
-    if not months:
-        return []
-    record_id, _ceiling = await events.record_identity(conn)
-    try:
-        return await asyncio.to_thread(
-            _read_months, months, record_keys.current(), record_id, logger_id, lower, until
-        )
-    except ArchiveFileError as exc:
-        raise ArchiveError(f"archived readings cannot be used: {exc}") from None
+    return await _read(conn, months, logger_id, lower, until) if months else []
 
 
 async def leg_readings(
     conn: Conn, shipment_id: str, since: datetime | None = None, until: datetime | None = None
 ) -> list[ArchivedReading]:
     """The leg's archived readings (its logger's inside its window, as `leg_readings()` in SQL), within
-    [since, until) when given, oldest first."""
-    window = await repo.leg_window(conn, shipment_id)
-    if window is None:
-        return []
-    logger_id, leg_from, leg_until = window
-    lower = leg_from if since is None else max(leg_from, since)
-    upper = leg_until if until is None else (until if leg_until is None else min(leg_until, until))
-    return await logger_readings(conn, logger_id, lower, upper)
+    [since, until) when given, oldest first; none (one query) when no archived month overlaps."""
+    logger_id, lower, upper, months = await repo.archived_of_leg(conn, shipment_id, since, until)
+    return await _read(conn, months, logger_id, lower, upper) if months else []
 
 
 def merged(stored: list[Any], archived: list[Any], limit: int | None = None) -> list[Any]:

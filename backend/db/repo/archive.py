@@ -144,13 +144,32 @@ async def archived_overlapping(conn: Conn, since: datetime, until: datetime | No
     return [ArchivedMonth(**r) for r in rows]
 
 
-async def leg_window(conn: Conn, shipment_id: str) -> tuple[str, datetime, datetime | None] | None:
-    """(logger, from, until) of a leg that takes readings (migration 0023), else None."""
-    row = await conn.fetchrow(
-        "SELECT logger_id, leg_from, leg_until FROM shipments WHERE id = $1 AND leg_from IS NOT NULL",
+async def archived_of_leg(
+    conn: Conn, shipment_id: str, since: datetime | None, until: datetime | None
+) -> tuple[str, datetime, datetime | None, list[ArchivedMonth]]:
+    """(logger, from, until) of the leg's window (migration 0023) narrowed to [since, until), and the
+    archived months that overlap it; no row at all (one small query) when none does."""
+    rows = await conn.fetch(
+        """SELECT s.logger_id, greatest(s.leg_from, $2) AS lower,
+                  CASE WHEN s.leg_until IS NULL THEN $3 WHEN $3::timestamptz IS NULL THEN s.leg_until
+                       ELSE least(s.leg_until, $3) END AS upper,
+                  a.id, a.range_from, a.range_until, a.file_path, a.manifest_path, a.sha256, a.row_count,
+                  a.archived_at
+           FROM shipments s
+           JOIN archived_readings a ON a.restored_at IS NULL AND a.range_until > greatest(s.leg_from, $2)
+                AND (s.leg_until IS NULL OR a.range_from < s.leg_until)
+                AND ($3::timestamptz IS NULL OR a.range_from < $3)
+           WHERE s.id = $1 AND s.leg_from IS NOT NULL
+           ORDER BY a.range_from""",
         shipment_id,
+        since,
+        until,
     )
-    return (row["logger_id"], row["leg_from"], row["leg_until"]) if row else None
+    if not rows:
+        return "", datetime.min.replace(tzinfo=UTC), None, []
+    first = rows[0]
+    months = [ArchivedMonth(**{k: r[k] for k in ArchivedMonth.__struct_fields__}) for r in rows]
+    return first["logger_id"], first["lower"], first["upper"], months
 
 
 async def create_month_table(conn: Conn, start: datetime) -> str:

@@ -15,6 +15,7 @@ import pypdfium2 as pdfium
 import pytest
 
 from backend.db.pool import create_pool
+from backend.db.repo import exports
 from backend.reports.pdf import render_pdf
 from backend.reports.record import load_record
 from backend.services import archive, archive_files, record_keys
@@ -85,7 +86,12 @@ async def _renderings(world: World, conn: asyncpg.Connection[Any], case: Case) -
     assert pdf.status_code == 200, pdf.text
     csv = await world.call("coord", "GET", f"/api/v1/shipments/{case.ship1}/readings.csv")
     assert csv.status_code == 200, csv.text
+    leg_from = await conn.fetchval("SELECT leg_from FROM shipments WHERE id = $1", case.ship1)
+    window = (leg_from + timedelta(minutes=25), leg_from + timedelta(minutes=45))
     return {
+        # A part of the leg, and its first readings only, as the CSV export asks for them.
+        "part": await exports.readings_of_shipment(conn, case.ship1, *window, 1000),
+        "first five": await exports.readings_of_shipment(conn, case.ship1, None, None, 5),
         "json": msgspec.json.encode(record),
         "pdf": _pdf_text(render_pdf(record)),
         "api record": api_record,
@@ -138,6 +144,8 @@ async def _check(world: World, conn: Any, case: Case, tmp_path: Path) -> None:
     leg = before["api record"]["legs"][0]
     assert leg["shipment_id"] == case.ship1
     assert leg["summary"]["readings"] == 19
+    assert 0 < len(before["part"]) < 19
+    assert len(before["first five"]) == 5
     assert leg["summary"]["first"].startswith(str((datetime.now(UTC) - timedelta(days=910)).year))
     custody = await _custody(conn)
 
