@@ -302,3 +302,39 @@ async def test_a_missing_configured_key_file_stops_the_start(tmp_path):
     record_keys.add_key(tmp_path / "record.key")
     with pytest.raises(patient_keys.PatientKeyError, match="PATIENT_KEY_FILE: there is no file"):
         create_app(settings)
+
+
+async def test_a_row_under_a_lost_key_is_refused_and_reencrypt_leaves_it_and_names_it(
+    client, database_url, patient_key_file, settings
+):
+    world = await build_world(client)
+    coi = await _case_with_identity(world)
+    before = await _rows(database_url, "SELECT key_id, ciphertext FROM patient_identities")
+    # The keyring replaced by one without the key the row was sealed with.
+    patient_key_file.write_text("")
+    patient_keys.add_key(patient_key_file)
+    patient_keys.configure(patient_keys.load(settings))
+    answer = await world.call(
+        "pharm", "GET", f"/api/v1/cases/{coi}/patient", params={"reason": "care-coordination"}
+    )
+    assert_problem(answer, 409, "not in this server's patient keyring")
+    env = {
+        **os.environ,
+        "CELLTRAIL_DATABASE_URL": as_app_role(database_url),
+        "CELLTRAIL_MIGRATION_DATABASE_URL": database_url,
+        "CELLTRAIL_PATIENT_KEY_FILE": str(patient_key_file),
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "backend.cli", "patient-key", "reencrypt"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert f"case {coi}: its identity does not open" in done.stderr
+    assert "0 patient identities re-encrypted" in done.stdout
+    after = await _rows(database_url, "SELECT key_id, ciphertext FROM patient_identities")
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]
