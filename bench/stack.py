@@ -174,13 +174,6 @@ class Celltrail:
         finally:
             watcher.stop()
 
-    def restart_bridge(self, endpoint: MqttEndpoint, batch_size: int) -> None:
-        bridge = self.processes.pop()
-        bridge.send_signal(signal.SIGTERM)
-        bridge.wait(30)
-        self.env["CELLTRAIL_BRIDGE_BATCH_SIZE"] = str(batch_size)
-        self.start_bridge(endpoint)
-
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:

@@ -45,10 +45,6 @@ class Batcher:
         self._current: PendingBatch | None = None
         self._ready: list[PendingBatch] = []
 
-    @property
-    def pending_items(self) -> int:
-        return (self._current.size if self._current else 0) + sum(b.size for b in self._ready)
-
     def deadline(self) -> float | None:
         """When the open batch must close, or None if nothing is waiting."""
         if self._ready:

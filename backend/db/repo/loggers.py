@@ -124,11 +124,6 @@ async def set_broker_password_hash(conn: Conn, logger_id: str, password_hash: st
     )
 
 
-async def broker_password_hash(conn: Conn, logger_id: str) -> str | None:
-    value = await conn.fetchval("SELECT broker_password_hash FROM loggers WHERE id = $1", logger_id)
-    return str(value) if value is not None else None
-
-
 # The newest status per logger wins, by the logger's own timestamp, so a retained status replayed by the
 # broker or a status delivered late never overwrites a newer one. Only fresh (not retained) statuses
 # move last_seen_at. Rows are locked in id order first: concurrent batches cannot deadlock on them.
