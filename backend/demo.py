@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from backend.db.repo import loggers as loggers_repo
 from backend.db.repo import sites as sites_repo
@@ -12,9 +13,11 @@ from backend.db.repo import users as users_repo
 from backend.db.repo.loggers import LoggerChanges
 from backend.db.repo.sites import SiteRow
 from backend.db.types import Pool
+from backend.domain.access import Principal
 from backend.domain.errors import Conflict
 from backend.services import accounts
 from backend.services import loggers as logger_registry
+from backend.settings import SettingsError
 from firmware_bridge.simulator import FIRMWARE
 from firmware_bridge.simulator import logger_id as simulated_logger_id
 
@@ -105,6 +108,26 @@ async def seed(pool: Pool, loggers: int = DEMO_LOGGERS, fin: str = "A9999") -> N
     log.info("demo data in place")
 
 
+async def _demo_identity(pool: Pool, coordinator: Principal, coi: str, patient: str) -> None:
+    """A made-up patient identity for a demo case (docs/patient-data.md), sealed with the data directory's
+    patient key the backend reads too; USZ's wristbands print name and date of birth."""
+    from backend.services import patient_identity, patient_keys
+    from backend.settings import load_settings
+
+    if patient_keys.current().current is None:
+        try:
+            patient_keys.configure(patient_keys.ensure(load_settings(os.environ)))
+        except SettingsError as exc:
+            log.warning("demo cases get no patient identity", extra={"why": str(exc)})
+            return
+    identity = patient_identity.Identity(
+        name=f"Demo Patient {patient}", date_of_birth=date(1968, 4, 17), hospital_number=f"USZ-{patient}"
+    )
+    await patient_identity.set_identity(pool, coordinator, coi, identity)
+    fields = [patient_identity.Field.NAME, patient_identity.Field.DATE_OF_BIRTH]
+    await patient_identity.set_wristband_policy(pool, coordinator, "USZ", fields)
+
+
 def _fleet_models(count: int) -> dict[str, str]:
     """Which container each simulated logger plays (`celltrail simulate` is seeded, so this is stable):
     a demo shipment gets a logger whose box matches its temperature profile."""
@@ -163,6 +186,7 @@ async def _journeys(pool: Pool, loggers: int, fin: str) -> None:
             site="USZ-APH",
         )
         await scan("nurse", Action.LABEL, "USZ-APH", unit.id)
+        await _demo_identity(pool, people["coordinator"], case.coi, patient)
         return case.coi, unit.id
 
     async def ship(
