@@ -5,6 +5,7 @@ container engine here, so check what the file promises."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -14,11 +15,12 @@ from firmware_bridge.settings import ENV_NAMES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def services() -> dict:
-    return yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+def services() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return spec["services"]  # type: ignore[no-any-return]
 
 
-def test_the_scale_profile_adds_a_replica_and_a_bridge_only():
+def test_the_scale_profile_adds_a_replica_and_a_bridge_only() -> None:
     scaled = {name for name, service in services().items() if "scale" in service.get("profiles", [])}
     assert scaled == {"backend-2", "bridge-2"}
     # Their volumes are declared like every other's.
@@ -27,7 +29,7 @@ def test_the_scale_profile_adds_a_replica_and_a_bridge_only():
         assert {v.split(":")[0] for v in services()[name]["volumes"]} <= declared, name
 
 
-def test_the_second_replica_is_the_first_one_again():
+def test_the_second_replica_is_the_first_one_again() -> None:
     backend, replica = services()["backend"], services()["backend-2"]
     assert replica["image"] == backend["image"]
     assert replica["command"] == backend["command"]
@@ -40,7 +42,7 @@ def test_the_second_replica_is_the_first_one_again():
         assert name.removeprefix("CELLTRAIL_").lower() in FIELDS, name
 
 
-def test_the_bridges_share_one_subscription_group_and_keep_apart_what_is_their_own():
+def test_the_bridges_share_one_subscription_group_and_keep_apart_what_is_their_own() -> None:
     first, second = services()["bridge"], services()["bridge-2"]
     one, two = first["environment"], second["environment"]
     assert second["image"] == first["image"]

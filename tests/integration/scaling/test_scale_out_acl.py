@@ -15,6 +15,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from tests.integration.test_mosquitto_acl import PASSWORDS, secured_broker
@@ -37,15 +38,15 @@ class Member:
     def __init__(self, port: int, user: str, group: str = GROUP) -> None:
         self.received: list[bytes] = []
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"share-{user}-{time.monotonic_ns()}",
-            protocol=mqtt.MQTTv5,
+            protocol=MQTTProtocolVersion.MQTTv5,
         )
         self.client.username_pw_set(user, PASSWORDS[user])
         self.granted: list[int] = []
         connected, subscribed = threading.Event(), threading.Event()
         self.client.on_connect = lambda *_a: connected.set()
-        self.client.on_message = lambda _c, _u, message: self.received.append(message.payload)
+        self.client.on_message = lambda _c, _u, message: self.received.append(bytes(message.payload))
 
         def on_subscribe(_c, _u, _mid, reason_codes, _p):  # type: ignore[no-untyped-def]
             self.granted = [code.value for code in reason_codes]
@@ -66,7 +67,9 @@ class Member:
 def _deliver(port: int, intruder_group: str) -> tuple[list[Member], Member, list[bytes]]:
     bridges = [Member(port, "bridge"), Member(port, "bridge")]
     intruder = Member(port, "LGR-0002", intruder_group)
-    logger = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="share-logger", protocol=mqtt.MQTTv5)
+    logger = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id="share-logger", protocol=MQTTProtocolVersion.MQTTv5
+    )
     logger.username_pw_set("LGR-0001", PASSWORDS["LGR-0001"])
     logger.connect("127.0.0.1", port)
     logger.loop_start()
@@ -86,7 +89,9 @@ def _deliver(port: int, intruder_group: str) -> tuple[list[Member], Member, list
     return bridges, intruder, sent
 
 
-def test_shared_bridges_split_the_messages_and_a_logger_outside_the_group_takes_none(secured_broker):
+def test_shared_bridges_split_the_messages_and_a_logger_outside_the_group_takes_none(
+    secured_broker: int,
+) -> None:
     bridges, intruder, sent = _deliver(secured_broker, "celltrail")
     got = [payload for bridge in bridges for payload in bridge.received]
     assert sorted(got) == sorted(sent), "each message to exactly one bridge"
@@ -99,7 +104,7 @@ def test_shared_bridges_split_the_messages_and_a_logger_outside_the_group_takes_
     reason="Mosquitto grants a logger's credential the bridges' shared subscription and drops the "
     "messages it hands to it (read refused by the ACL): the group name must stay secret",
 )
-def test_a_logger_that_knows_the_group_name_takes_nothing_from_the_bridges(secured_broker):
+def test_a_logger_that_knows_the_group_name_takes_nothing_from_the_bridges(secured_broker: int) -> None:
     bridges, intruder, sent = _deliver(secured_broker, GROUP)
     assert intruder.received == []
     got = [payload for bridge in bridges for payload in bridge.received]

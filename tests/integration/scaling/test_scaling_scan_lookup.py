@@ -56,9 +56,11 @@ async def registry(database_url: str) -> Any:
         (["CHU000000000007-APH-01"], ["W000000000008"]),
     ],
 )
-async def test_scan_finds_its_bags_through_indexes(registry, sites, ids, dins):
+async def test_scan_finds_its_bags_through_indexes(
+    registry: Any, sites: list[str] | None, ids: list[str], dins: list[str]
+) -> None:
     recorder = Recorder()
-    await cases.lock_visible_units(recorder, ids, dins, sites)  # type: ignore[arg-type]
+    await cases.lock_visible_units(recorder, ids, dins, sites)
     [(sql, args)] = recorder.calls
     plan = await explain(registry, sql, args, analyze=True)
     used = scans(plan, "units")
