@@ -9,6 +9,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY backend ./backend
+COPY celltrail_shared ./celltrail_shared
 COPY firmware_bridge ./firmware_bridge
 COPY labels ./labels
 COPY scanner ./scanner

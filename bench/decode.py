@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from backend.domain.identifiers import Coi, Din, LoggerId, ShipmentId, Sscc, UnitId, UnitKind
+from celltrail_shared.identifiers import Coi, Din, LoggerId, ShipmentId, Sscc, UnitId, UnitKind
 from labels.api import render_label
 from labels.model import BagLabel, Label, ShipmentLabel, TemperatureProfile, WristbandLabel
 from scanner.decode import Image, View, decode, read_zbar, read_zxing

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from io import BytesIO
 
-from backend.domain.identifiers import (
+from celltrail_shared.identifiers import (
     Coi,
     Din,
     LoggerId,

@@ -19,7 +19,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TypeVar
 
-from backend.domain.identifiers import (
+from celltrail_shared.identifiers import (
     Coi,
     Din,
     Giai,

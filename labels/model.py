@@ -8,7 +8,7 @@ from typing import Final, TypeAlias
 
 import msgspec
 
-from backend.domain.identifiers import Coi, Din, Giai, LoggerId, ShipmentId, Sscc, UnitId
+from celltrail_shared.identifiers import Coi, Din, Giai, LoggerId, ShipmentId, Sscc, UnitId
 
 AUTOLOGOUS_WARNING: Final = "FOR AUTOLOGOUS USE ONLY"
 MAX_TEXT_LENGTH: Final = 200

@@ -13,7 +13,7 @@ import segno
 import zxingcpp
 from barcode.codex import Code128
 
-from backend.domain.identifiers import Giai, Gln, Sscc, gs1_raw, parse_gs1
+from celltrail_shared.identifiers import Giai, Gln, Sscc, gs1_raw, parse_gs1
 
 
 class Symbology(StrEnum):

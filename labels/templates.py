@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 
-from backend.domain.identifiers import Giai, encode_qr_payload
+from celltrail_shared.identifiers import Giai, encode_qr_payload
 from labels.fonts import LINE_HEIGHT, text_width
 from labels.layout import (
     Align,

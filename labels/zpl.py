@@ -12,7 +12,7 @@
 
 from typing import Final
 
-from backend.domain.identifiers import GS1_SEPARATOR
+from celltrail_shared.identifiers import GS1_SEPARATOR
 from labels.layout import Layout, PlacedBox, PlacedCode, PlacedText
 from labels.stock import to_dots
 from labels.symbologies import QR_ERROR_LEVEL, Symbol, Symbology

@@ -1,6 +1,6 @@
 """Decoded text -> typed identifier, a rejected look-alike with its reason, or a foreign code.
 
-``backend.domain.identifiers.parse_identifier`` is the one authority on formats. On top of it:
+``celltrail_shared.identifiers.parse_identifier`` is the one authority on formats. On top of it:
 
 * GS1 data (a GS1 symbology identifier, or a parsed SSCC/GIAI/GLN) is cross-checked with ``biip``, an
   independent GS1 parser; a disagreement rejects the scan rather than trusting either side.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backend.domain.identifiers import (
+from celltrail_shared.identifiers import (
     Coi,
     Din,
     Giai,

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from backend.domain.identifiers import Coi, Din, ShipmentId, Sscc, UnitId
+from celltrail_shared.identifiers import Coi, Din, ShipmentId, Sscc, UnitId
 from scanner.decode import Detection
 from scanner.geometry import Rect
 from scanner.parse import Parsed, display_text

@@ -24,10 +24,10 @@ from backend.api.custody_schemas import (
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
-from backend.domain.identifiers import Coi
 from backend.services import cases, deviations, holds, ledger
 from backend.services.visibility import sees_patient_fields
 from backend.settings import Settings
+from celltrail_shared.identifiers import Coi
 
 PEOPLE = tuple(PEOPLE_ROLES)
 

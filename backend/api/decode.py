@@ -49,7 +49,7 @@ class IdentifyRequest(Command):
 
 
 def _describe(detection: Detection) -> Decoded:
-    from backend.domain.identifiers import Coi, UnitId
+    from celltrail_shared.identifiers import Coi, UnitId
     from scanner.parse import Foreign, Parsed, display_text, identity_key, interpret, kind_of
 
     meaning = interpret(detection)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from backend.domain.identifiers import gs1_check_digit
+from celltrail_shared.identifiers import gs1_check_digit
 
 DL_ROOT: Final = "https://id.gs1.org"
 

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import msgspec
 
-from backend.domain.identifiers import IdentifierError, Sscc, UnitId
 from backend.epcis import digital_link
+from celltrail_shared.identifiers import IdentifierError, Sscc, UnitId
 
 UNIT: Final = "urn:celltrail:isbt128:unit:"
 SHIPMENT: Final = "urn:celltrail:shipment:"

@@ -15,7 +15,7 @@ from backend.db.repo import audit
 from backend.db.types import Conn
 from backend.domain.access import Principal
 from backend.domain.errors import InvalidInput
-from backend.domain.identifiers import IdentifierError, gs1_check_digit
+from celltrail_shared.identifiers import IdentifierError, gs1_check_digit
 
 _GTIN: Final = re.compile(r"[0-9]{8}|[0-9]{12,14}")
 

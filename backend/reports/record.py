@@ -17,7 +17,6 @@ from backend.db.repo import cases, events, exports, products, shipments, sites
 from backend.db.repo import excursions as excursion_repo
 from backend.db.repo.products import ProductLimits
 from backend.domain.errors import NotFound
-from backend.domain.identifiers import Coi
 from backend.domain.replay import CASE_CANCELLED
 from backend.domain.temperature import Summary, summarise
 from backend.reports.excursions import Excursion, find_excursions
@@ -25,6 +24,7 @@ from backend.services import cases as case_service
 from backend.services import checkpoints, ledger, record_keys
 from backend.services import excursions as excursion_service
 from backend.services.visibility import sees_patient_fields
+from celltrail_shared.identifiers import Coi
 
 if TYPE_CHECKING:
     from backend.db.repo.cases import CaseRow, UnitRow

@@ -12,8 +12,8 @@ from backend.db.repo.users import UserRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
 from backend.domain.errors import AuthenticationFailed, Conflict, InvalidInput, NotFound
-from backend.domain.identifiers import Gln, IdentifierError
 from backend.services.passwords import hash_password, verify_password
+from celltrail_shared.identifiers import Gln, IdentifierError
 
 log = logging.getLogger(__name__)
 

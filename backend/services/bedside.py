@@ -20,8 +20,8 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
-from backend.domain.identifiers import Coi, Din, IdentifierError, UnitId, parse_identifier
 from backend.services import ledger, objects
+from celltrail_shared.identifiers import Coi, Din, IdentifierError, UnitId, parse_identifier
 
 log = logging.getLogger(__name__)
 

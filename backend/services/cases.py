@@ -14,11 +14,11 @@ from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.domain.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
 from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.services import checkpoints, ledger, objects, signing
 from backend.services.planning import catalogue
 from backend.services.visibility import site_filter
+from celltrail_shared.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
 
 # How far ahead of the server's clock a registered manufacture time may be (a device's clock drift).
 _MANUFACTURE_SKEW = timedelta(minutes=5)

@@ -14,9 +14,9 @@ from backend.db.repo.cases import CaseRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, InvalidInput, NotFound
-from backend.domain.identifiers import Coi, Din, IdentifierError, LoggerId, ShipmentId, UnitId, parse_coi
 from backend.services import ledger, objects, patient_identity
 from backend.services.loggers import usable_logger
+from celltrail_shared.identifiers import Coi, Din, IdentifierError, LoggerId, ShipmentId, UnitId, parse_coi
 
 FORMATS = {"png": "image/png", "pdf": "application/pdf", "zpl": "application/zpl"}
 _PROFILES = {"fresh": "fresh", "crt": "room", "cryo": "cryo"}

@@ -28,10 +28,10 @@ from backend.domain.custody import (
     decide,
 )
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
-from backend.domain.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
 from backend.domain.replay import SHIPMENT_STATUS_ACTIONS, UNIT_STATUS_OF_ACTION, shipment_statuses_after
 from backend.services import ledger, objects, security_log, signing
 from backend.services.visibility import site_filter
+from celltrail_shared.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
 
 if TYPE_CHECKING:
     from backend.db.types import Conn

@@ -21,12 +21,12 @@ from backend.domain.custody import (
     receipt_decision,
 )
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.domain.identifiers import ShipmentId
 from backend.domain.temperature import Summary, summarise
 from backend.services import ledger, objects, signing
 from backend.services.cases import get_case
 from backend.services.loggers import calibration_alert_needed, claim_for_shipment, logger_busy
 from backend.services.visibility import site_filter
+from celltrail_shared.identifiers import ShipmentId
 
 PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.PHARMACIST})
 

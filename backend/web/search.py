@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from backend.domain.identifiers import Coi, IdentifierError, LoggerId, ShipmentId, UnitId, parse_identifier
 from backend.services.board import BoardLine
+from celltrail_shared.identifiers import Coi, IdentifierError, LoggerId, ShipmentId, UnitId, parse_identifier
 
 _SYMBOLOGY: Final = re.compile(r"^\][A-Za-z][0-9]")
 _QR: Final = re.compile(r"^CT[0-9]+:[A-Z]+:")

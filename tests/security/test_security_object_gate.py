@@ -22,7 +22,7 @@ import asyncpg
 
 from backend.domain.access import Role
 from backend.domain.custody import Action
-from backend.domain.identifiers import Coi, UnitId, UnitKind
+from celltrail_shared.identifiers import Coi, UnitId, UnitKind
 from tests.integration.helpers import make_site, make_user
 from tests.integration.journey import PASSWORD, World, build_world, released_bag
 

@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from backend.domain.identifiers import IdentifierError, parse_identifier
 from backend.epcis.eventid import event_hash_id
 from backend.epcis.validate import events_of, validate_document
 from backend.reports import csv_export
+from celltrail_shared.identifiers import IdentifierError, parse_identifier
 from firmware_bridge import frame, payloads, topics
 from firmware_bridge.payloads import DeadLetter, Decoded
 from labels.zpl import HEX_ESCAPE, escape_text

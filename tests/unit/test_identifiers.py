@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backend.domain.identifiers import (
+from celltrail_shared.identifiers import (
     GS1_SEPARATOR,
     Coi,
     Din,

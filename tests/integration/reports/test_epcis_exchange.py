@@ -24,11 +24,11 @@ from reports_support import (
     world_and_case,
 )
 
-from backend.domain.identifiers import gs1_check_digit
 from backend.epcis import jobs
 from backend.epcis.capture import CAPTURE_LIMIT, FILE_SIZE_LIMIT
 from backend.epcis.eventid import event_hash_id
 from backend.epcis.validate import PACKAGED, SCHEMA_ENV, validate_document
+from celltrail_shared.identifiers import gs1_check_digit
 from tests.integration.helpers import assert_problem, make_site, make_user
 from tests.integration.journey import World
 

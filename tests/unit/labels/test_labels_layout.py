@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.domain.identifiers import (
+from celltrail_shared.identifiers import (
     Coi,
     Din,
     Giai,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from backend.domain.identifiers import Coi, Din, Giai, LoggerId, ShipmentId, Sscc, UnitId, UnitKind
+from celltrail_shared.identifiers import Coi, Din, Giai, LoggerId, ShipmentId, Sscc, UnitId, UnitKind
 from labels.api import render_label
 from labels.model import AssetTag, BagLabel, Label, ShipmentLabel, TemperatureProfile, WristbandLabel
 from labels.render import dark_runs, render_pdf

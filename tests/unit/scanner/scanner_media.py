@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import zxingcpp
 
-from backend.domain.identifiers import Coi, Din, LoggerId, ShipmentId, Sscc, UnitId, UnitKind
+from celltrail_shared.identifiers import Coi, Din, LoggerId, ShipmentId, Sscc, UnitId, UnitKind
 from labels.api import render_label
 from labels.model import BagLabel, Label, ShipmentLabel, TemperatureProfile, WristbandLabel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.domain.identifiers import Coi, Din, ShipmentId, Sscc, UnitId, UnitKind, gs1_check_digit
+from celltrail_shared.identifiers import Coi, Din, ShipmentId, Sscc, UnitId, UnitKind, gs1_check_digit
 from scanner.decode import Detection
 from scanner.parse import Foreign, Parsed, Rejected, display_text, identity_key, interpret
 

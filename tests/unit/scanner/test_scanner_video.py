@@ -34,7 +34,7 @@ from scanner_media import (
 )
 from scanner_standin import Running, StandIn
 
-from backend.domain.identifiers import Coi, Giai
+from celltrail_shared.identifiers import Coi, Giai
 from labels.model import AssetTag, BagLabel, Label
 from scanner.camera import Source, SourceKind
 from scanner.decode import decode

@@ -7,7 +7,7 @@ import zxingcpp
 from scanner_media import bag as bag_label
 from scanner_media import label_image, shipment, wristband
 
-from backend.domain.identifiers import (
+from celltrail_shared.identifiers import (
     Coi,
     Din,
     Giai,

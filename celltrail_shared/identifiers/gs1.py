@@ -5,8 +5,8 @@ from typing import Final
 
 import msgspec
 
-from backend.domain.identifiers.checks import DIGITS, gs1_check_digit
-from backend.domain.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.checks import DIGITS, gs1_check_digit
+from celltrail_shared.identifiers.errors import IdentifierError
 
 # --------------------------------------------------------------------------------------- GS1 keys
 

@@ -6,8 +6,8 @@ from typing import Final
 
 import msgspec
 
-from backend.domain.identifiers.checks import MOD37_CHARS, mod37_2, mod37_value
-from backend.domain.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.checks import MOD37_CHARS, mod37_2, mod37_value
+from celltrail_shared.identifiers.errors import IdentifierError
 
 # --------------------------------------------------------------------------------------- shared rules
 

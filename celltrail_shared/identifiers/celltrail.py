@@ -4,7 +4,7 @@ import re
 
 import msgspec
 
-from backend.domain.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.errors import IdentifierError
 
 _SHIPMENT_ID = re.compile(r"SHP-(?P<year>[0-9]{4})-(?P<sequence>[0-9]{6})")
 _LOGGER_ID = re.compile(r"LGR-(?P<serial>[A-Z0-9]{1,20})")

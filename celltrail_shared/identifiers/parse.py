@@ -3,12 +3,12 @@
 import re
 from typing import Final
 
-from backend.domain.identifiers.celltrail import LoggerId, ShipmentId
-from backend.domain.identifiers.errors import IdentifierError
-from backend.domain.identifiers.gs1 import GS1_SYMBOLOGY_IDS, gs1_identifier, looks_gs1, parse_gs1
-from backend.domain.identifiers.isbt import COI_PREFIX, DIN_PREFIX, Coi, Din, UnitId, parse_coi
-from backend.domain.identifiers.kinds import Identifier
-from backend.domain.identifiers.qr import decode_qr_payload
+from celltrail_shared.identifiers.celltrail import LoggerId, ShipmentId
+from celltrail_shared.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.gs1 import GS1_SYMBOLOGY_IDS, gs1_identifier, looks_gs1, parse_gs1
+from celltrail_shared.identifiers.isbt import COI_PREFIX, DIN_PREFIX, Coi, Din, UnitId, parse_coi
+from celltrail_shared.identifiers.kinds import Identifier
+from celltrail_shared.identifiers.qr import decode_qr_payload
 
 # Other ISBT 128 data identifiers, named so a scan of the wrong barcode gets a useful message.
 _OTHER_ISBT: Final = {

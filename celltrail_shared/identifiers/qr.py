@@ -2,11 +2,11 @@
 
 from typing import Final
 
-from backend.domain.identifiers.celltrail import LoggerId, ShipmentId
-from backend.domain.identifiers.errors import IdentifierError
-from backend.domain.identifiers.gs1 import Giai, Gln, Sscc
-from backend.domain.identifiers.isbt import DIN_PREFIX, Coi, Din, UnitId
-from backend.domain.identifiers.kinds import Identifier
+from celltrail_shared.identifiers.celltrail import LoggerId, ShipmentId
+from celltrail_shared.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.gs1 import Giai, Gln, Sscc
+from celltrail_shared.identifiers.isbt import DIN_PREFIX, Coi, Din, UnitId
+from celltrail_shared.identifiers.kinds import Identifier
 
 QR_PAYLOAD_VERSION: Final = "CT1"
 

@@ -3,7 +3,7 @@
 import re
 from typing import Final
 
-from backend.domain.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.errors import IdentifierError
 
 MOD37_CHARS: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 MOD37_VALUES: Final = {char: value for value, char in enumerate(MOD37_CHARS)}

@@ -41,10 +41,10 @@ variable length and is terminated by FNC1 (transmitted as ASCII GS, ``\\x1d``) w
 follows it.
 """
 
-from backend.domain.identifiers.celltrail import LoggerId, ShipmentId
-from backend.domain.identifiers.checks import gs1_check_digit, mod37_2, mod37_value
-from backend.domain.identifiers.errors import IdentifierError
-from backend.domain.identifiers.gs1 import (
+from celltrail_shared.identifiers.celltrail import LoggerId, ShipmentId
+from celltrail_shared.identifiers.checks import gs1_check_digit, mod37_2, mod37_value
+from celltrail_shared.identifiers.errors import IdentifierError
+from celltrail_shared.identifiers.gs1 import (
     GS1_SEPARATOR,
     Giai,
     Gln,
@@ -53,7 +53,7 @@ from backend.domain.identifiers.gs1 import (
     gs1_raw,
     parse_gs1,
 )
-from backend.domain.identifiers.isbt import (
+from celltrail_shared.identifiers.isbt import (
     COI_PREFIX,
     COI_VALUE_LENGTH,
     DIN_BARCODE_LENGTH,
@@ -67,9 +67,9 @@ from backend.domain.identifiers.isbt import (
     parse_coi,
     parse_din,
 )
-from backend.domain.identifiers.kinds import Identifier
-from backend.domain.identifiers.parse import parse_identifier
-from backend.domain.identifiers.qr import QR_PAYLOAD_VERSION, decode_qr_payload, encode_qr_payload
+from celltrail_shared.identifiers.kinds import Identifier
+from celltrail_shared.identifiers.parse import parse_identifier
+from celltrail_shared.identifiers.qr import QR_PAYLOAD_VERSION, decode_qr_payload, encode_qr_payload
 
 __all__ = [
     "COI_PREFIX",
