@@ -19,6 +19,7 @@ from backend.db.repo import exports
 from backend.reports.pdf import render_pdf
 from backend.reports.record import load_record
 from backend.services import archive, archive_files, record_keys
+from tests.integration.helpers import assert_problem
 from tests.integration.journey import World
 from tests.integration.reports.reports_support import (
     Case,
@@ -174,6 +175,10 @@ async def _check(world: World, conn: Any, case: Case, tmp_path: Path) -> None:
     with pytest.raises(archive.ArchiveError, match="altered"):
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await load_record(conn, case.coi, patient_visible=True, requested_by="Archive test")
+    # Through the API: a problem+json error, which says nothing of the file (the log does).
+    for path in (f"/api/v1/cases/{case.coi}/record.json", f"/api/v1/shipments/{case.ship1}/temperature"):
+        body = assert_problem(await world.call("coord", "GET", path), 500)
+        assert "parquet" not in body["detail"]
     assert archive_files.MANIFEST_SUFFIX in "".join(_files(tmp_path))
 
 
