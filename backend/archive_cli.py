@@ -78,6 +78,8 @@ def _run(body: Callable[[Any, Any], Any]) -> Any:
 
 
 def run_archive(args: argparse.Namespace) -> int:
+    import asyncpg
+
     from backend.services import archive, record_keys
 
     settings = load_settings(os.environ)
@@ -111,6 +113,10 @@ def run_archive(args: argparse.Namespace) -> int:
     except archive.ArchiveError as exc:
         print(f"celltrail archive: {exc}", file=sys.stderr)
         return 1
+    except asyncpg.PostgresError as exc:
+        # A lock not granted in time (ingest, another archiver), a month gone meanwhile: rolled back.
+        print(f"celltrail archive: {exc}; that month stays in the database", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"celltrail archive: {directory}: {exc.strerror}; nothing was archived", file=sys.stderr)
         return 1
@@ -131,6 +137,8 @@ def run_archive(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    import asyncpg
+
     from backend.services import archive, record_keys
 
     settings = load_settings(os.environ)
@@ -147,6 +155,9 @@ def run_restore(args: argparse.Namespace) -> int:
         done = _run(body)
     except archive.ArchiveError as exc:
         print(f"celltrail restore-archive: {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.PostgresError as exc:
+        print(f"celltrail restore-archive: {exc}; nothing was restored", file=sys.stderr)
         return 1
     print(
         f"restored {archive.month_label(done.range_from)} as {done.partition}: {done.rows:,} readings"

@@ -200,36 +200,40 @@ async def restore(
         data_path = files.absolute(target)
         entry = None
     try:
-        manifest = await asyncio.to_thread(
-            files.checked, data_path, keyring, record_id, entry.sha256 if entry else None
+        manifest, data = await asyncio.to_thread(
+            files.load_checked, data_path, keyring, record_id, entry.sha256 if entry else None
         )
-        table = await asyncio.to_thread(files.read_table, data_path)
+        facts = await asyncio.to_thread(files.facts, data)
     except ArchiveFileError as exc:
         raise ArchiveError(f"refused: {exc}") from None
     body = manifest.body
     start = body.range_from.astimezone(UTC)
-    if table.num_rows != body.rows:
-        raise ArchiveError(f"refused: {data_path.name} holds {table.num_rows} rows, its manifest {body.rows}")
-    if table.num_rows and not (
-        body.range_from <= files.earliest(table) and files.latest(table) < body.range_until
+    if facts.rows != body.rows:
+        raise ArchiveError(f"refused: {data_path.name} holds {facts.rows} rows, its manifest {body.rows}")
+    if facts.earliest is not None and not (
+        body.range_from <= facts.earliest and facts.latest is not None and facts.latest < body.range_until
     ):
         raise ArchiveError(f"refused: {data_path.name} holds readings outside {month_label(start)}")
     if start in await repo.month_partitions(conn):
         raise ArchiveError(f"{month_label(start)} is already in the database; nothing to restore")
     if entry is None:
         entry = await repo.archived_month(conn, start)
-    step = progress(table.num_rows) if progress else None
-    async with conn.transaction():
-        name = await repo.create_month_table(conn, start)
-        for batch in files.batches_of(table, BATCH):
-            await conn.copy_records_to_table(name, records=batch, columns=list(files.COLUMNS))
-            if step is not None:
-                step(len(batch))
-        joined = await repo.attach_month(conn, start)
-        if entry is not None:
-            await repo.mark_restored(conn, entry.id)
-    log.info("readings month restored", extra={"month": month_label(start), "rows": table.num_rows})
-    return Restored(start, name, table.num_rows, joined)
+    step = progress(facts.rows) if progress else None
+    batches = files.batches_of(data, BATCH)
+    try:
+        async with conn.transaction():
+            name = await repo.create_month_table(conn, start)
+            while batch := await asyncio.to_thread(files.next_batch, batches):
+                await conn.copy_records_to_table(name, records=batch, columns=list(files.COLUMNS))
+                if step is not None:
+                    step(len(batch))
+            joined = await repo.attach_month(conn, start)
+            if entry is not None:
+                await repo.mark_restored(conn, entry.id)
+    except ArchiveFileError as exc:
+        raise ArchiveError(f"refused: {exc}") from None
+    log.info("readings month restored", extra={"month": month_label(start), "rows": facts.rows})
+    return Restored(start, name, facts.rows, joined)
 
 
 # -- reading an archived month (the record, its PDF, the summaries, the CSV exports) ------------------
@@ -258,11 +262,11 @@ def _read_months(
     for month in months:
         path = Path(month.file_path)
         # Checked at every read: a report never shows readings from a file that is not the one archived.
-        files.checked(path, keyring, record_id, month.sha256)
+        _manifest, data = files.load_checked(path, keyring, record_id, month.sha256)
         filters: list[tuple[str, str, Any]] = [("logger_id", "=", logger_id), ("ts", ">=", since)]
         if until is not None:
             filters.append(("ts", "<", until))
-        table = files.read_table(path, filters)
+        table = files.read_table(data, filters)
         columns = {name: table.column(name).to_pylist() for name in files.COLUMNS}
         found.extend(
             ArchivedReading(

@@ -226,17 +226,24 @@ class MonthWriter:
         self._partial.unlink(missing_ok=True)
 
 
-def read_table(path: Path, filters: list[tuple[str, str, Any]] | None = None) -> pa.Table:
+def read_table(source: Path | bytes, filters: list[tuple[str, str, Any]] | None = None) -> pa.Table:
+    """A file, or the bytes of one already checked (`load_checked`), as a table."""
+    name = source if isinstance(source, Path) else "checked in memory"
     try:
-        table: pa.Table = pq.read_table(path, schema=SCHEMA, filters=filters)
+        reader = source if isinstance(source, Path) else pa.BufferReader(source)
+        table: pa.Table = pq.read_table(reader, schema=SCHEMA, filters=filters)
     except (OSError, pa.ArrowException) as exc:
-        raise ArchiveFileError(f"the archive file {path} cannot be read ({exc})") from None
+        raise ArchiveFileError(f"the archive file ({name}) cannot be read ({exc})") from None
     return table
 
 
-def checked(data_path: Path, keyring: Keyring, record_id: str, sha256: str | None = None) -> Manifest:
-    """The manifest of `data_path`, after checking its MAC, that it belongs to this record, names this
-    file and matches the file's SHA-256 (and `sha256`, what the database expects, when given)."""
+def load_checked(
+    data_path: Path, keyring: Keyring, record_id: str, sha256: str | None = None
+) -> tuple[Manifest, bytes]:
+    """The manifest of `data_path` and the file's bytes, after checking the manifest's MAC, that it
+    belongs to this record and names this file, and that the bytes match its SHA-256 (and `sha256`,
+    what the database expects, when given). The bytes are read once and used from memory: a file
+    changed after the check cannot be what is then read."""
     manifest = read_manifest(manifest_path(data_path))
     body = manifest.body
     verdict = authenticity(manifest, keyring)
@@ -252,31 +259,58 @@ def checked(data_path: Path, keyring: Keyring, record_id: str, sha256: str | Non
     if body.file != data_path.name:
         raise ArchiveFileError(f"the manifest beside {data_path.name} is that of {body.file}")
     try:
-        actual = sha256_of(data_path)
+        data = data_path.read_bytes()
     except OSError as exc:
         raise ArchiveFileError(f"the archive file {data_path} cannot be read ({exc.strerror})") from None
+    actual = hashlib.sha256(data).hexdigest()
     if not hmac.compare_digest(actual, body.sha256) or (sha256 is not None and sha256 != body.sha256):
         raise ArchiveFileError(
             f"the archive file {data_path.name} has been altered: its SHA-256 is not the manifest's"
         )
-    return manifest
+    return manifest, data
 
 
-def batches_of(table: pa.Table, size: int) -> Iterator[list[tuple[Any, ...]]]:
-    """The table's rows as tuples in COLUMNS order, `size` at a time (for COPY into a partition)."""
-    for batch in table.to_batches(max_chunksize=size):
-        columns = [batch.column(name).to_pylist() for name in COLUMNS]
-        yield list(zip(*columns, strict=True))
+def checked(data_path: Path, keyring: Keyring, record_id: str, sha256: str | None = None) -> Manifest:
+    return load_checked(data_path, keyring, record_id, sha256)[0]
 
 
-def earliest(table: pa.Table) -> datetime:
-    value: datetime = pc.min(table.column("ts")).as_py()
-    return value
+class Facts(msgspec.Struct, frozen=True):
+    rows: int
+    earliest: datetime | None
+    latest: datetime | None
 
 
-def latest(table: pa.Table) -> datetime:
-    value: datetime = pc.max(table.column("ts")).as_py()
-    return value
+def facts(data: bytes) -> Facts:
+    """Rows and time range of checked bytes (only the time column is decoded)."""
+    times = read_table_columns(data, ["ts"]).column("ts")
+    if len(times) == 0:
+        return Facts(0, None, None)
+    return Facts(len(times), pc.min(times).as_py(), pc.max(times).as_py())
+
+
+def read_table_columns(data: bytes, columns: list[str]) -> pa.Table:
+    try:
+        table: pa.Table = pq.read_table(pa.BufferReader(data), columns=columns)
+    except (OSError, pa.ArrowException) as exc:
+        raise ArchiveFileError(f"the archive file cannot be read ({exc})") from None
+    return table
+
+
+def batches_of(data: bytes, size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of checked bytes as tuples in COLUMNS order, `size` at a time (for COPY into a
+    partition), decoded a batch at a time."""
+    try:
+        source = pq.ParquetFile(pa.BufferReader(data))
+        for batch in source.iter_batches(batch_size=size, columns=list(COLUMNS)):
+            columns = [batch.column(name).to_pylist() for name in COLUMNS]
+            yield list(zip(*columns, strict=True))
+    except (OSError, pa.ArrowException) as exc:
+        raise ArchiveFileError(f"the archive file cannot be read ({exc})") from None
+
+
+def next_batch(batches: Iterator[list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+    """The next batch, or an empty one at the end (a call for a worker thread)."""
+    return next(batches, [])
 
 
 def as_numeric(value: float) -> float:

@@ -69,9 +69,10 @@ async def current_month(conn: Conn) -> datetime:
 
 
 async def lock_month(conn: Conn, start: datetime) -> None:
-    """Hold off any late reading of this month while its file is written (readers are not blocked)."""
+    """Hold off any late reading of this month, and a second archiver of it, while its file is written
+    (readers are not blocked; the second archiver gives up after the lock timeout)."""
     await conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
-    await conn.execute(f"LOCK TABLE {_ident(partition_name(start))} IN SHARE MODE")
+    await conn.execute(f"LOCK TABLE {_ident(partition_name(start))} IN SHARE ROW EXCLUSIVE MODE")
 
 
 async def count_month(conn: Conn, start: datetime) -> int:
