@@ -24,15 +24,15 @@ from backend.api.audit import AuditController
 from backend.api.auth import AuthController
 from backend.api.bedside import shipment_receivers, verify_at_bedside
 from backend.api.decode import decode_frame, identify
-from backend.api.errors import EXCEPTION_HANDLERS
+from backend.api.errors import EXCEPTION_HANDLERS, render_pages_with
 from backend.api.health import healthz
-from backend.api.security import authorize, provide_principal
 from backend.api.sites import SitesController
 from backend.api.users import UsersController
 from backend.db.migrate import migrate, migrate_url
 from backend.db.pool import create_pool
 from backend.db.types import Pool
 from backend.domain.access import Principal
+from backend.http.security import authorize, provide_principal
 from backend.live.hub import Hub, end_streams_on_exit_signals
 from backend.services import auth, checkpoints, excursions, monitoring, patient_keys, record_keys, signing
 from backend.services.accounts import ensure_first_admin
@@ -42,6 +42,7 @@ from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
 from backend.web import routes as web_routes
 from backend.web import template_config
+from backend.web.context import page_context
 from backend.web.headers import security_headers, serves_https
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> Litestar:
     owner_url = settings.owner_database_url or database_url
     # Refused signatures count against the same sign-in limits as the sign-in form.
     signing.configure(auth.LoginLimits.of(settings))
+    render_pages_with(page_context)
     excursions.configure(settings.gap_factor, settings.gap_settle_seconds)
     # The record key is read now, not at the first scan: a configured key file that is missing or
     # unreadable stops the start with a message naming the file (RecordKeyError is a SettingsError).

@@ -10,11 +10,11 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
-from backend.api.clients import client_address
 from backend.api.schemas import LoginRequest, LoginResponse, Me, PasswordChange
-from backend.api.security import request_token
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, PUBLIC, Principal, Role, policy
+from backend.http.clients import client_address
+from backend.http.security import request_token
 from backend.services import accounts, auth
 from backend.settings import Settings
 

@@ -20,9 +20,8 @@ from litestar.status_codes import (
 )
 
 from backend.api.errors import Problem, problem_response
-from backend.api.reports import RECORD_READERS
 from backend.db.types import Pool
-from backend.domain.access import Principal, Role, policy
+from backend.domain.access import RECORD_READERS, Principal, Role, policy
 from backend.domain.errors import InvalidInput
 from backend.epcis import capture as epcis_capture
 from backend.epcis import jobs, products

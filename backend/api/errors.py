@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +31,23 @@ from backend.domain import errors as domain
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+
+
+def _no_page_context(
+    request: Request[Any, Any, Any], principal: Any, title: str, **extra: Any
+) -> dict[str, Any]:
+    return {"problem_title": title, **extra}
+
+
+# How a page request's error looks to a signed-in person: the pages (backend.web) know their header and
+# navigation, and the composition root hands their context builder in, so this module needs no page code.
+_page_context: Callable[..., dict[str, Any]] = _no_page_context
+
+
+def render_pages_with(page_context: Callable[..., dict[str, Any]]) -> None:
+    """Errors of page requests are rendered with the pages' context (called once by the app factory)."""
+    global _page_context
+    _page_context = page_context
 
 
 class FieldError(msgspec.Struct, frozen=True):
@@ -91,9 +109,7 @@ def _page_error(request: Request[Any, Any, Any], status: int, title: str, detail
         return Template(
             "error_anonymous.html", context={"problem_title": title, "detail": detail}, status_code=status
         )
-    from backend.web.context import page_context  # the pages import this module: import late
-
-    context = page_context(request, principal, title, problem_title=title, detail=detail)
+    context = _page_context(request, principal, title, problem_title=title, detail=detail)
     return Template("error.html", context=context, status_code=status)
 
 

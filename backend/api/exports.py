@@ -9,9 +9,9 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 
-from backend.api.reports import NO_STORE, RECORD_READERS
+from backend.api.reports import NO_STORE
 from backend.db.types import Pool
-from backend.domain.access import Principal, Role, policy
+from backend.domain.access import RECORD_READERS, Principal, Role, policy
 from backend.reports import csv_export
 
 CSV: Final = "text/csv; charset=utf-8"

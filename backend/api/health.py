@@ -13,10 +13,10 @@ from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
 from backend.api.schemas import ComponentHealth, Health
-from backend.api.security import request_token
 from backend.db.types import Pool
 from backend.domain.access import PUBLIC
 from backend.domain.errors import AuthenticationFailed
+from backend.http.security import request_token
 from backend.services import auth
 from backend.services.broker_probe import BrokerMonitor
 

@@ -10,12 +10,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 
 from backend.db.types import Pool
-from backend.domain.access import Principal, Role, policy
+from backend.domain.access import RECORD_READERS, Principal, policy
 from backend.reports.pdf import render_pdf
 from backend.reports.record import CaseRecord, case_record
 
-# Who reads a whole case record: not couriers (they need shipments, not the record) nor service accounts.
-RECORD_READERS: Final = (Role.COORDINATOR, Role.QA, Role.PHARMACIST, Role.MANUFACTURING, Role.ADMIN)
 # The record may carry patient fields: no copy in shared caches.
 NO_STORE: Final = {"Cache-Control": "no-store"}
 

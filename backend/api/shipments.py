@@ -21,11 +21,11 @@ from backend.api.custody_schemas import (
     ShipmentRead,
 )
 from backend.api.errors import PROBLEM_JSON, Problem
-from backend.api.security import provide_principal
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.domain.custody import Action
+from backend.http.security import provide_principal
 from backend.services import scans, shipments
 from backend.services.scans import ScanCommand, SignatureInput
 from backend.settings import Settings

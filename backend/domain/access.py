@@ -20,6 +20,8 @@ class Role(enum.StrEnum):
 
 
 PEOPLE_ROLES = frozenset(Role) - {Role.BRIDGE}
+# Who reads a whole case record: not couriers (they need shipments, not the record) nor service accounts.
+RECORD_READERS = (Role.COORDINATOR, Role.QA, Role.PHARMACIST, Role.MANUFACTURING, Role.ADMIN)
 
 
 class Principal(msgspec.Struct, frozen=True):

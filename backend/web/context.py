@@ -8,9 +8,9 @@ from typing import Any, Final
 import msgspec
 from litestar import Request
 
-from backend.api.security import SESSION_COOKIE, csrf_token
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role
+from backend.http.security import SESSION_COOKIE, csrf_token
 from backend.web.zones import site_zones, zone_for
 
 # (path, label, roles that see it): a link is shown only to those who may open the page.

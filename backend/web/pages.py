@@ -12,11 +12,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from backend.api.reports import RECORD_READERS
 from backend.db.repo import alerts as alert_repo
 from backend.db.types import Pool
 from backend.domain import alarm_states
-from backend.domain.access import Principal, Role, policy
+from backend.domain.access import RECORD_READERS, Principal, Role, policy
 from backend.reports.record import case_record
 from backend.services import board, shipments
 from backend.services.visibility import site_filter

@@ -17,11 +17,11 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_204_NO_CONTENT, HTTP_303_SEE_OTHER
 
-from backend.api.clients import client_address
-from backend.api.security import SESSION_COOKIE, request_token
 from backend.db.types import Pool
 from backend.domain.access import PUBLIC, Role, policy
 from backend.domain.errors import AuthenticationFailed, PermissionDenied, TooManyAttempts
+from backend.http.clients import client_address
+from backend.http.security import SESSION_COOKIE, request_token
 from backend.services import auth
 from backend.settings import Settings
 

@@ -22,8 +22,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient, transport
 
 from backend import cli
-from backend.api.clients import resolve
 from backend.app import create_app
+from backend.http.clients import resolve
 from backend.settings import Settings, SettingsError, load_settings, parse_networks
 from firmware_bridge.ingest_contract import CONTENT_TYPE, INGEST_PATH, IngestBatch, encode_batch
 from tests.conftest import ADMIN_PASSWORD

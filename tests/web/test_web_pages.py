@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from backend.api.security import SESSION_COOKIE, csrf_token
+from backend.http.security import SESSION_COOKIE, csrf_token
 from backend.web.session import safe_next
 from tests.integration.helpers import assert_problem
 from tests.integration.journey import PASSWORD, World, build_world, stored_bag
