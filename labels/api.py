@@ -1,8 +1,9 @@
 """Render a label to bytes: the one call the CLI and the HTTP API use."""
 
 from collections.abc import Collection
-from typing import Final, Literal, get_args
+from typing import Final
 
+from labels.formats import FORMATS, MEDIA_TYPES, LabelFormat
 from labels.layout import Layout
 from labels.model import Label, PatientField
 from labels.render import render_pdf, render_png
@@ -10,9 +11,7 @@ from labels.stock import Stock
 from labels.templates import layout_label
 from labels.zpl import render_zpl
 
-LabelFormat = Literal["png", "pdf", "zpl"]
-FORMATS: Final[tuple[str, ...]] = get_args(LabelFormat)
-MEDIA_TYPES: Final = {"png": "image/png", "pdf": "application/pdf", "zpl": "application/x-zpl"}
+__all__ = ["FORMATS", "MEDIA_TYPES", "LabelFormat", "check_format", "render_label"]
 DEFAULT_DPI: Final = 300
 
 

@@ -32,6 +32,7 @@ from celltrail_shared.identifiers import (
     parse_din,
     parse_identifier,
 )
+from labels.formats import FORMATS
 from labels.model import (
     DEFAULT_STORAGE_TEMP,
     AssetTag,
@@ -46,7 +47,6 @@ from labels.model import (
 )
 from labels.stock import STOCKS, SUPPORTED_DPI, get_stock
 
-FORMATS = ("png", "pdf", "zpl")
 ZPL_DEFAULT_DPI = 203  # most Zebra desktop and industrial printers
 IMAGE_DEFAULT_DPI = 300
 

@@ -5,6 +5,7 @@ print is in the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -17,8 +18,8 @@ from backend.domain.errors import Conflict, InvalidInput, NotFound
 from backend.services import ledger, objects, patient_identity
 from backend.services.loggers import usable_logger
 from celltrail_shared.identifiers import Coi, Din, IdentifierError, LoggerId, ShipmentId, UnitId, parse_coi
+from labels.formats import MEDIA_TYPES
 
-FORMATS = {"png": "image/png", "pdf": "application/pdf", "zpl": "application/zpl"}
 _PROFILES = {"fresh": "fresh", "crt": "room", "cryo": "cryo"}
 
 
@@ -123,7 +124,7 @@ async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi
     from labels import render_label
 
     name, dot, fmt = filename.rpartition(".")
-    if not dot or fmt not in FORMATS:
+    if not dot or fmt not in MEDIA_TYPES:
         raise NotFound(f"ask for {filename}.png, .pdf or .zpl")
     identifier = _parse(kind, name)
     chosen_dpi = dpi or (203 if fmt == "zpl" else 300)
@@ -134,11 +135,12 @@ async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi
             case = await objects.case(conn, principal, coi) if kind == "wristband" and coi else None
         if case is not None:
             label = await _wristband_identity(pool, principal, label, case)
-        content = render_label(label, fmt, chosen_dpi)
+        # Rendering is CPU work of tens of milliseconds: off the event loop, other requests go on meanwhile.
+        content = await asyncio.to_thread(render_label, label, fmt, chosen_dpi)
     except ValueError as exc:
         raise InvalidInput(f"cannot render this label: {exc}") from None
     return Rendered(
-        content=content, media_type=FORMATS[fmt], kind=kind, name=name, fmt=fmt, dpi=chosen_dpi, coi=coi
+        content=content, media_type=MEDIA_TYPES[fmt], kind=kind, name=name, fmt=fmt, dpi=chosen_dpi, coi=coi
     )
 
 
