@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.api.alerts import AlertsController
+from backend.api.allocation import ROUTES as ALLOCATION_ROUTES
 from backend.api.cases import CasesController, EventsController, UnitsController
 from backend.api.labels import label, print_label
 from backend.api.patients import ROUTES as PATIENT_ROUTES
@@ -22,4 +23,5 @@ ROUTES: tuple[Any, ...] = (
     label,
     print_label,
     *PATIENT_ROUTES,
+    *ALLOCATION_ROUTES,
 )

@@ -15,10 +15,11 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
-from backend.db.repo import cases, events
+from backend.db.repo import allocations, cases, events
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
+from backend.domain.allogeneic import Allocation, not_allocated_detail, tampered_detail
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from backend.services import ledger, objects
 from celltrail_shared.identifiers import Coi, Din, IdentifierError, UnitId, parse_identifier
@@ -84,6 +85,34 @@ async def _bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRo
     raise InvalidInput("the second code must be the bag's label (its unit id, DIN or QR code)")
 
 
+def _allocation_stop(case: CaseRow, unit: UnitRow, allocation: Allocation | None) -> _Stop | None:
+    """A bag of an allogeneic batch carries the batch's COI: its patient is the recipient it was
+    allocated to at dispense, and the wristband must be that recipient's."""
+    if allocation is None or not allocation.allogeneic:
+        return None
+    if allocation.tampered:
+        return _Stop(
+            "record_mismatch",
+            "Bedside check: allocation differs from its record",
+            tampered_detail(allocation),
+        )
+    if allocation.recipient is None:
+        return _Stop(
+            "not_allocated",
+            "Bedside check: bag allocated to no recipient",
+            not_allocated_detail(unit.id, unit.coi),
+        )
+    if allocation.recipient != case.coi:
+        return _Stop(
+            "coi_mismatch",
+            "Bedside check: wristband and bag of different patients",
+            f"STOP — bag {unit.id} of allogeneic batch {unit.coi} is allocated to case "
+            f"{allocation.recipient}, but the wristband is case {case.coi}. Do not infuse; the mismatch "
+            "is recorded in the cases involved and the coordinators are alerted.",
+        )
+    return None
+
+
 def _stop(case: CaseRow, unit: UnitRow, site: str) -> _Stop | None:
     if unit.coi != case.coi:
         return _Stop(
@@ -147,21 +176,32 @@ class _Duplicate(Exception):
     """Another request with the same key committed first: roll back ours and answer theirs."""
 
 
+async def _judge(conn: Conn, case: CaseRow, unit: UnitRow, site: str) -> tuple[_Stop | None, str | None]:
+    """The STOP for this wristband and bag, or None; and the bag's recipient when it is a bag of an
+    allogeneic batch allocated to someone."""
+    allocation = (await allocations.of_units(conn, [unit.id])).get(unit.id)
+    recipient = allocation.recipient if allocation is not None and allocation.allogeneic else None
+    # A bag of a batch allocated to this wristband's patient is compared further as that patient's.
+    patients_bag = msgspec.structs.replace(unit, coi=case.coi) if recipient == case.coi else unit
+    return _allocation_stop(case, unit, allocation) or _stop(case, patients_bag, site), recipient
+
+
+def _match_detail(unit: UnitRow, recipient: str | None) -> str:
+    batch = f" (allocated from batch {unit.coi})" if recipient else ""
+    return f"Wristband and bag {unit.id} belong to the same patient{batch}; the bag is thawed."
+
+
 async def _verify(conn: Conn, actor: Principal, command: Verification) -> Verdict:
     # The gate first: nothing about a case or bag the nurse cannot see may be said or written.
     case = await objects.case(conn, actor, _wristband_coi(command.wristband))
     unit, _owner = await _bag(conn, actor, command.bag)
     if not actor.at_site(command.site):
         raise PermissionDenied(f"you are not assigned to site {command.site}")
-    stop = _stop(case, unit, command.site)
+    stop, recipient = await _judge(conn, case, unit, command.site)
     if stop is None:
-        return Verdict(
-            True,
-            f"Wristband and bag {unit.id} belong to the same patient; the bag is thawed.",
-            case.coi,
-            unit.id,
-        )
-    involved = sorted({case.coi, unit.coi})
+        return Verdict(True, _match_detail(unit, recipient), case.coi, unit.id)
+    # The wristband's case, the bag's (its batch's, for an allogeneic bag) and its recipient's.
+    involved = sorted({case.coi, unit.coi, recipient or case.coi})
     # Chains are locked in one order, so two checks of the same two cases cannot deadlock.
     chains = {coi: await ledger.lock_chain(conn, coi) for coi in involved}
     event_ids: list[int] = []
@@ -179,7 +219,7 @@ async def _verify(conn: Conn, actor: Principal, command: Verification) -> Verdic
             unit_ids=[unit.id] if unit.coi == coi else [],
             codes=[command.wristband, command.bag],
             device_time=command.device_time,
-            data=_data(case, unit),
+            data=_data(case, unit) | ({"bag_recipient": recipient} if recipient else {}),
             chain=chains[coi],
         )
         event_ids.append(appended.event_id)

@@ -29,7 +29,7 @@ from backend.domain.custody import (
 )
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from backend.domain.replay import SHIPMENT_STATUS_ACTIONS, UNIT_STATUS_OF_ACTION, shipment_statuses_after
-from backend.services import ledger, objects, security_log, signing
+from backend.services import allocation, ledger, objects, security_log, signing
 from backend.services.visibility import site_filter
 from celltrail_shared.identifiers import Coi, Din, IdentifierError, ShipmentId, UnitId, parse_identifier
 
@@ -353,7 +353,7 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
             site=command.site,
             actor_id=actor.user_id,
             shipment=shipment.state() if shipment else None,
-            units=[_state(u, recorded) for u in units],
+            units=await allocation.seen(conn, command.action, [_state(u, recorded) for u in units], scanned),
             wristband_coi=scanned.cois[0] if scanned.cois else None,
             handover_to=receiver.id if receiver else None,
             now=ledger.now(),

@@ -53,6 +53,8 @@ MEANINGS = (
     # A manufacturing site's answer to a treatment order (backend/services/planning/orders.py).
     "order accepted",
     "order declined",
+    # A pharmacist's allocation of a bag of an allogeneic batch to a recipient (services/allocation.py).
+    "allocated to recipient",
 )
 REFUSED = "signature refused"
 # Waiting longer than this for a connection of its own (a pool exhausted by concurrent scans), the

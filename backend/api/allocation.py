@@ -1,0 +1,179 @@
+"""Allogeneic (off-the-shelf) products: registering a batch, opening a recipient's case and allocating a
+bag of the batch to a recipient at dispense (backend/services/allocation.py; docs/product-kinds.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
+
+from backend.api.cases import case_read, unit_read
+from backend.api.custody_schemas import CaseRead, UnitRead
+from backend.api.errors import Problem
+from backend.api.schemas import NAME_MAX, Command, Password, SiteCode
+from backend.db.types import Pool
+from backend.domain.access import Principal, Role, policy
+from backend.services import allocation
+from backend.settings import Settings
+
+# A batch's and its source's identifiers as the manufacturer's batch record and donor or cell-line
+# registry write them (the database's CHECK holds the same pattern).
+BatchCode = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,39}$", examples=["iPSC-DA-2026-007"])
+]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class BatchCreate(Command):
+    batch_id: BatchCode
+    source_kind: Literal["donor", "cell_line"]
+    source_id: BatchCode
+    product: Text
+    site: SiteCode
+    units: Annotated[int, msgspec.Meta(ge=1, le=99)]
+    expires_at: datetime | None = None
+
+
+class BatchRead(msgspec.Struct, kw_only=True):
+    coi: str
+    batch_id: str
+    source_kind: str
+    source_id: str
+    product: str
+    site: str
+    units: list[UnitRead]
+
+
+class RecipientCreate(Command):
+    treatment_site: SiteCode
+    therapy: Text
+    patient_ref: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+    birth_year: Annotated[int, msgspec.Meta(ge=1900, le=2100)] | None = None
+
+
+class AllocationCreate(Command):
+    site: SiteCode
+    # The bag as scanned: its unit id (`<batch COI>-PRC-01`) or DIN.
+    unit: Code
+    # The recipient's case: its COI as printed on the wristband (with or without `&/`).
+    recipient: Code
+    password: Password
+
+
+class AllocationRead(msgspec.Struct, kw_only=True):
+    unit_id: str
+    batch_coi: str
+    batch_id: str
+    recipient_coi: str
+    event_ids: list[int]
+    server_time: datetime
+
+
+_REFUSALS: dict[int, ResponseSpec] = {
+    404: ResponseSpec(Problem, description="no such bag or case (or one of a site you are not bound to)"),
+    409: ResponseSpec(Problem, description="refused: the problem names why"),
+}
+
+
+@post(
+    "/api/v1/allogeneic/batches",
+    opt=policy(Role.MANUFACTURING),
+    operation_id="registerAllogeneicBatch",
+    tags=["cases"],
+    responses={409: ResponseSpec(Problem, description="batch id already registered")},
+)
+async def register_batch(
+    data: JSONBody[BatchCreate],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+    settings: NamedDependency[Settings],
+) -> BatchRead:
+    """Register a manufactured batch at your site: a case whose COI identifies the batch, with `units`
+    product bags, each recording the batch and its source (donor or cell line)."""
+    made = await allocation.register_batch(
+        pool,
+        principal,
+        batch_id=data.batch_id,
+        source=(data.source_kind, data.source_id),
+        product=data.product,
+        site=data.site,
+        units=data.units,
+        expires_at=data.expires_at,
+        fin=settings.fin,
+    )
+    batch = made.batch
+    return BatchRead(
+        coi=batch.coi,
+        batch_id=batch.batch_id,
+        source_kind=batch.source_kind,
+        source_id=batch.source_id,
+        product=batch.product,
+        site=batch.site,
+        units=[unit_read(u) for u in made.units],
+    )
+
+
+@post(
+    "/api/v1/allogeneic/recipients",
+    opt=policy(Role.COORDINATOR),
+    operation_id="openAllogeneicRecipient",
+    tags=["cases"],
+)
+async def open_recipient(
+    data: JSONBody[RecipientCreate],
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+    settings: NamedDependency[Settings],
+) -> CaseRead:
+    """Open a recipient's case at your hospital: its own COI (the wristband's), no starting material; its
+    product is a bag of a batch, allocated at dispense."""
+    case = await allocation.open_recipient(
+        pool,
+        principal,
+        treatment_site=data.treatment_site,
+        therapy=data.therapy,
+        patient_ref=data.patient_ref,
+        birth_year=data.birth_year,
+        fin=settings.fin,
+    )
+    return case_read(case, principal)
+
+
+@post(
+    "/api/v1/allogeneic/allocations",
+    opt=policy(Role.PHARMACIST),
+    operation_id="allocateAllogeneicUnit",
+    tags=["scans"],
+    responses=_REFUSALS,
+)
+async def allocate_unit(
+    data: JSONBody[AllocationCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+) -> AllocationRead:
+    """Allocate one stored bag of a batch to one recipient's case of your site, signed with your password
+    ('allocated to recipient'). Recorded on the batch's chain and the recipient's. A bag is allocated
+    once: a second allocation is refused (409)."""
+    done = await allocation.allocate(
+        pool,
+        principal,
+        site=data.site,
+        unit_code=data.unit,
+        recipient=data.recipient,
+        password=data.password,
+    )
+    return AllocationRead(
+        unit_id=done.unit_id,
+        batch_coi=done.batch_coi,
+        batch_id=done.batch_id,
+        recipient_coi=done.recipient_coi,
+        event_ids=done.event_ids,
+        server_time=done.server_time,
+    )
+
+
+ROUTES: tuple[Any, ...] = (register_batch, open_recipient, allocate_unit)

@@ -1,0 +1,318 @@
+"""Allogeneic (off-the-shelf) products: a batch registered by manufacturing, recipients opened by the
+hospital, and the pharmacist's signed allocation of one bag of the batch to one recipient at dispense.
+
+The batch is a case of its own (its COI identifies the batch; its bags are its units), so labels, QA
+release, shipments, receipt, storage and the custody steps work on it as on any case. What ties a bag to
+its patient is the allocation: an `allocate` event on the batch's chain, signed, naming the recipient,
+an `allocated` event on the recipient's chain naming the bag, and a row that refuses a second allocation
+of the same bag. Every step towards a patient (dispense, thaw, infusion, bedside check) then compares the
+wristband with the bag's recipient (`backend.domain.allogeneic`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from backend.db.repo import allocations, audit, cases, sites
+from backend.db.repo.allocations import BatchRow
+from backend.db.repo.cases import CaseRow, UnitRow
+from backend.db.types import Conn, Pool
+from backend.domain.access import Principal, Role
+from backend.domain.allogeneic import NEEDS_ALLOCATION, patient_units
+from backend.domain.custody import Action, Refusal, UnitState, check_open
+from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from backend.services import ledger, objects, signing
+from celltrail_shared.identifiers import (
+    Coi,
+    Din,
+    IdentifierError,
+    UnitId,
+    UnitKind,
+    parse_coi,
+    parse_identifier,
+)
+
+BATCH, RECIPIENT = "allogeneic_batch", "allogeneic_recipient"
+ALLOCATE, ALLOCATED = "allocate", "allocated"
+MEANING = "allocated to recipient"
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class Batch(msgspec.Struct, frozen=True):
+    batch: BatchRow
+    units: list[UnitRow]
+
+
+class Allocated(msgspec.Struct, frozen=True):
+    unit_id: str
+    batch_coi: str
+    batch_id: str
+    recipient_coi: str
+    event_ids: list[int]
+    server_time: datetime
+
+
+def _sequence(number: int) -> str:
+    digits = ""
+    while number:
+        number, rest = divmod(number, 36)
+        digits = _BASE36[rest] + digits
+    return digits.rjust(6, "0")
+
+
+async def _open_case(
+    conn: Conn, actor: Principal, site: str, therapy: str, fin: str, kind: str, private: tuple[Any, Any]
+) -> str:
+    """A new case of `kind` with its `case_created` event, as `services.cases.create_case` opens one."""
+    if await sites.get(conn, site) is None:
+        raise InvalidInput(f"unknown site {site}", field_errors={"site": "unknown"})
+    number = await cases.next_coi_number(conn)
+    coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=_sequence(number)).value
+    await cases.insert_case(conn, coi, site, therapy, private[0], private[1], actor.user_id)
+    await allocations.set_product_kind(conn, coi, kind)
+    await ledger.append(
+        conn,
+        coi=coi,
+        action="case_created",
+        actor=actor,
+        site=site,
+        detail=f"{kind.replace('_', ' ')} case opened for {therapy} at {site}",
+        data={"therapy": therapy, "treatment_site": site, "product_kind": kind},
+    )
+    await audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action="create",
+        entity="case",
+        entity_id=coi,
+        new_value={"treatment_site": site, "therapy": therapy, "product_kind": kind},
+    )
+    return coi
+
+
+async def register_batch(
+    pool: Pool,
+    actor: Principal,
+    *,
+    batch_id: str,
+    source: tuple[str, str],
+    product: str,
+    site: str,
+    units: int,
+    expires_at: datetime | None,
+    fin: str,
+) -> Batch:
+    """Manufacturing registers a batch at its site: a case of kind `allogeneic_batch` whose COI identifies
+    the batch, and `units` product bags (`<COI>-PRC-01` ...), each registered on the batch's chain with
+    the batch and its source (donor or cell line)."""
+    if not actor.at_site(site):
+        raise PermissionDenied(f"you are not assigned to site {site}")
+    async with pool.acquire() as conn, conn.transaction():
+        if await allocations.batch_id_taken(conn, batch_id):
+            raise Conflict(f"batch {batch_id} is already registered", field_errors={"batch_id": "taken"})
+        coi = await _open_case(conn, actor, site, product, fin, BATCH, (None, None))
+        await allocations.insert_batch(conn, coi, batch_id, source, product, site, units, actor.user_id)
+        chain = await ledger.lock_chain(conn, coi)
+        origin = {"batch_id": batch_id, "source_kind": source[0], "source_id": source[1]}
+        for number in range(1, units + 1):
+            unit = UnitId(coi=Coi.from_value(coi), kind=UnitKind("PRC"), number=number).text
+            await cases.insert_unit(
+                conn, unit, coi, "PRC", None, product, expires_at, site, (None, batch_id, None)
+            )
+            await ledger.append(
+                conn,
+                coi=coi,
+                action="unit_registered",
+                actor=actor,
+                site=site,
+                detail=f"registered {unit} ({product}) of batch {batch_id}",
+                unit_ids=[unit],
+                data={
+                    "kind": "PRC",
+                    "product": product,
+                    "din": None,
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                    **origin,
+                },
+                chain=chain,
+            )
+        await ledger.announce(conn, "case", [site], coi, {"coi": coi, "status": "open", **origin})
+        batch = await allocations.get_batch(conn, coi)
+        bags = await cases.units_of_case(conn, coi)
+    assert batch is not None
+    return Batch(batch, bags)
+
+
+async def open_recipient(
+    pool: Pool,
+    actor: Principal,
+    *,
+    treatment_site: str,
+    therapy: str,
+    patient_ref: str | None,
+    birth_year: int | None,
+    fin: str,
+) -> CaseRow:
+    """The hospital opens a recipient's case (kind `allogeneic_recipient`): a treatment case with its
+    own COI (the wristband's) and no starting material; its product comes from a batch by allocation."""
+    if not actor.at_site(treatment_site):
+        raise PermissionDenied(f"you are not assigned to site {treatment_site}")
+    async with pool.acquire() as conn, conn.transaction():
+        coi = await _open_case(
+            conn, actor, treatment_site, therapy, fin, RECIPIENT, (patient_ref, birth_year)
+        )
+        await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
+        created = await cases.get_case(conn, coi)
+    assert created is not None
+    return created
+
+
+async def _bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRow]:
+    """The bag named by its unit id or DIN, through the object gate."""
+    try:
+        identifier = parse_identifier(text)
+    except IdentifierError as exc:
+        raise InvalidInput(
+            f"the bag code could not be read: {exc.reason}", field_errors={"unit": exc.reason}
+        ) from None
+    if isinstance(identifier, UnitId):
+        return await objects.unit(conn, actor, identifier.text)
+    if isinstance(identifier, Din):
+        found = await cases.lock_visible_units(conn, [], [identifier.barcode], None)
+        try:
+            return await objects.unit(conn, actor, found[0].id if found else "-")
+        except NotFound:
+            raise NotFound(f"no unit with DIN {identifier.eye_readable}") from None
+    raise InvalidInput("the bag code must be a unit id or DIN", field_errors={"unit": "not a bag"})
+
+
+def _recipient_coi(text: str) -> str:
+    try:
+        return parse_coi(text).value
+    except IdentifierError as exc:
+        raise InvalidInput(str(exc), field_errors={"recipient": exc.reason}) from None
+
+
+async def allocate(
+    pool: Pool, actor: Principal, *, site: str, unit_code: str, recipient: str, password: str
+) -> Allocated:
+    """The pharmacist allocates one bag of a batch, stored at their site, to one recipient's case of that
+    site, signing it ('allocated to recipient'). A bag is allocated at most once."""
+    recipient_coi = _recipient_coi(recipient)
+    async with pool.acquire() as conn, conn.transaction():
+        # The gate first: a bag or case of a site the caller is not bound to does not exist for them.
+        unit, _batch_case = await _bag(conn, actor, unit_code)
+        target = await objects.case(conn, actor, recipient_coi)
+        if not actor.at_site(site):
+            raise PermissionDenied(f"you are not assigned to site {site}")
+        # Both chains, in one order: two allocations (or checks) of the same cases cannot deadlock.
+        chains = {coi: await ledger.lock_chain(conn, coi) for coi in sorted({unit.coi, target.coi})}
+        locked = await cases.units_by_ids(conn, [unit.id], lock=True)
+        batch = await allocations.get_batch(conn, unit.coi)
+        if batch is None:
+            raise Conflict(
+                f"{unit.id} is not a bag of an allogeneic batch: an autologous product is for its own "
+                "patient only and is not allocated",
+                field_errors={"unit": "not allogeneic"},
+            )
+        await _check(conn, locked[0], target, site)
+        at = ledger.now()
+        try:
+            signature = await signing.sign(
+                conn, actor.username, password, MEANING, frozenset({Role.PHARMACIST}), at, site
+            )
+        except Refusal as refusal:
+            raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
+        origin = {"batch_id": batch.batch_id, "source_kind": batch.source_kind, "source_id": batch.source_id}
+        first = await ledger.append(
+            conn,
+            coi=unit.coi,
+            action=ALLOCATE,
+            actor=actor,
+            site=site,
+            detail=f"{unit.id} of batch {batch.batch_id} allocated to case {target.coi}",
+            unit_ids=[unit.id],
+            data={"recipient_coi": target.coi, **origin},
+            signatures=[signature],
+            server_time=at,
+            chain=chains[unit.coi],
+        )
+        second = await ledger.append(
+            conn,
+            coi=target.coi,
+            action=ALLOCATED,
+            actor=actor,
+            site=site,
+            detail=f"allocated {unit.id} of batch {batch.batch_id} ({batch.product})",
+            data={"unit_id": unit.id, "batch_coi": unit.coi, "event_id": first.event_id, **origin},
+            server_time=at,
+            chain=chains[target.coi],
+        )
+        if not await allocations.insert_allocation(
+            conn, unit.id, unit.coi, target.coi, first.event_id, actor.user_id
+        ):
+            raise Conflict(f"{unit.id} is already allocated", field_errors={"unit": "allocated"})
+        for coi, appended, action in ((unit.coi, first, ALLOCATE), (target.coi, second, ALLOCATED)):
+            await ledger.announce(
+                conn, "event", [site], coi, {"event_id": appended.event_id, "action": action}
+            )
+    return Allocated(unit.id, unit.coi, batch.batch_id, target.coi, [first.event_id, second.event_id], at)
+
+
+async def _check(conn: Conn, unit: UnitRow, target: CaseRow, site: str) -> None:
+    """Refusals of an allocation, each a 409 naming what is wrong."""
+    existing = (await allocations.of_units(conn, [unit.id])).get(unit.id)
+    if existing is not None and existing.recipient is not None:
+        raise Conflict(
+            f"{unit.id} is already allocated to case {existing.recipient}: a bag is allocated once; "
+            "dispose of it or give it to that recipient",
+            field_errors={"unit": "allocated"},
+        )
+    if await allocations.product_kind(conn, target.coi) != RECIPIENT:
+        raise Conflict(
+            f"case {target.coi} is not an allogeneic recipient's case: open the recipient's case as one "
+            "(POST /api/v1/allogeneic/recipients)",
+            field_errors={"recipient": "not a recipient"},
+        )
+    if target.treatment_site != site:
+        raise Conflict(f"case {target.coi} is treated at {target.treatment_site}, not at {site}")
+    for status in (target.status, (await cases.get_case(conn, unit.coi) or target).status):
+        try:
+            check_open(status, "allocation")
+        except Refusal as refusal:
+            raise Conflict(refusal.detail) from None
+    problem = _unit_problem(unit, site)
+    if problem is not None:
+        raise Conflict(problem, field_errors={"unit": "not allocatable"})
+
+
+def _unit_problem(unit: UnitRow, site: str) -> str | None:
+    if unit.site != site:
+        return f"{unit.id} is at {unit.site or 'no site (in transit)'}, not at {site}"
+    if unit.status != "stored":
+        return f"{unit.id} is {unit.status.replace('_', ' ')}: a bag is allocated from storage at dispense"
+    if unit.quarantined:
+        return f"{unit.id} is quarantined: it is not allocated until QA decides"
+    if not unit.released:
+        return f"{unit.id} has no QA release"
+    if unit.expires_at is not None and ledger.now() >= unit.expires_at:
+        return f"{unit.id} expired at {unit.expires_at.isoformat()}"
+    return None
+
+
+class _Scanned(Protocol):
+    @property
+    def cois(self) -> list[str]: ...
+
+
+async def seen(conn: Conn, action: Action, units: list[UnitState], scanned: _Scanned) -> list[UnitState]:
+    """The scan's hook: the units as the state machine compares them with a patient (a bag of a batch
+    takes its recipient's COI when a wristband is scanned with it), refusing a bag allocated to nobody in
+    a step towards a patient. Steps that neither go towards a patient nor name one read nothing more."""
+    if not units or (action not in NEEDS_ALLOCATION and not scanned.cois):
+        return units
+    found = await allocations.of_units(conn, [u.id for u in units])
+    return patient_units(action, units, found, bool(scanned.cois))
