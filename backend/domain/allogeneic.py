@@ -30,6 +30,8 @@ class Allocation(msgspec.Struct, frozen=True):
     allogeneic: bool
     recipient: str | None
     recorded: str | None
+    # The recipient's case status: a completed or cancelled case's patient is given nothing more.
+    recipient_status: str | None = None
 
     @property
     def tampered(self) -> bool:
@@ -45,6 +47,16 @@ def tampered_detail(allocation: Allocation) -> str:
     )
 
 
+def closed_detail(allocation: Allocation) -> str | None:
+    """Why a bag allocated to a case no longer open goes to nobody, or None."""
+    if allocation.recipient is None or allocation.recipient_status in (None, "open"):
+        return None
+    return (
+        f"STOP — bag {allocation.unit_id} is allocated to case {allocation.recipient}, which is "
+        f"{allocation.recipient_status}: it is given to nobody; dispose of it (QA decides)."
+    )
+
+
 def not_allocated_detail(unit_id: str, batch_coi: str) -> str:
     return (
         f"STOP — bag {unit_id} of allogeneic batch {batch_coi} is allocated to no recipient: a bag of a "
@@ -53,7 +65,7 @@ def not_allocated_detail(unit_id: str, batch_coi: str) -> str:
 
 
 def patient_units(
-    action: Action, units: list[UnitState], allocations: dict[str, Allocation], wristband: bool
+    action: Action, units: list[UnitState], allocations: dict[str, Allocation], wristband: str | None
 ) -> list[UnitState]:
     """The units as a step compares them with a patient: a bag of a batch takes its recipient's COI when a
     wristband (a case's COI) is scanned with it. Refuses a bag of a batch whose allocation row and record
@@ -68,7 +80,11 @@ def patient_units(
             raise Refusal(RECORD_MISMATCH, tampered_detail(allocation))
         if allocation.recipient is None and action in NEEDS_ALLOCATION:
             raise Refusal(NOT_ALLOCATED, not_allocated_detail(unit.id, unit.coi))
-        if wristband and allocation.recipient is not None:
+        closed = closed_detail(allocation)
+        # Another patient's wristband is the graver STOP: the state machine's mismatch says it.
+        if closed is not None and action in NEEDS_ALLOCATION and wristband in (None, allocation.recipient):
+            raise Refusal("case_closed", closed)
+        if wristband is not None and allocation.recipient is not None:
             unit = msgspec.structs.replace(unit, coi=allocation.recipient)
         shown.append(unit)
     return shown

@@ -315,4 +315,4 @@ async def seen(conn: Conn, action: Action, units: list[UnitState], scanned: _Sca
     if not units or (action not in NEEDS_ALLOCATION and not scanned.cois):
         return units
     found = await allocations.of_units(conn, [u.id for u in units])
-    return patient_units(action, units, found, bool(scanned.cois))
+    return patient_units(action, units, found, scanned.cois[0] if scanned.cois else None)

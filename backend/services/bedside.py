@@ -19,7 +19,7 @@ from backend.db.repo import allocations, cases, events
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
-from backend.domain.allogeneic import Allocation, not_allocated_detail, tampered_detail
+from backend.domain.allogeneic import Allocation, closed_detail, not_allocated_detail, tampered_detail
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from backend.services import ledger, objects
 from celltrail_shared.identifiers import Coi, Din, IdentifierError, UnitId, parse_identifier
@@ -110,6 +110,9 @@ def _allocation_stop(case: CaseRow, unit: UnitRow, allocation: Allocation | None
             f"{allocation.recipient}, but the wristband is case {case.coi}. Do not infuse; the mismatch "
             "is recorded in the cases involved and the coordinators are alerted.",
         )
+    closed = closed_detail(allocation)
+    if closed is not None:
+        return _Stop("case_closed", "Bedside check: recipient's case closed", closed)
     return None
 
 

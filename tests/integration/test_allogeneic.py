@@ -320,3 +320,35 @@ async def test_batch_and_allocation_fields_are_bounded(client):
     assert (await world.call("pharm", "POST", ALLOCATIONS, json=hostile)).status_code in (400, 422)
     garbled = hostile | {"unit": "not-a-bag"}
     assert_problem(await world.call("pharm", "POST", ALLOCATIONS, json=garbled), 422)
+
+
+async def test_a_bag_allocated_to_a_cancelled_recipient_goes_to_nobody(client):
+    world = await build_world(client)
+    _batch, bags = await _batch_stored_at_usz(world, units=1)
+    anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
+    wrong = await world.call(
+        "pharm",
+        "POST",
+        ALLOCATIONS,
+        json={"site": "USZ", "unit": bags[0], "recipient": anna, "password": "nope"},
+    )
+    assert_problem(wrong, 422, "signature refused")
+    assert (await _allocate(world, bags[0], anna)).status_code == 201
+    await world.ok(
+        "coord",
+        "POST",
+        f"/api/v1/cases/{anna}/cancel",
+        201,
+        json={"reason": "withdrew", "password": PASSWORD},
+    )
+    body = refused(await world.scan("pharm", "dispense", "USZ", bags[0]), 409, "case_closed")
+    assert anna in body["detail"]
+    refused(await world.scan("pharm", "dispense", "USZ", bags[0], f"&/{anna}"), 409, "case_closed")
+    # Another patient's wristband is still the chain-of-identity STOP, not a closed case.
+    refused(await world.scan("pharm", "dispense", "USZ", bags[0], f"&/{ben}"), 409, "coi_mismatch")
+    stop = await _bedside(world, anna, bags[0])
+    assert assert_problem(stop, 409, "cancelled")["refusal"] == "case_closed"
+    assert (await _bedside(world, ben, bags[0])).json()["refusal"] == "coi_mismatch"
+    # Nor is it allocated again to someone else: it is disposed of.
+    assert_problem(await _allocate(world, bags[0], ben), 409, "already allocated")
+    await world.scan_ok("pharm", "dispose", "USZ", bags[0], reason="recipient withdrew")

@@ -91,10 +91,11 @@ async def insert_allocation(
 # the unit: a row pointed at another event (of another unit or batch) reads as no record at all.
 _OF_UNITS = """
 SELECT u.id AS unit_id, u.coi AS batch_coi, c.product_kind = 'allogeneic_batch' AS allogeneic,
-       a.recipient_coi AS recipient, e.data ->> 'recipient_coi' AS recorded
+       a.recipient_coi AS recipient, e.data ->> 'recipient_coi' AS recorded, r.status AS recipient_status
   FROM units u
   JOIN cases c ON c.coi = u.coi
   LEFT JOIN unit_allocations a ON a.unit_id = u.id
+  LEFT JOIN cases r ON r.coi = a.recipient_coi
   LEFT JOIN custody_events e
          ON e.id = a.event_id AND e.coi = u.coi AND e.action = 'allocate' AND e.outcome = 'accepted'
         AND u.id = ANY (e.unit_ids)
