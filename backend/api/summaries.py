@@ -10,8 +10,8 @@ from litestar.params import FromPath
 from backend.api.cases import PEOPLE
 from backend.db.types import Pool
 from backend.domain.access import Principal, policy
-from backend.services import excursions
-from backend.services.excursions import CaseTemperature, ShipmentTemperature
+from backend.services import temperature_summaries
+from backend.services.temperature_summaries import CaseTemperature, ShipmentTemperature
 
 
 @get(
@@ -23,7 +23,7 @@ from backend.services.excursions import CaseTemperature, ShipmentTemperature
 async def shipment_temperature(
     shipment_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
 ) -> ShipmentTemperature:
-    return await excursions.shipment_temperature(pool, principal, shipment_id)
+    return await temperature_summaries.shipment_temperature(pool, principal, shipment_id)
 
 
 @get(
@@ -36,4 +36,4 @@ async def case_temperature(
     coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
 ) -> CaseTemperature:
     """Every shipment of the case you may see."""
-    return await excursions.case_temperature(pool, principal, coi)
+    return await temperature_summaries.case_temperature(pool, principal, coi)

@@ -18,14 +18,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from backend.db.repo import alerts, shipments
 from backend.db.repo import excursions as repo
-from backend.db.repo.alerts import AlertRow
-from backend.db.repo.excursions import EngineAlert, Leg, LegReading, NewAlert
-from backend.db.repo.shipments import ShipmentRow
+from backend.db.repo.excursions import EngineAlert, Leg, LegReading
 from backend.db.types import Conn, Pool
-from backend.domain import alarm_states
-from backend.domain.access import Principal
 from backend.domain.errors import InvalidInput
 from backend.domain.excursions import (
     DATA_GAP,
@@ -34,24 +29,18 @@ from backend.domain.excursions import (
     Engine,
     Episode,
     ExistingAlert,
-    Open,
     Reading,
-    Retire,
     RuleSet,
-    Update,
     dump_state,
     load_state,
     parse_definition,
     plan,
     rules_for,
-    wording,
 )
 from backend.domain.excursions.gaps import find_gaps
-from backend.domain.temperature import summarise
-from backend.services import ledger
-from backend.services.cases import get_case
-from backend.services.shipments import get_shipment
-from backend.services.visibility import site_filter
+from backend.services import excursion_alerts, ledger
+from backend.services.excursion_alerts import when as _when
+from backend.services.excursion_alerts import when_or_none as _dt
 
 log = logging.getLogger(__name__)
 _KINDS = list(ENGINE_KINDS)
@@ -88,7 +77,7 @@ def _known_zone(name: str) -> bool:
     return True
 
 
-def _engine(
+def engine_for(
     rules: RuleSet, leg_arrival: datetime, interval_s: int | None, site_zone: str, state: Any = None
 ) -> Engine:
     """Calendar days are the profile's time zone's (checked when the profile was saved), else the
@@ -113,18 +102,6 @@ class Evaluation(msgspec.Struct, frozen=True):
     resolved: int = 0
 
 
-def _when(t: float) -> datetime:
-    return datetime.fromtimestamp(t, UTC)
-
-
-def _dt(t: float | None) -> datetime | None:
-    return None if t is None else _when(t)
-
-
-def condition_key(kind: str, shipment_id: str) -> str:
-    return f"{kind}:{shipment_id}"
-
-
 def rules_of(profile: Any) -> RuleSet:
     return rules_for(parse_definition(profile))
 
@@ -141,141 +118,6 @@ def _existing(alert: EngineAlert) -> ExistingAlert:
         minutes_beyond=alert.minutes_beyond,
         withdrawn=alert.withdrawn,
     )
-
-
-def _payload(
-    alert_id: int, leg: Leg, episode: Episode, title: str, status: str, event: str
-) -> dict[str, Any]:
-    return {
-        "id": alert_id,
-        "event": event,
-        "alert_kind": episode.kind,
-        "severity": episode.severity,
-        "title": title,
-        "status": status,
-        "shipment_id": leg.shipment_id,
-        "logger_id": leg.logger_id,
-        "started_at": _dt(episode.start),
-        "ended_at": _dt(episode.end),
-        "peak_value": episode.peak,
-        "minutes_beyond": round(episode.minutes_beyond, 1),
-    }
-
-
-async def _apply(
-    conn: Conn, leg: Leg, rules: RuleSet, actions: list[Any], existing: list[EngineAlert]
-) -> Evaluation:
-    sites = [leg.from_site, leg.to_site]
-    by_id = {a.id: a for a in existing}
-    opened = escalated = resolved = 0
-    snapshot_of = {"profile": leg.profile_code, "version": leg.profile_version}
-    for action in actions:
-        if isinstance(action, Retire):
-            await repo.withdraw(conn, action.alert_id)
-            await ledger.announce(
-                conn,
-                "alert",
-                by_id[action.alert_id].sites,
-                leg.coi,
-                {
-                    "id": action.alert_id,
-                    "event": "withdrawn",
-                    "alert_kind": by_id[action.alert_id].kind,
-                    "status": "closed",
-                    "reason": repo.WITHDRAWN,
-                    "shipment_id": leg.shipment_id,
-                },
-            )
-            resolved += 1
-            continue
-        episode = action.episode
-        title = wording.title(episode.kind, leg.shipment_id, rules)
-        text = wording.detail(episode, leg.logger_id, rules)
-        rule = {**snapshot_of, **rules.snapshot(list(episode.rules))}
-        if isinstance(action, Open):
-            status = alarm_states.OPEN
-            if episode.end is not None:
-                status = alarm_states.when_raised_cleared(episode.severity)
-            # An escalation raised after the warning was closed fired when the episode escalated.
-            fired = episode.escalated_at if action.escalates is not None else None
-            alert_id = await repo.insert_alert(
-                conn,
-                NewAlert(
-                    kind=episode.kind,
-                    severity=episode.severity,
-                    status=status,
-                    title=title,
-                    detail=text,
-                    condition_key=condition_key(episode.kind, leg.shipment_id),
-                    sites=sites,
-                    coi=leg.coi,
-                    shipment_id=leg.shipment_id,
-                    logger_id=leg.logger_id,
-                    started_at=_when(episode.start),
-                    ended_at=_dt(episode.end),
-                    fired_at=_when(fired if fired is not None else episode.fired_at),
-                    escalated_at=_dt(episode.escalated_at),
-                    peak_value=episode.peak,
-                    minutes_beyond=episode.minutes_beyond,
-                    rule=rule,
-                ),
-            )
-            if alert_id is None:
-                # Only a concurrent writer outside the leg lock could hold the key; the next run retries.
-                log.warning(
-                    "alert condition already open", extra={"shipment": leg.shipment_id, "kind": episode.kind}
-                )
-                continue
-            opened += 1
-            payload = _payload(alert_id, leg, episode, title, status, "opened")
-            if action.escalates is not None:
-                payload["escalates"] = action.escalates
-            await ledger.announce(conn, "alert", sites, leg.coi, payload)
-            continue
-        assert isinstance(action, Update)
-        before = by_id[action.alert_id]
-        severity = episode.severity if action.escalate else before.severity
-        cleared = (
-            alarm_states.when_cleared(before.status, severity, reopened=action.escalate)
-            if action.resolve
-            else None
-        )
-        await repo.update_alert(
-            conn,
-            action.alert_id,
-            severity=severity,
-            detail=text,
-            started_at=_when(episode.start),
-            ended_at=_dt(episode.end),
-            escalated_at=_dt(episode.escalated_at) if action.escalate else None,
-            peak_value=episode.peak,
-            minutes_beyond=episode.minutes_beyond,
-            rule=rule,
-            cleared_status=cleared,
-            reopen=action.escalate,
-        )
-        if action.escalate:
-            escalated += 1
-            status = cleared if cleared is not None else alarm_states.OPEN
-            await ledger.announce(
-                conn,
-                "alert",
-                before.sites,
-                leg.coi,
-                _payload(action.alert_id, leg, episode, title, status, "escalated"),
-            )
-        if cleared is not None:
-            resolved += 1
-            # A latched critical alert stays on the board: the stream says it cleared, not resolved.
-            event = "cleared" if cleared == alarm_states.CLEARED_UNACKNOWLEDGED else "resolved"
-            await ledger.announce(
-                conn,
-                "alert",
-                before.sites,
-                leg.coi,
-                _payload(action.alert_id, leg, episode, title, cleared, event),
-            )
-    return Evaluation(leg.shipment_id, 0, False, opened, escalated, resolved)
 
 
 def _fold(leg: Leg, dirty_from: datetime | None, rows: list[LegReading]) -> tuple[Engine, bool] | None:
@@ -301,7 +143,7 @@ def _fold(leg: Leg, dirty_from: datetime | None, rows: list[LegReading]) -> tupl
     except InvalidInput as exc:
         log.error("shipment profile unreadable", extra={"shipment": leg.shipment_id, "error": exc.detail})
         return None
-    engine = _engine(rules, leg.planned_arrival, leg.sample_interval_s, leg.site_time_zone, state)
+    engine = engine_for(rules, leg.planned_arrival, leg.sample_interval_s, leg.site_time_zone, state)
     if engine.state.closed and not rows and not full:
         return None
     engine.feed(Reading(r.ts.timestamp(), r.temp_c, r.battery_pct, r.lid_open) for r in rows)
@@ -344,8 +186,10 @@ async def _evaluate_legs(conn: Conn, shipment_ids: list[str]) -> list[Evaluation
         if episodes or full:
             mine = existing.get(leg.shipment_id, [])
             actions = plan(episodes, [_existing(a) for a in mine], full)
-            applied = await _apply(conn, leg, engine.rules, actions, mine)
-            outcome = msgspec.structs.replace(applied, folded=count, full=full)
+            changes = await excursion_alerts.apply(conn, leg, engine.rules, actions, mine)
+            outcome = Evaluation(
+                leg.shipment_id, count, full, changes.opened, changes.escalated, changes.resolved
+            )
         outcomes.append(outcome)
         last = engine.state.last
         saved.append(
@@ -493,122 +337,6 @@ async def end_silences(pool: Pool, logger_ids: list[str] | None) -> int:
     return ended
 
 
-# Temperature profiles themselves (versions, owners, approval): backend/services/profiles.py.
-
-
-# -- temperature summaries --------------------------------------------------------------------------
-
-
-class DayMinutes(msgspec.Struct, frozen=True):
-    day: str
-    minutes_beyond: dict[str, float]
-
-
-class DataGap(msgspec.Struct, frozen=True):
-    """No data from `start` to `end` (issue 20, finding 3): neither in nor out of range."""
-
-    start: datetime
-    end: datetime
-    minutes: float
-    text: str
-
-
-class ShipmentTemperature(msgspec.Struct, frozen=True):
-    shipment_id: str
-    coi: str
-    logger_id: str | None
-    profile: str
-    status: str
-    limits: dict[str, float]
-    readings: int
-    first: datetime | None
-    last: datetime | None
-    min_c: float | None
-    max_c: float | None
-    mean_c: float | None
-    # USP <1079.2> over the leg; None where the profile defines no MKT (cryogenic).
-    mkt_c: float | None
-    minutes_beyond: dict[str, float]
-    daily: list[DayMinutes]
-    alerts: list[AlertRow]
-    # Minutes beyond and MKT cover the covered time only; this much had no data.
-    uncovered_minutes: float = 0.0
-    gaps: list[DataGap] = msgspec.field(default_factory=list)
-
-
-class CaseTemperature(msgspec.Struct, frozen=True):
-    coi: str
-    shipments: list[ShipmentTemperature]
-    open_alerts: int
-    minutes_beyond: dict[str, float]
-
-
-async def _shipment_temperature(pool: Pool, shipment: ShipmentRow) -> ShipmentTemperature:
-    async with pool.acquire() as conn:
-        series = await repo.leg_series(conn, shipment.id)
-        alert_rows = await alerts.list_for(conn, None, None, None, shipment.id, 1000)
-        interval = await repo.sample_interval(conn, shipment.logger_id)
-        zone = await repo.site_time_zone(conn, shipment.from_site)
-    rules = rules_of(shipment.profile)
-    engine = _engine(rules, shipment.planned_arrival, interval, zone)
-    engine.feed(Reading(r.ts.timestamp(), r.temp_c, r.battery_pct, r.lid_open) for r in series)
-    definition = rules.definition
-    summary = summarise(
-        [(r.ts, r.temp_c) for r in series],
-        definition.low_c,
-        definition.high_c,
-        definition.mkt_hours is not None,
-        gap_starts=[start for start, _end in engine.state.gaps],
-    )
-    gaps = [
-        DataGap(
-            _when(start),
-            _when(end),
-            round((end - start) / 60, 2),
-            f"no data from {_when(start).isoformat(timespec='minutes')} "
-            f"to {_when(end).isoformat(timespec='minutes')}",
-        )
-        for start, end in engine.state.gaps
-    ]
-    return ShipmentTemperature(
-        shipment_id=shipment.id,
-        coi=shipment.coi,
-        logger_id=shipment.logger_id,
-        profile=f"{shipment.profile_code} v{shipment.profile_version}",
-        status=shipment.status,
-        limits=rules.limits,
-        readings=summary.readings,
-        first=summary.first,
-        last=summary.last,
-        min_c=summary.min_c,
-        max_c=summary.max_c,
-        mean_c=summary.mean_c,
-        mkt_c=summary.mkt_c,
-        minutes_beyond={k: round(v, 2) for k, v in engine.minutes_beyond().items()},
-        daily=[
-            DayMinutes(day, {k: round(v, 2) for k, v in limits.items()})
-            for day, limits in engine.daily_minutes().items()
-        ],
-        alerts=sorted(alert_rows, key=lambda a: a.started_at),
-        uncovered_minutes=round(summary.uncovered_minutes, 2),
-        gaps=gaps,
-    )
-
-
-async def shipment_temperature(pool: Pool, principal: Principal, shipment_id: str) -> ShipmentTemperature:
-    return await _shipment_temperature(pool, await get_shipment(pool, principal, shipment_id))
-
-
-async def case_temperature(pool: Pool, principal: Principal, coi: str) -> CaseTemperature:
-    case = await get_case(pool, principal, coi)
-    allowed = site_filter(principal)
-    async with pool.acquire() as conn:
-        legs = await shipments.of_case(conn, case.coi)
-    visible = [s for s in legs if allowed is None or set(allowed) & {s.from_site, s.to_site}]
-    summaries = [await _shipment_temperature(pool, s) for s in visible]
-    totals: dict[str, float] = {}
-    for summary in summaries:
-        for limit, minutes in summary.minutes_beyond.items():
-            totals[limit] = round(totals.get(limit, 0.0) + minutes, 2)
-    open_count = sum(1 for s in summaries for a in s.alerts if a.status in alarm_states.NEEDS_ATTENTION)
-    return CaseTemperature(case.coi, summaries, open_count, totals)
+# Temperature profiles themselves (versions, owners, approval): backend/services/profiles.py; the alerts
+# the engine's plan opens, updates and retires: backend/services/excursion_alerts.py; temperature
+# summaries of a leg or a case: backend/services/temperature_summaries.py.

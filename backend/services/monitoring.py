@@ -12,6 +12,7 @@ from backend.db.repo import excursions as repo
 from backend.db.repo.excursions import NewAlert
 from backend.db.types import Pool
 from backend.services import excursions, housekeeping, ledger, notify
+from backend.services.excursion_alerts import condition_key
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
                     title=f"Shipment {leg.shipment_id}: logger {leg.logger_id} silent",
                     detail=f"no data from logger {leg.logger_id} since {leg.last_data.isoformat()} "
                     f"({minutes:.0f} min; the limit is {settings.logger_silent_minutes:g} min)",
-                    condition_key=excursions.condition_key(excursions.SILENT, leg.shipment_id),
+                    condition_key=condition_key(excursions.SILENT, leg.shipment_id),
                     sites=sites,
                     coi=leg.coi,
                     shipment_id=leg.shipment_id,
@@ -110,7 +111,7 @@ async def check_late(pool: Pool, settings: Settings, now: datetime) -> int:
                     status="open",
                     title=title,
                     detail=f"planned to arrive at {leg.planned_arrival.isoformat()}; not arrived yet",
-                    condition_key=excursions.condition_key(LATE, leg.shipment_id),
+                    condition_key=condition_key(LATE, leg.shipment_id),
                     sites=sites,
                     coi=leg.coi,
                     shipment_id=leg.shipment_id,
