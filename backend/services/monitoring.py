@@ -7,10 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from backend.db.repo import excursions as repo
 from backend.db.repo.excursions import NewAlert
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 from backend.services import excursions, housekeeping, ledger, notify
 from backend.services.excursion_alerts import condition_key
 from backend.settings import Settings
@@ -18,6 +19,64 @@ from backend.settings import Settings
 log = logging.getLogger(__name__)
 
 LATE = "shipment_late"
+
+
+async def _raise_leg_alert(
+    conn: Conn,
+    leg: Any,
+    kind: str,
+    title: str,
+    detail: str,
+    started_at: datetime,
+    now: datetime,
+    rule: dict[str, Any],
+) -> bool:
+    """Open a periodic check's warning on a leg, once per condition, and announce it. False when that
+    condition's alert was already open."""
+    sites = [leg.from_site, leg.to_site]
+    alert_id = await repo.insert_alert(
+        conn,
+        NewAlert(
+            kind=kind,
+            severity="warning",
+            status="open",
+            title=title,
+            detail=detail,
+            condition_key=condition_key(kind, leg.shipment_id),
+            sites=sites,
+            coi=leg.coi,
+            shipment_id=leg.shipment_id,
+            logger_id=leg.logger_id,
+            started_at=started_at,
+            ended_at=None,
+            fired_at=now,
+            rule=rule,
+        ),
+    )
+    if alert_id is None:
+        return False
+    payload = {
+        "id": alert_id,
+        "event": "opened",
+        "alert_kind": kind,
+        "severity": "warning",
+        "title": title,
+        "status": "open",
+        "shipment_id": leg.shipment_id,
+    }
+    # A silent logger's alert names the logger; a late shipment's is about the shipment.
+    if kind == excursions.SILENT:
+        payload["logger_id"] = leg.logger_id
+    await ledger.announce(conn, "alert", sites, leg.coi, payload)
+    return True
+
+
+async def _announce_ended(conn: Conn, alert: Any, kind: str, status: str, reason: str | None = None) -> None:
+    payload: dict[str, Any] = {"id": alert.id, "event": status, "alert_kind": kind, "status": status}
+    if reason is not None:
+        payload["reason"] = reason
+    payload["shipment_id"] = alert.shipment_id
+    await ledger.announce(conn, "alert", alert.sites, alert.coi, payload)
 
 
 async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
@@ -28,45 +87,17 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
     async with pool.acquire() as conn, conn.transaction():
         for leg in await repo.silent_legs(conn, since):
             minutes = (now - leg.last_data).total_seconds() / 60
-            sites = [leg.from_site, leg.to_site]
-            alert_id = await repo.insert_alert(
+            raised += await _raise_leg_alert(
                 conn,
-                NewAlert(
-                    kind=excursions.SILENT,
-                    severity="warning",
-                    status="open",
-                    title=f"Shipment {leg.shipment_id}: logger {leg.logger_id} silent",
-                    detail=f"no data from logger {leg.logger_id} since {leg.last_data.isoformat()} "
-                    f"({minutes:.0f} min; the limit is {settings.logger_silent_minutes:g} min)",
-                    condition_key=condition_key(excursions.SILENT, leg.shipment_id),
-                    sites=sites,
-                    coi=leg.coi,
-                    shipment_id=leg.shipment_id,
-                    logger_id=leg.logger_id,
-                    started_at=leg.last_data,
-                    ended_at=None,
-                    fired_at=now,
-                    rule={"logger_silent_minutes": settings.logger_silent_minutes},
-                ),
+                leg,
+                excursions.SILENT,
+                f"Shipment {leg.shipment_id}: logger {leg.logger_id} silent",
+                f"no data from logger {leg.logger_id} since {leg.last_data.isoformat()} "
+                f"({minutes:.0f} min; the limit is {settings.logger_silent_minutes:g} min)",
+                leg.last_data,
+                now,
+                {"logger_silent_minutes": settings.logger_silent_minutes},
             )
-            if alert_id is not None:
-                raised += 1
-                await ledger.announce(
-                    conn,
-                    "alert",
-                    sites,
-                    leg.coi,
-                    {
-                        "id": alert_id,
-                        "event": "opened",
-                        "alert_kind": excursions.SILENT,
-                        "severity": "warning",
-                        "title": f"Shipment {leg.shipment_id}: logger {leg.logger_id} silent",
-                        "status": "open",
-                        "shipment_id": leg.shipment_id,
-                        "logger_id": leg.logger_id,
-                    },
-                )
         lost_before = now - timedelta(hours=settings.logger_silent_max_hours)
         for alert in await repo.open_of_kind(conn, excursions.SILENT):
             if (
@@ -79,20 +110,7 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
                     "the logger is taken as lost"
                 )
                 await repo.close_automatically(conn, alert.id, reason)
-                await ledger.announce(
-                    conn,
-                    "alert",
-                    alert.sites,
-                    alert.coi,
-                    {
-                        "id": alert.id,
-                        "event": "closed",
-                        "alert_kind": excursions.SILENT,
-                        "status": "closed",
-                        "reason": reason,
-                        "shipment_id": alert.shipment_id,
-                    },
-                )
+                await _announce_ended(conn, alert, excursions.SILENT, "closed", reason)
     await excursions.end_silences(pool, None)
     return raised
 
@@ -101,62 +119,22 @@ async def check_late(pool: Pool, settings: Settings, now: datetime) -> int:
     raised = 0
     async with pool.acquire() as conn, conn.transaction():
         for leg in await repo.late_legs(conn, now - timedelta(minutes=settings.shipment_late_minutes)):
-            sites = [leg.from_site, leg.to_site]
-            title = f"Shipment {leg.shipment_id} is late"
-            alert_id = await repo.insert_alert(
+            raised += await _raise_leg_alert(
                 conn,
-                NewAlert(
-                    kind=LATE,
-                    severity="warning",
-                    status="open",
-                    title=title,
-                    detail=f"planned to arrive at {leg.planned_arrival.isoformat()}; not arrived yet",
-                    condition_key=condition_key(LATE, leg.shipment_id),
-                    sites=sites,
-                    coi=leg.coi,
-                    shipment_id=leg.shipment_id,
-                    logger_id=leg.logger_id,
-                    started_at=leg.planned_arrival,
-                    ended_at=None,
-                    fired_at=now,
-                    rule={"shipment_late_minutes": settings.shipment_late_minutes},
-                ),
+                leg,
+                LATE,
+                f"Shipment {leg.shipment_id} is late",
+                f"planned to arrive at {leg.planned_arrival.isoformat()}; not arrived yet",
+                leg.planned_arrival,
+                now,
+                {"shipment_late_minutes": settings.shipment_late_minutes},
             )
-            if alert_id is not None:
-                raised += 1
-                await ledger.announce(
-                    conn,
-                    "alert",
-                    sites,
-                    leg.coi,
-                    {
-                        "id": alert_id,
-                        "event": "opened",
-                        "alert_kind": LATE,
-                        "severity": "warning",
-                        "title": title,
-                        "status": "open",
-                        "shipment_id": leg.shipment_id,
-                    },
-                )
         for alert in await repo.open_of_kind(conn, LATE):
             ended = alert.arrived_at or alert.received_at
             if ended is None and alert.shipment_status != "cancelled":
                 continue
             await repo.resolve(conn, alert.id, ended or now)
-            await ledger.announce(
-                conn,
-                "alert",
-                alert.sites,
-                alert.coi,
-                {
-                    "id": alert.id,
-                    "event": "resolved",
-                    "alert_kind": LATE,
-                    "status": "resolved",
-                    "shipment_id": alert.shipment_id,
-                },
-            )
+            await _announce_ended(conn, alert, LATE, "resolved")
     return raised
 
 
