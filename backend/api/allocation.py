@@ -7,17 +7,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import post
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from backend.api.cases import case_read, unit_read
 from backend.api.custody_schemas import CaseRead, UnitRead
 from backend.api.errors import Problem
 from backend.api.schemas import NAME_MAX, Command, Password, SiteCode
 from backend.db.types import Pool
-from backend.domain.access import Principal, Role, policy
+from backend.domain.access import RECORD_READERS, Principal, Role, policy
 from backend.services import allocation
 from backend.settings import Settings
 
@@ -48,6 +48,23 @@ class BatchRead(msgspec.Struct, kw_only=True):
     product: str
     site: str
     units: list[UnitRead]
+
+
+class BatchSource(msgspec.Struct, kw_only=True):
+    batch_id: str
+    source_kind: str
+    source_id: str
+    product: str
+    site: str
+    units: int
+
+
+class AllocationsRead(msgspec.Struct, kw_only=True):
+    coi: str
+    product_kind: str
+    batch: BatchSource | None
+    # a batch: unit id -> the recipient's COI; a recipient: unit id -> the batch's COI
+    allocations: dict[str, str]
 
 
 class RecipientCreate(Command):
@@ -96,17 +113,53 @@ async def register_batch(
 ) -> BatchRead:
     """Register a manufactured batch at your site: a case whose COI identifies the batch, with `units`
     product bags, each recording the batch and its source (donor or cell line)."""
-    made = await allocation.register_batch(
-        pool,
-        principal,
-        batch_id=data.batch_id,
-        source=(data.source_kind, data.source_id),
-        product=data.product,
-        site=data.site,
-        units=data.units,
-        expires_at=data.expires_at,
-        fin=settings.fin,
+    return _batch_read(
+        await allocation.register_batch(
+            pool,
+            principal,
+            batch_id=data.batch_id,
+            source=(data.source_kind, data.source_id),
+            product=data.product,
+            site=data.site,
+            units=data.units,
+            expires_at=data.expires_at,
+            fin=settings.fin,
+        )
     )
+
+
+@get(
+    "/api/v1/cases/{coi:str}/allocations",
+    opt=policy(*RECORD_READERS),
+    operation_id="caseAllocations",
+    tags=["cases"],
+)
+async def case_allocations(
+    coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+) -> AllocationsRead:
+    """A case's part in allogeneic products: for a batch, its source and the recipient each allocated
+    bag is for; for a recipient, the bags allocated to them and their batches; nothing for an
+    autologous case."""
+    found = await allocation.of_case(pool, principal, coi)
+    batch = found.batch
+    source = (
+        BatchSource(
+            batch_id=batch.batch_id,
+            source_kind=batch.source_kind,
+            source_id=batch.source_id,
+            product=batch.product,
+            site=batch.site,
+            units=batch.units,
+        )
+        if batch is not None
+        else None
+    )
+    return AllocationsRead(
+        coi=found.coi, product_kind=found.product_kind, batch=source, allocations=found.allocations
+    )
+
+
+def _batch_read(made: allocation.Batch) -> BatchRead:
     batch = made.batch
     return BatchRead(
         coi=batch.coi,
@@ -176,4 +229,4 @@ async def allocate_unit(
     )
 
 
-ROUTES: tuple[Any, ...] = (register_batch, open_recipient, allocate_unit)
+ROUTES: tuple[Any, ...] = (register_batch, case_allocations, open_recipient, allocate_unit)

@@ -146,6 +146,32 @@ async def register_batch(
     return Batch(batch, bags)
 
 
+class CaseAllocations(msgspec.Struct, frozen=True):
+    coi: str
+    product_kind: str
+    batch: BatchRow | None
+    # a batch: unit -> the recipient's COI; a recipient: unit -> the batch's COI; otherwise empty
+    allocations: dict[str, str]
+
+
+async def of_case(pool: Pool, principal: Principal, coi_text: str) -> CaseAllocations:
+    """What a case has to do with allocation: a batch's source and whom each allocated bag is for, or a
+    recipient's bags and the batches they came from; nothing for an autologous case."""
+    try:
+        coi = parse_coi(coi_text).value
+    except IdentifierError as exc:
+        raise InvalidInput(str(exc), field_errors={"coi": exc.reason}) from None
+    async with pool.acquire() as conn:
+        case = await objects.case(conn, principal, coi)
+        kind = await allocations.product_kind(conn, case.coi) or "autologous"
+        batch = await allocations.get_batch(conn, case.coi) if kind == BATCH else None
+        if kind == BATCH:
+            found = await allocations.of_batch(conn, case.coi)
+        else:
+            found = await allocations.of_recipient(conn, case.coi) if kind == RECIPIENT else {}
+    return CaseAllocations(case.coi, kind, batch, found)
+
+
 async def open_recipient(
     pool: Pool,
     actor: Principal,

@@ -115,6 +115,26 @@ async def test_a_batch_allocated_to_two_recipients_each_matched_and_infused_at_t
         assert [(e["data"]["unit_id"], e["data"]["batch_coi"]) for e in allocated] == [(bag, batch)]
         assert (await world.ok("qa", "GET", f"/api/v1/cases/{batch}/verify"))["ok"] is True
         assert (await world.ok("coord", "GET", f"/api/v1/cases/{recipient}/verify"))["ok"] is True
+    # The batch's view: its source, its bags and whom each allocated bag is for.
+    view = await world.ok("pharm", "GET", f"/api/v1/cases/{batch}/allocations")
+    assert (view["batch"]["batch_id"], view["batch"]["source_kind"], view["batch"]["source_id"]) == (
+        "IPSC-DA-2026-007",
+        "cell_line",
+        "HES3-MCB-01",
+    )
+    assert view["allocations"] == {bags[0]: anna, bags[1]: ben}
+    assert view["product_kind"] == "allogeneic_batch"
+    assert (await world.ok("mfg", "GET", f"/api/v1/cases/{batch}/allocations"))["allocations"] == view[
+        "allocations"
+    ]
+    mine = await world.ok("pharm", "GET", f"/api/v1/cases/{anna}/allocations")
+    assert (mine["product_kind"], mine["batch"], mine["allocations"]) == (
+        "allogeneic_recipient",
+        None,
+        {bags[0]: batch},
+    )
+    # The manufacturer does not see the recipients' cases.
+    assert_problem(await world.call("mfg", "GET", f"/api/v1/cases/{anna}/allocations"), 404, "no case")
     # The third bag is still in storage and the batch case still open.
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{bags[2]}"))["status"] == "stored"
     assert (await world.ok("coord", "GET", f"/api/v1/cases/{batch}"))["status"] == "open"
@@ -203,7 +223,7 @@ async def test_an_allocated_bag_is_not_allocated_again_nor_dispensed_for_another
 
 async def test_allocation_by_someone_of_another_site_is_refused_by_the_object_gate(client):
     world = await build_world(client)
-    _batch, bags = await _batch_stored_at_usz(world, units=2)
+    batch, bags = await _batch_stored_at_usz(world, units=2)
     anna = await _recipient(world, "MRN-A")
     root = world.headers["admin"]
     await make_site(client, root, "KSW", kind="hospital")
@@ -240,6 +260,8 @@ async def test_allocation_by_someone_of_another_site_is_refused_by_the_object_ga
     }
     assert (await world.call("mfg", "POST", BATCHES, json=body)).status_code == 403
     assert (await world.call("pharm", "POST", BATCHES, json=body | {"site": "USZ"})).status_code == 403
+    # The batch itself is not theirs to see either.
+    assert_problem(await world.call("outsider", "GET", f"/api/v1/cases/{batch}/allocations"), 404, "no case")
     # Nothing was written to either chain.
     assert [e for e in await _events(world, anna) if e["action"] == "allocated"] == []
 

@@ -582,6 +582,7 @@ TABLE: dict[str, list[Probe]] = {
             },
         )
     ],
+    "caseAllocations": [Probe("record", "/api/v1/cases/{coi}/allocations")],
     "openAllogeneicRecipient": [
         Probe(
             "record",

@@ -108,10 +108,17 @@ async def of_units(conn: Conn, unit_ids: list[str]) -> dict[str, Allocation]:
     return {r["unit_id"]: Allocation(**r) for r in rows}
 
 
-async def of_recipient(conn: Conn, recipient_coi: str) -> list[str]:
-    """The units allocated to a recipient's case, oldest first."""
+async def of_recipient(conn: Conn, recipient_coi: str) -> dict[str, str]:
+    """Unit -> its batch's COI, for the units allocated to a recipient's case."""
     rows = await conn.fetch(
-        "SELECT unit_id FROM unit_allocations WHERE recipient_coi = $1 ORDER BY allocated_at, unit_id",
-        recipient_coi,
+        "SELECT unit_id, batch_coi FROM unit_allocations WHERE recipient_coi = $1", recipient_coi
     )
-    return [str(r["unit_id"]) for r in rows]
+    return {str(r["unit_id"]): str(r["batch_coi"]) for r in rows}
+
+
+async def of_batch(conn: Conn, batch_coi: str) -> dict[str, str]:
+    """Unit -> the recipient's COI, for the allocated units of a batch."""
+    rows = await conn.fetch(
+        "SELECT unit_id, recipient_coi FROM unit_allocations WHERE batch_coi = $1", batch_coi
+    )
+    return {str(r["unit_id"]): str(r["recipient_coi"]) for r in rows}
