@@ -14,11 +14,16 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from collections.abc import Callable
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import hashes, hmac
 
 KEY_BYTES = 32
 _ID_LABEL = b"celltrail record key id v1"
+
+
+K = TypeVar("K")
 
 
 class KeyringError(ValueError):
@@ -76,7 +81,9 @@ class Keyring:
 EMPTY = Keyring([])
 
 
-def parse_keyring(text: str) -> Keyring:
+def key_lines(text: str, make: Callable[[bytes], K]) -> list[K]:
+    """Each key of a keyring file (one base64 key a line, `#` starts a comment), made by `make`, which
+    raises KeyringError for a secret it cannot use; a file with no key is refused."""
     keys = []
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
@@ -87,12 +94,16 @@ def parse_keyring(text: str) -> Keyring:
         except (binascii.Error, ValueError):
             raise KeyringError(f"line {number} is not a base64 key") from None
         try:
-            keys.append(RecordKey(secret))
+            keys.append(make(secret))
         except KeyringError as exc:
             raise KeyringError(f"line {number}: {exc}") from None
     if not keys:
         raise KeyringError("the keyring holds no key")
-    return Keyring(keys)
+    return keys
+
+
+def parse_keyring(text: str) -> Keyring:
+    return Keyring(key_lines(text, RecordKey))
 
 
 def new_key_line() -> str:

@@ -10,17 +10,15 @@ revealing it. Someone who can read the database but not this file reads no patie
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from backend.domain.keyring import mac
-from backend.private_files import FILE_MODE, open_private, private_directory
+from backend.domain.keyring import KeyringError, key_lines, mac
+from backend.services import key_files
 from backend.settings import PREFIX, Settings, SettingsError
 
 KEY_BYTES = 32
@@ -104,23 +102,18 @@ def current() -> PatientKeyring:
     return _configured
 
 
+def _key_of_line(secret: bytes) -> PatientKey:
+    try:
+        return PatientKey(secret)
+    except PatientKeyError as exc:
+        raise KeyringError(str(exc)) from None
+
+
 def parse(text: str) -> PatientKeyring:
-    keys = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        try:
-            secret = base64.b64decode(line, validate=True)
-        except (binascii.Error, ValueError):
-            raise PatientKeyError(f"line {number} is not a base64 key") from None
-        try:
-            keys.append(PatientKey(secret))
-        except PatientKeyError as exc:
-            raise PatientKeyError(f"line {number}: {exc}") from None
-    if not keys:
-        raise PatientKeyError("the patient keyring holds no key")
-    return PatientKeyring(keys)
+    try:
+        return PatientKeyring(key_lines(text, _key_of_line))
+    except KeyringError as exc:
+        raise PatientKeyError(str(exc).replace("the keyring", "the patient keyring")) from None
 
 
 def new_key_line() -> str:
@@ -130,18 +123,13 @@ def new_key_line() -> str:
 
 def load(settings: Settings) -> PatientKeyring:
     path = settings.patient_key_path
-    try:
-        text = path.read_text(encoding="ascii")
-    except FileNotFoundError:
-        if settings.patient_key_file:
-            raise PatientKeyError(f"{PREFIX}PATIENT_KEY_FILE: there is no file at {path}") from None
-        raise PatientKeyError(
-            f"no patient key at {path}: create one with `celltrail patient-key rotate` (or set "
-            f"{PREFIX}PATIENT_KEY_FILE to the mounted key file); the server creates it on its first start"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a keyring file"
-        raise PatientKeyError(f"{PREFIX}PATIENT_KEY_FILE: {path} cannot be read ({reason})") from None
+    text = key_files.read(
+        path,
+        configured=bool(settings.patient_key_file),
+        setting="PATIENT_KEY_FILE",
+        rotate_command="celltrail patient-key rotate",
+        error=PatientKeyError,
+    )
     try:
         return parse(text)
     except PatientKeyError as exc:
@@ -150,32 +138,14 @@ def load(settings: Settings) -> PatientKeyring:
 
 def add_key(path: Path) -> PatientKeyring:
     """Append a new key (the current one from now on); the file is created 0600 when missing."""
-    private_directory(path.parent)
-    with open_private(path, "ab") as handle:
-        handle.write(new_key_line().encode("ascii"))
-    return parse(path.read_text(encoding="ascii"))
+    return parse(key_files.append(path, new_key_line()))
 
 
 def ensure(settings: Settings) -> PatientKeyring:
     """The keyring; <data dir>/patient.key is created (0600, exclusively, so workers starting at once end
     up with one key) when no file is configured and it does not exist yet."""
-    path = settings.patient_key_path
     if not settings.patient_key_file:
-        try:
-            private_directory(path.parent)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise PatientKeyError(
-                f"no patient key at {path}, and it cannot be created there ({exc.strerror}): set "
-                f"{PREFIX}DATA_DIR to a writable directory or {PREFIX}PATIENT_KEY_FILE to the key file"
-            ) from None
-        else:
-            with open(fd, "wb") as handle:
-                handle.write(new_key_line().encode("ascii"))
-            log.warning(
-                "created a new patient key; keep a copy of it apart from the database's backups",
-                extra={"file": str(path)},
-            )
+        key_files.create_default(
+            settings.patient_key_path, new_key_line(), setting="PATIENT_KEY_FILE", error=PatientKeyError
+        )
     return load(settings)
