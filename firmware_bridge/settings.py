@@ -67,16 +67,16 @@ class BridgeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     shared_group: Annotated[str, msgspec.Meta(max_length=64, pattern=r"^[A-Za-z0-9._-]*$")] = ""
     buffer_dir: Path = Path(".celltrail/bridge-buffer")
     buffer_max_mb: Annotated[float, msgspec.Meta(gt=0, le=1_000_000)] = 512.0
-    # One batch is one transaction (and one fsync) in the backend: under load, 2000 readings per batch
-    # stored 29,000 readings/s end to end where 500 stored 12,000-14,000 (bench/ingest_e2e.py, 2 cores).
-    # Under light load batches close by age (batch_ms) long before they are full.
+    # One batch is one transaction (and one fsync) in the backend: under load, larger batches store more
+    # readings a second end to end (bench/ingest_e2e.py; figures in docs/benchmarks.md). Under light load
+    # batches close by age (batch_ms) long before they are full.
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2000
     batch_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 50
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     metrics_host: str = "127.0.0.1"
     max_future_s: Annotated[float, msgspec.Meta(ge=0, le=30 * 86_400)] = 600.0
     # Several full batches' worth of single-reading messages, so the network thread keeps reading while
-    # a batch is being stored; about 3 MB of decoded readings at most.
+    # a batch is being stored, with the memory of decoded readings bounded.
     inflight: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 10_000
     session_expiry_s: Annotated[int, msgspec.Meta(ge=60, le=0xFFFFFFFF)] = 7 * 86_400
     mqtt_protocol: MqttProtocol = "auto"

@@ -159,8 +159,8 @@ def read_zxing(view: View, *, invert: bool = True, raw_matrix: bool = True) -> l
         matrices = _zxing(view, view.image, [formats.DataMatrix])
         if matrices:
             return found + matrices
-    # Heavily blurred or noisy Data Matrix with larger modules read better smoothed (0.3 points of the
-    # difficult set): the blurred read comes second, and costs under 1 ms on a 720p frame.
+    # Heavily blurred or noisy Data Matrix with larger modules read better smoothed: the blurred read
+    # comes second, and is cheap beside the full read (bench/decode.py).
     smooth = np.asarray(cv2.GaussianBlur(view.image, (3, 3), 0), np.uint8)
     return found + _zxing(view, smooth, [formats.DataMatrix])
 
@@ -180,8 +180,8 @@ def read_zbar(view: View) -> list[Detection]:
 
 
 # zbar scans every pixel row and column by default. A Code 128 bar is many rows tall, so every third row
-# and column finds the same codes (the difficult-set read rate: 70.8 % combined at 1, 70.8 % at 2, 71.0 %
-# at 3; bench/decode.py) in about half the time: combined 720p with a label 18.6 -> 11.9 ms per frame.
+# and column finds the same codes on the difficult set in about half the time (bench/decode.py; figures
+# in docs/benchmarks.md).
 ZBAR_SCAN_DENSITY: Final = 3
 
 

@@ -166,7 +166,8 @@ class ScansController(Controller):
         """Record one custody step. A repeat of the same idempotency key returns the first answer; a refused
         step is recorded in the chain, raises an alert and answers with a problem naming the refusal."""
         # The busiest route takes its collaborators from the request and the app's state instead of three
-        # dependencies: Litestar resolves two or more in an anyio task group, about 70 us a request.
+        # dependencies: Litestar resolves two or more in an anyio task group, a measurable cost on every
+        # scan (docs/benchmarks.md).
         principal = provide_principal(request)
         pool: Pool = state.pool
         settings: Settings = state.settings
