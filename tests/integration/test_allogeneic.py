@@ -135,6 +135,14 @@ async def test_a_batch_allocated_to_two_recipients_each_matched_and_infused_at_t
     )
     # The manufacturer does not see the recipients' cases.
     assert_problem(await world.call("mfg", "GET", f"/api/v1/cases/{anna}/allocations"), 404, "no case")
+    # The batch's and a recipient's record, PDF and EPCIS export render with the allocation in them.
+    for coi in (batch, anna):
+        record = await world.call("coord", "GET", f"/api/v1/cases/{coi}/record.json")
+        assert record.status_code == 200, record.text
+        assert bags[0] in record.text
+        assert (await world.call("coord", "GET", f"/api/v1/cases/{coi}/report.pdf")).status_code == 200
+    epcis = await world.call("qa", "GET", f"/api/v1/cases/{batch}/epcis")
+    assert epcis.status_code == 200, epcis.text
     # The third bag is still in storage and the batch case still open.
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{bags[2]}"))["status"] == "stored"
     assert (await world.ok("coord", "GET", f"/api/v1/cases/{batch}"))["status"] == "open"
