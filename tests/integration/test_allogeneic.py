@@ -4,6 +4,7 @@ site, a bag given to nobody's wristband, and an allocation row changed behind th
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -11,11 +12,17 @@ import asyncpg
 
 from tests.integration.helpers import assert_problem, make_site, make_user
 from tests.integration.journey import PASSWORD, World, accept_receipt, build_world
-from tests.integration.test_custody_refusals import refused
 
 BATCHES = "/api/v1/allogeneic/batches"
 RECIPIENTS = "/api/v1/allogeneic/recipients"
 ALLOCATIONS = "/api/v1/allogeneic/allocations"
+
+
+def refused(response: Any, status: int, refusal: str) -> dict[str, Any]:
+    """A refused scan: its problem body, naming the refusal."""
+    body = assert_problem(response, status)
+    assert body["refusal"] == refusal, body
+    return body
 
 
 def _signatures() -> list[dict[str, str]]:
@@ -84,7 +91,9 @@ async def _events(world: World, coi: str) -> list[dict[str, Any]]:
     return list((await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline"))["events"])
 
 
-async def test_a_batch_allocated_to_two_recipients_each_matched_and_infused_at_their_bedside(client):
+async def test_a_batch_allocated_to_two_recipients_each_matched_and_infused_at_their_bedside(
+    client: Any,
+) -> None:
     world = await build_world(client)
     batch, bags = await _batch_stored_at_usz(world)
     anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
@@ -148,7 +157,9 @@ async def test_a_batch_allocated_to_two_recipients_each_matched_and_infused_at_t
     assert (await world.ok("coord", "GET", f"/api/v1/cases/{batch}"))["status"] == "open"
 
 
-async def test_recipient_as_bag_at_another_recipients_bedside_is_a_stop_recorded_and_alerted(client):
+async def test_recipient_as_bag_at_another_recipients_bedside_is_a_stop_recorded_and_alerted(
+    client: Any,
+) -> None:
     world = await build_world(client)
     batch, bags = await _batch_stored_at_usz(world, units=2)
     anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
@@ -180,7 +191,9 @@ async def test_recipient_as_bag_at_another_recipients_bedside_is_a_stop_recorded
     assert (await _bedside(world, anna, bags[0])).json()["verdict"] == "MATCH"
 
 
-async def test_an_allocated_bag_is_not_allocated_again_nor_dispensed_for_another_recipient(client):
+async def test_an_allocated_bag_is_not_allocated_again_nor_dispensed_for_another_recipient(
+    client: Any,
+) -> None:
     world = await build_world(client)
     batch, bags = await _batch_stored_at_usz(world, units=2)
     anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
@@ -229,7 +242,7 @@ async def test_an_allocated_bag_is_not_allocated_again_nor_dispensed_for_another
     assert_problem(again, 409, "already registered")
 
 
-async def test_allocation_by_someone_of_another_site_is_refused_by_the_object_gate(client):
+async def test_allocation_by_someone_of_another_site_is_refused_by_the_object_gate(client: Any) -> None:
     world = await build_world(client)
     batch, bags = await _batch_stored_at_usz(world, units=2)
     anna = await _recipient(world, "MRN-A")
@@ -274,7 +287,7 @@ async def test_allocation_by_someone_of_another_site_is_refused_by_the_object_ga
     assert [e for e in await _events(world, anna) if e["action"] == "allocated"] == []
 
 
-async def test_an_unallocated_bag_is_neither_dispensed_nor_infused(client):
+async def test_an_unallocated_bag_is_neither_dispensed_nor_infused(client: Any) -> None:
     world = await build_world(client)
     batch, bags = await _batch_stored_at_usz(world, units=1)
     anna = await _recipient(world, "MRN-A")
@@ -297,7 +310,7 @@ async def test_an_unallocated_bag_is_neither_dispensed_nor_infused(client):
     assert (await world.ok("qa", "GET", f"/api/v1/cases/{batch}/verify"))["ok"] is True
 
 
-async def test_an_allocation_row_changed_behind_the_record_is_a_stop(client, database_url):
+async def test_an_allocation_row_changed_behind_the_record_is_a_stop(client: Any, database_url: str) -> None:
     world = await build_world(client)
     _batch, bags = await _batch_stored_at_usz(world, units=1)
     anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
@@ -325,7 +338,7 @@ async def test_an_allocation_row_changed_behind_the_record_is_a_stop(client, dat
     assert any(a["severity"] == "critical" for a in alerts)
 
 
-async def test_batch_and_allocation_fields_are_bounded(client):
+async def test_batch_and_allocation_fields_are_bounded(client: Any) -> None:
     world = await build_world(client)
     good = {
         "batch_id": "B-1",
@@ -352,7 +365,7 @@ async def test_batch_and_allocation_fields_are_bounded(client):
     assert_problem(await world.call("pharm", "POST", ALLOCATIONS, json=garbled), 422)
 
 
-async def test_a_bag_allocated_to_a_cancelled_recipient_goes_to_nobody(client):
+async def test_a_bag_allocated_to_a_cancelled_recipient_goes_to_nobody(client: Any) -> None:
     world = await build_world(client)
     _batch, bags = await _batch_stored_at_usz(world, units=1)
     anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
@@ -382,3 +395,21 @@ async def test_a_bag_allocated_to_a_cancelled_recipient_goes_to_nobody(client):
     # Nor is it allocated again to someone else: it is disposed of.
     assert_problem(await _allocate(world, bags[0], ben), 409, "already allocated")
     await world.scan_ok("pharm", "dispose", "USZ", bags[0], reason="recipient withdrew")
+
+
+async def test_two_pharmacists_allocating_one_bag_at_once_allocate_it_once(client: Any) -> None:
+    world = await build_world(client)
+    batch, bags = await _batch_stored_at_usz(world, units=1)
+    anna, ben = await _recipient(world, "MRN-A"), await _recipient(world, "MRN-B")
+    first, second = await asyncio.gather(
+        _allocate(world, bags[0], anna, who="pharm"), _allocate(world, bags[0], ben, who="pharm2")
+    )
+    assert sorted([first.status_code, second.status_code]) == [201, 409], (first.text, second.text)
+    winner = anna if first.status_code == 201 else ben
+    assert (await world.ok("pharm", "GET", f"/api/v1/cases/{batch}/allocations"))["allocations"] == {
+        bags[0]: winner
+    }
+    assert len([e for e in await _events(world, batch) if e["action"] == "allocate"]) == 1
+    for coi in (anna, ben):
+        allocated = [e for e in await _events(world, coi) if e["action"] == "allocated"]
+        assert len(allocated) == (1 if coi == winner else 0)
