@@ -11,6 +11,8 @@ import msgspec
 from celltrail_shared.identifiers import Coi, Din, Giai, LoggerId, ShipmentId, Sscc, UnitId
 
 AUTOLOGOUS_WARNING: Final = "FOR AUTOLOGOUS USE ONLY"
+INVESTIGATIONAL_STATEMENT: Final = "FOR CLINICAL TRIAL USE ONLY"
+SAMPLE_STATEMENT: Final = "RESEARCH SAMPLE - NOT FOR HUMAN USE"
 MAX_TEXT_LENGTH: Final = 200
 MAX_SHORT_TEXT_LENGTH: Final = 40
 DEFAULT_STORAGE_TEMP: Final = "≤ −150 °C"
@@ -77,6 +79,30 @@ def parse_product_code(text: str) -> str:
     return code
 
 
+class TrialStatement(msgspec.Struct, frozen=True):
+    """The investigational statement of a clinical trial's product (EU CTR Annex VI, shortened for a
+    label with the trial's identifiers): printed on the trial case's bags and wristband, never shortened
+    (text that does not fit is refused)."""
+
+    register: str  # EU CT number, EudraCT number or NCT id
+    protocol: str
+    site_number: str
+    subject: str  # the patient's pseudonym in the trial
+    sponsor: str
+
+    def __post_init__(self) -> None:
+        for name in ("register", "protocol", "site_number", "subject", "sponsor"):
+            _check_text(name, getattr(self, name), required=True, limit=MAX_SHORT_TEXT_LENGTH)
+
+    def lines(self) -> list[tuple[str, str]]:
+        """(field, text) of each line: the statement, then the identifiers (wrapped where needed)."""
+        identifiers = (
+            f"TRIAL {self.register}  PROTOCOL {self.protocol}  SUBJECT {self.subject}  "
+            f"SITE {self.site_number}  SPONSOR {self.sponsor}"
+        )
+        return [("investigational statement", INVESTIGATIONAL_STATEMENT), ("trial identifiers", identifiers)]
+
+
 class BagLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="bag"):
     """Starting-material or final-product bag: COI, unit id, optional DIN and ISBT 128 product code,
     product, lot, volume, expiry, storage and, for an autologous product, the autologous-use statement.
@@ -95,6 +121,7 @@ class BagLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="bag"):
     lot: str | None = None
     volume: str | None = None  # as printed, e.g. "68 mL"
     autologous: bool = True
+    trial: TrialStatement | None = None  # a clinical trial's product: the investigational statement
 
     def __post_init__(self) -> None:
         # A bag labelled with another patient's COI is the error the whole system exists to prevent.
@@ -117,6 +144,27 @@ class BagLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="bag"):
     def product_code_barcode(self) -> str | None:
         """Code 128 content of the product code, with its ISBT 128 data identifier."""
         return None if self.product_code is None else PRODUCT_CODE_DI + self.product_code
+
+
+class SampleLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="sample"):
+    """A biobank sample's tube or vial label (small): the sample's unit id in a QR code and in clear, its
+    case's COI, what it is and that it is research material; a trial case's sample names its trial."""
+
+    coi: Coi
+    unit: UnitId
+    description: str
+    trial_register: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit.coi != self.coi:
+            raise ValueError(
+                f"unit {self.unit.text} belongs to COI {self.unit.coi.value}, not {self.coi.value}"
+            )
+        if self.unit.kind.value != "SMP":
+            raise ValueError(f"unit {self.unit.text} is not a sample (kind SMP)")
+        _check_text("description", self.description, required=True, limit=MAX_SHORT_TEXT_LENGTH)
+        if self.trial_register is not None:
+            _check_text("trial_register", self.trial_register, required=True, limit=MAX_SHORT_TEXT_LENGTH)
 
 
 class ShipmentLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="shipment"):
@@ -163,8 +211,14 @@ class WristbandLabel(msgspec.Struct, frozen=True, tag_field="kind", tag="wristba
     patient_name: str | None = None
     date_of_birth: date | None = None
     hospital_number: str | None = None
+    # A trial subject's band: the investigational statement and subject id instead of identity.
+    trial: TrialStatement | None = None
 
     def __post_init__(self) -> None:
+        if self.trial is not None and self.present():
+            raise ValueError(
+                "a trial subject's wristband carries the subject identifier, not patient identity"
+            )
         if self.patient_name is not None:
             _check_text("patient_name", self.patient_name, required=True, limit=80)
         if self.hospital_number is not None:
@@ -203,4 +257,4 @@ class AssetTag(msgspec.Struct, frozen=True, tag_field="kind", tag="asset"):
         _check_text("description", self.description, required=False)
 
 
-Label: TypeAlias = BagLabel | ShipmentLabel | WristbandLabel | AssetTag
+Label: TypeAlias = BagLabel | ShipmentLabel | WristbandLabel | AssetTag | SampleLabel

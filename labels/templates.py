@@ -12,7 +12,9 @@ from typing import Final
 import msgspec
 
 from celltrail_shared.identifiers import Giai, encode_qr_payload
+from labels import stock as sizes
 from labels.fonts import LINE_HEIGHT, text_width
+from labels.investigational import SAMPLE_2X1, layout_sample, place_statement
 from labels.layout import (
     Align,
     Block,
@@ -37,20 +39,12 @@ from labels.model import (
     BagLabel,
     Label,
     PatientField,
+    SampleLabel,
     ShipmentLabel,
     WristbandLabel,
     check_wristband_policy,
 )
-from labels.stock import (
-    ASSET_2X1,
-    BAG_4X3,
-    MM_PER_INCH,
-    SHIPMENT_4X6,
-    WRISTBAND_1X10,
-    Stock,
-    check_dpi,
-    to_mm,
-)
+from labels.stock import MM_PER_INCH, Stock, check_dpi, to_mm
 from labels.symbologies import Symbol, Symbology, code128, gs1_key_datamatrix, qr
 
 # Code 128 X dimension: 0.25 mm nominal; never below 0.165 mm (two dots at 300 dpi).
@@ -67,10 +61,11 @@ QR_MAX_DOTS: Final = 10
 
 DEFAULT_STOCK: Final = {
     # 4 x 3 in: the COI, DIN and product code, product, lot, volume, expiry and storage at legible sizes.
-    BagLabel: BAG_4X3,
-    ShipmentLabel: SHIPMENT_4X6,
-    WristbandLabel: WRISTBAND_1X10,
-    AssetTag: ASSET_2X1,
+    BagLabel: sizes.BAG_4X3,
+    ShipmentLabel: sizes.SHIPMENT_4X6,
+    WristbandLabel: sizes.WRISTBAND_1X10,
+    AssetTag: sizes.ASSET_2X1,
+    SampleLabel: SAMPLE_2X1,
 }
 
 
@@ -101,6 +96,8 @@ def layout_label(
             _wristband(label, builder, measure)
         case AssetTag():
             _asset(label, builder, measure)
+        case SampleLabel():
+            layout_sample(label, builder, measure)
     return builder.build()
 
 
@@ -291,6 +288,7 @@ def _bag_top(label: BagLabel, area: Rect, builder: Builder, measure: Measure) ->
         )
         builder.add(block)
         left.skip(0.5)
+    place_statement(label.trial, left, builder, measure, max_size=2.2, min_size=1.6)
     block = builder.add(
         fit_text(
             label.product, left.remaining, measure, max_size=2.8, min_size=1.8, max_lines=3, field="product"
@@ -481,6 +479,7 @@ def _wristband(label: WristbandLabel, builder: Builder, measure: Measure) -> Non
         fit_text("CHAIN OF IDENTITY", text.remaining, measure, max_size=3.4, min_size=2.2, bold=True)
     )
     text.skip(block.height + 0.6)
+    place_statement(label.trial, text, builder, measure, max_size=1.8, min_size=1.4)
     if label.patient_name is not None:
         block = builder.add(
             fit_text(

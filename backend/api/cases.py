@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -17,14 +18,18 @@ from backend.api.custody_schemas import (
     HoldDecision,
     Recorded,
     RecordReview,
+    SampleCreate,
+    SampleStorage,
     Signing,
+    TrialRead,
     UnitCreate,
     UnitRead,
 )
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
-from backend.services import cases, deviations, holds, ledger
+from backend.domain.trials import Trial
+from backend.services import cases, deviations, holds, ledger, samples
 from backend.services.visibility import sees_patient_fields
 from backend.settings import Settings
 from celltrail_shared.identifiers import Coi
@@ -47,6 +52,8 @@ def case_read(case: CaseRow, principal: Principal) -> CaseRead:
         sites=case.sites,
         patient_ref=case.patient_ref if private else None,
         birth_year=case.birth_year if private else None,
+        # The subject identifier is a pseudonym: everyone who sees the case sees it (its labels carry it).
+        trial=TrialRead(**case.trial.as_data()) if case.trial else None,
     )
 
 
@@ -70,6 +77,7 @@ def unit_read(unit: UnitRow) -> UnitRead:
         volume=unit.volume,
         catalogue_product=unit.catalogue_product,
         manufactured_at=unit.manufactured_at,
+        consent_ref=unit.consent_ref,
     )
 
 
@@ -100,6 +108,7 @@ class CasesController(Controller):
             patient_ref=data.patient_ref,
             birth_year=data.birth_year,
             fin=settings.fin,
+            trial=Trial(**msgspec.structs.asdict(data.trial)) if data.trial else None,
         )
         return case_read(case, principal)
 
@@ -146,6 +155,24 @@ class CasesController(Controller):
             volume=data.volume,
             catalogue_product=data.catalogue_product,
             manufactured_at=data.manufactured_at,
+        )
+        return unit_read(unit)
+
+    @post(
+        "/{coi:str}/samples",
+        opt=policy(Role.COORDINATOR, Role.PHARMACIST, Role.MANUFACTURING),
+        operation_id="registerSample",
+    )
+    async def register_sample(
+        self,
+        coi: FromPath[str],
+        data: JSONBody[SampleCreate],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> UnitRead:
+        """Register a biobank sample of the case (kind SMP) with the consent it was taken under."""
+        unit = await samples.register_sample(
+            pool, principal, coi, description=data.description, site=data.site, consent_ref=data.consent_ref
         )
         return unit_read(unit)
 
@@ -238,6 +265,26 @@ class UnitsController(Controller):
         self, unit_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
     ) -> UnitRead:
         return unit_read(await cases.get_unit(pool, principal, unit_id))
+
+    @post(
+        "/{unit_id:str}/storage", opt=policy(Role.PHARMACIST, Role.MANUFACTURING), operation_id="storeSample"
+    )
+    async def store_sample(
+        self,
+        unit_id: FromPath[str],
+        data: JSONBody[SampleStorage],
+        principal: NamedDependency[Principal],
+        pool: NamedDependency[Pool],
+    ) -> UnitRead:
+        """Store a biobank sample at a position (freezer, rack, box, position) or move it to another: a
+        custody step `store` of the case's chain."""
+        position = samples.Position(
+            freezer=data.freezer, rack=data.rack, box=data.box, position=data.position
+        )
+        unit, _appended = await samples.store_sample(
+            pool, principal, unit_id, site=data.site, position=position
+        )
+        return unit_read(unit)
 
     @post("/{unit_id:str}/release", opt=policy(Role.QA), operation_id="releaseUnit")
     async def release(

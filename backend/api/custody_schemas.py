@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from backend.api.schemas import LIST_MAX, NAME_MAX, TEXT_MAX, Command, SiteCode
+from backend.domain import trials
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -19,11 +20,50 @@ Key = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 CorrectedValue = Annotated[str, msgspec.Meta(max_length=TEXT_MAX)] | int | float | bool | None
 
 
+class TrialFields(Command):
+    """The clinical trial a case belongs to (an investigational case): printed on its labels."""
+
+    register: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=trials.MAX_REGISTER,
+            pattern=trials.REGISTER_PATTERN,
+            description="EU CT number, EudraCT number or ClinicalTrials.gov id",
+            examples=["2024-512345-12-00", "NCT01234567"],
+        ),
+    ]
+    protocol: Annotated[
+        str,
+        msgspec.Meta(max_length=trials.MAX_PROTOCOL, pattern=trials.CODE_PATTERN, examples=["CT-ALPHA-01"]),
+    ]
+    site_number: Annotated[
+        str, msgspec.Meta(max_length=trials.MAX_SITE_NUMBER, pattern=trials.CODE_PATTERN, examples=["CH-03"])
+    ]
+    # The patient's pseudonym in the trial: the case holds no other patient data.
+    subject: Annotated[
+        str, msgspec.Meta(max_length=trials.MAX_SUBJECT, pattern=trials.CODE_PATTERN, examples=["03-0017"])
+    ]
+    sponsor: Annotated[
+        str,
+        msgspec.Meta(max_length=trials.MAX_SPONSOR, pattern=trials.SPONSOR_PATTERN, examples=["USZ"]),
+    ]
+
+
 class CaseCreate(Command):
     treatment_site: SiteCode
     therapy: Text
     patient_ref: Annotated[str, msgspec.Meta(max_length=64)] | None = None
     birth_year: Annotated[int, msgspec.Meta(ge=1900, le=2100)] | None = None
+    # An investigational case: then neither patient_ref nor birth_year (the subject id is the pseudonym).
+    trial: TrialFields | None = None
+
+
+class TrialRead(msgspec.Struct, kw_only=True):
+    register: str
+    protocol: str
+    site_number: str
+    subject: str
+    sponsor: str
 
 
 class CaseRead(msgspec.Struct, kw_only=True):
@@ -38,10 +78,12 @@ class CaseRead(msgspec.Struct, kw_only=True):
     sites: list[str]
     patient_ref: str | None = None
     birth_year: int | None = None
+    trial: TrialRead | None = None
 
 
 class UnitCreate(Command):
-    kind: Literal["APH", "PRC", "SMP"]
+    # Biobank samples (SMP) are registered with their consent: POST /api/v1/cases/{coi}/samples.
+    kind: Literal["APH", "PRC"]
     product: Text
     site: SiteCode
     din: Code | None = None
@@ -89,6 +131,43 @@ class UnitRead(msgspec.Struct, kw_only=True):
     volume: str | None = None
     catalogue_product: str | None = None
     manufactured_at: datetime | None = None
+    consent_ref: str | None = None
+
+
+# Where a sample sits: each part as the biobank's freezer inventory names it.
+StoragePart = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*(?!\n)$")
+]
+
+
+class SampleCreate(Command):
+    """A biobank sample of the case: what it is, where it was taken and the consent it was taken under."""
+
+    description: Annotated[
+        str,
+        msgspec.Meta(min_length=1, max_length=40, examples=["retained product sample", "patient EDTA blood"]),
+    ]
+    site: SiteCode
+    consent_ref: Annotated[
+        str,
+        msgspec.Meta(
+            min_length=1,
+            max_length=100,
+            pattern=r"^[^\s\x00-\x1f\x7f]([^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?(?!\n)$",
+            description="the reference of the donor's consent (the consent form's id in the site's records)",
+            examples=["BB-CONSENT-2026-0042"],
+        ),
+    ]
+
+
+class SampleStorage(Command):
+    """Store a sample at a position, or move it to another."""
+
+    site: SiteCode
+    freezer: StoragePart
+    rack: StoragePart
+    box: StoragePart
+    position: StoragePart
 
 
 class Signing(Command):

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from backend.domain import samples
 from backend.domain.access import Role
 
 
@@ -190,6 +191,8 @@ def _need_site(site: str, expected: str | None, what: str) -> None:
 def _need_units(action: Action, units: list[UnitState]) -> None:
     if not units:
         raise Refusal("unknown_item", f"a {action} scan needs at least one unit (bag) code", status=422)
+    if (never := samples.refusal(action, units)) is not None:
+        raise Refusal("not_for_patients", never)
 
 
 def _need_shipment(action: Action, shipment: ShipmentState | None) -> ShipmentState:
@@ -319,7 +322,7 @@ def decide(
     if action is Action.STORE:
         _need_units(action, units)
         for unit in units:
-            _need_status(unit, {"received", "stored"}, action)
+            _need_status(unit, {"received", "stored", *samples.STORE_FROM.get(unit.kind, ())}, action)
             _need_site(site, unit.site, f"storing {unit.id}")
             if unit.quarantined:
                 raise Refusal("quarantined", f"unit {unit.id} is quarantined; store it only after QA decides")

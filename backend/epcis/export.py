@@ -163,8 +163,17 @@ def _event(
         ]
     if step.biz_step == SENSOR_REPORTING:
         body["sensorElementList"] = sensors
+    body.update(_ilmd(record, step))
     body[f"{identifiers.EXTENSION_PREFIX}:custodyRecord"] = identifiers.record_uri(record.coi, event.seq)
     return {"type": body["type"], "eventID": event_hash_id(body, CONTEXT), **body}
+
+
+def _ilmd(record: CaseRecord, step: Step) -> dict[str, Any]:
+    """A trial case's commissioning events name the trial in their ILMD (what is true of the unit from its
+    making on): register number, protocol, trial site, subject identifier (a pseudonym) and sponsor."""
+    if record.trial is None or step.biz_step != "commissioning":
+        return {}
+    return {"ilmd": {f"{identifiers.EXTENSION_PREFIX}:clinicalTrial": msgspec.structs.asdict(record.trial)}}
 
 
 def _waybill(record: CaseRecord, leg: TemperatureLeg) -> str | None:

@@ -21,15 +21,9 @@ from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from backend.reports.case_fields import trial_rows
 from backend.reports.chart import temperature_chart
-from backend.reports.record import (
-    AlertLine,
-    CaseRecord,
-    EventLine,
-    SignatureLine,
-    TemperatureLeg,
-    local_time,
-)
+from backend.reports.record import AlertLine, CaseRecord, EventLine, SignatureLine, TemperatureLeg, local_time
 
 _MARGIN: Final = 16 * mm
 _GRID: Final = TableStyle(
@@ -120,6 +114,7 @@ def _case_section(record: CaseRecord, styles: _Styles, width: float) -> list[Any
     rows = [
         ["COI", _p(f"{_t(record.coi)} (barcode content {_t(record.barcode)})", styles.cell)],
         ["Therapy", _p(_t(record.therapy), styles.cell)],
+        *([name, _p(_t(text), styles.cell)] for name, text in trial_rows(record.trial)),
         [
             "Treatment site",
             _p(_t(f"{record.treatment_site} - {site.name}" if site else record.treatment_site), styles.cell),

@@ -19,6 +19,7 @@ from backend.db.repo.products import ProductLimits
 from backend.domain.errors import NotFound
 from backend.domain.replay import CASE_CANCELLED
 from backend.domain.temperature import Summary, summarise
+from backend.reports.case_fields import PatientFields, TrialFields, patient_fields, trial_fields
 from backend.reports.excursions import Excursion, find_excursions
 from backend.services import cases as case_service
 from backend.services import checkpoints, ledger, record_keys
@@ -27,7 +28,7 @@ from backend.services.visibility import sees_patient_fields
 from celltrail_shared.identifiers import Coi
 
 if TYPE_CHECKING:
-    from backend.db.repo.cases import CaseRow, UnitRow
+    from backend.db.repo.cases import UnitRow
     from backend.db.repo.exports import AlertEntry
     from backend.db.repo.shipments import ShipmentRow
     from backend.db.types import Conn, Pool
@@ -47,11 +48,6 @@ class SiteInfo(msgspec.Struct, frozen=True):
     kind: str
     time_zone: str
     gln: str | None
-
-
-class PatientFields(msgspec.Struct, frozen=True):
-    patient_ref: str | None
-    birth_year: int | None
 
 
 class UnitLine(msgspec.Struct, frozen=True):
@@ -271,6 +267,8 @@ class CaseRecord(msgspec.Struct, frozen=True):
     # The catalogue's limits of the case's products (its order's and its bags'), as the catalogue holds
     # them when the record is generated; changes to them are in the audit trail.
     products: list[ProductLimits] = []
+    # An investigational case's trial (its subject identifier is the pseudonym); None for any other case.
+    trial: TrialFields | None = None
 
     def site(self, code: str) -> SiteInfo | None:
         return next((s for s in self.sites if s.code == code), None)
@@ -330,7 +328,8 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
         therapy=case.therapy,
         status=case.status,
         created_at=case.created_at,
-        patient=_patient(case) if patient_visible else None,
+        patient=patient_fields(case) if patient_visible else None,
+        trial=trial_fields(case),
         patient_withheld=not patient_visible,
         sites=[SiteInfo(s.code, s.name, s.kind, s.time_zone, s.gln) for s in known_sites if s.code in used],
         units=[_unit_line(u) for u in units],
@@ -502,12 +501,6 @@ def _coverage(verdict: ledger.Verification) -> str:
     if covers < verdict.events:
         return f"{where} covers events 1 to {covers}; events {covers + 1} to {verdict.events} are newer"
     return f"{where} covers the last event ({covers})"
-
-
-def _patient(case: CaseRow) -> PatientFields | None:
-    if case.patient_ref is None and case.birth_year is None:
-        return None
-    return PatientFields(case.patient_ref, case.birth_year)
 
 
 def _unit_line(unit: UnitRow) -> UnitLine:

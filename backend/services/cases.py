@@ -15,23 +15,14 @@ from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.replay import CASE_CANCELLED, CONSUME
-from backend.services import checkpoints, ledger, objects, signing
+from backend.domain.trials import Trial
+from backend.services import checkpoints, ledger, objects, signing, trials
 from backend.services.planning import catalogue
 from backend.services.visibility import site_filter
 from celltrail_shared.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
 
 # How far ahead of the server's clock a registered manufacture time may be (a device's clock drift).
 _MANUFACTURE_SKEW = timedelta(minutes=5)
-
-_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-
-
-def _sequence(number: int) -> str:
-    digits = ""
-    while number:
-        number, rest = divmod(number, 36)
-        digits = _BASE36[rest] + digits
-    return digits.rjust(6, "0")
 
 
 async def create_case(
@@ -43,7 +34,9 @@ async def create_case(
     patient_ref: str | None,
     birth_year: int | None,
     fin: str,
+    trial: Trial | None = None,
 ) -> CaseRow:
+    trials.check_new_case(trial, patient_ref, birth_year)
     if not actor.at_site(treatment_site) and Role.ADMIN not in actor.roles:
         raise PermissionDenied(f"you are not assigned to site {treatment_site}")
     async with pool.acquire() as conn, conn.transaction():
@@ -51,10 +44,11 @@ async def create_case(
         if site is None:
             raise InvalidInput(f"unknown site {treatment_site}", field_errors={"treatment_site": "unknown"})
         number = await cases.next_coi_number(conn)
-        coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=_sequence(number))
+        coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=trials.coi_sequence(number))
         await cases.insert_case(
             conn, coi.value, treatment_site, therapy, patient_ref, birth_year, actor.user_id
         )
+        trial_data = await trials.attach(conn, coi.value, trial)
         await ledger.append(
             conn,
             coi=coi.value,
@@ -62,7 +56,7 @@ async def create_case(
             actor=actor,
             site=treatment_site,
             detail=f"case opened for {therapy} at {treatment_site}",
-            data={"therapy": therapy, "treatment_site": treatment_site},
+            data={"therapy": therapy, "treatment_site": treatment_site, **trial_data},
         )
         await audit.record(
             conn,

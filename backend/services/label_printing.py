@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from backend.db.repo import audit, cases, events
-from backend.db.repo.cases import CaseRow
+from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, InvalidInput, NotFound
@@ -62,7 +62,9 @@ async def _label_and_case(
     )
 
     if kind == "bag":
-        unit, _case = await objects.unit(conn, principal, identifier.text)
+        unit, case = await objects.unit(conn, principal, identifier.text)
+        if unit.kind == "SMP":
+            return _sample_label(unit, identifier, case), unit.coi
         if unit.expires_at is None:
             raise Conflict(f"unit {unit.id} has no expiry date; a bag label must show one")
         din = Din.from_barcode(unit.din) if unit.din else None
@@ -76,6 +78,7 @@ async def _label_and_case(
             product_code=unit.product_code,
             lot=unit.lot,
             volume=unit.volume,
+            trial=_statement(case),
         )
         return label, unit.coi
     if kind == "shipment":
@@ -91,12 +94,33 @@ async def _label_and_case(
         return label, shipment.coi
     if kind == "wristband":
         case = await objects.case(conn, principal, identifier.value)
-        return WristbandLabel(coi=identifier), case.coi
+        return WristbandLabel(coi=identifier, trial=_statement(case)), case.coi
     # An asset tag only for a logger the caller's sites own or borrow; any other is answered exactly
     # like a logger that does not exist.
     logger_row = await usable_logger(conn, principal, identifier.text)
     description = f"Temperature logger {logger_row.model}".strip()
     return AssetTag(asset=identifier, description=description), None
+
+
+def _statement(case: CaseRow) -> Any:
+    """The investigational statement a trial case's labels carry (None for any other case)."""
+    from labels.model import TrialStatement
+
+    trial = case.trial
+    return TrialStatement(**trial.as_data()) if trial is not None else None
+
+
+def _sample_label(unit: UnitRow, identifier: UnitId, case: CaseRow) -> Any:
+    """A biobank sample's small tube label (no expiry or storage temperature: research material)."""
+    from labels.model import SampleLabel
+
+    trial = case.trial
+    return SampleLabel(
+        coi=Coi.from_value(unit.coi),
+        unit=identifier,
+        description=unit.product,
+        trial_register=trial.register if trial is not None else None,
+    )
 
 
 async def _wristband_identity(pool: Pool, principal: Principal, label: Any, case: CaseRow) -> Any:
@@ -105,6 +129,9 @@ async def _wristband_identity(pool: Pool, principal: Principal, label: Any, case
     field. A band missing a field the policy requires is refused (LabelPolicyError, a ValueError)."""
     from labels.model import PatientField, WristbandLabel, check_wristband_policy
 
+    if case.trial is not None:
+        # A trial subject's band carries the subject identifier (on the label already), never identity.
+        return label
     fields, identity = await patient_identity.for_wristband(pool, principal, case)
     if identity is None:
         return label
@@ -122,6 +149,7 @@ async def _wristband_identity(pool: Pool, principal: Principal, label: Any, case
 async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi: int | None) -> Rendered:
     """The label file, read-only: nothing is recorded (a download is not a print)."""
     from labels import render_label
+    from labels.investigational import stock_for
 
     name, dot, fmt = filename.rpartition(".")
     if not dot or fmt not in MEDIA_TYPES:
@@ -136,7 +164,7 @@ async def render(pool: Pool, principal: Principal, kind: str, filename: str, dpi
         if case is not None:
             label = await _wristband_identity(pool, principal, label, case)
         # Rendering is CPU work of tens of milliseconds: off the event loop, other requests go on meanwhile.
-        content = await asyncio.to_thread(render_label, label, fmt, chosen_dpi)
+        content = await asyncio.to_thread(render_label, label, fmt, chosen_dpi, stock_for(label))
     except ValueError as exc:
         raise InvalidInput(f"cannot render this label: {exc}") from None
     return Rendered(

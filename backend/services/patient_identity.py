@@ -145,6 +145,12 @@ async def set_identity(pool: Pool, principal: Principal, coi: str, identity: Ide
             "the date of birth is in the future", field_errors={"date_of_birth": "not after today"}
         )
     case = await _treating_case(pool, principal, coi, "patient_identity_set", {"fields": identity.present()})
+    if case.trial is not None:
+        # Issue 25: a trial subject's identity stays in the trial site's records (docs/product-kinds.md).
+        raise Conflict(
+            f"case {case.coi} belongs to clinical trial {case.trial.register}: it holds no patient identity "
+            f"(subject {case.trial.subject} is its pseudonym; who the subject is stays in the site's records)"
+        )
     key_id, nonce, ciphertext = seal(patient_keys.current(), case.coi, identity)
     fields = [str(f) for f in identity.present()]
     async with pool.acquire() as conn, conn.transaction():

@@ -362,10 +362,28 @@ TABLE: dict[str, list[Probe]] = {
     ],
     "caseTimeline": [Probe("record", "/api/v1/cases/{coi}/timeline")],
     "verifyChain": [Probe("record", "/api/v1/cases/{coi}/verify")],
+    "registerSample": [
+        Probe(
+            "record",
+            "/api/v1/cases/{coi}/samples",
+            body=lambda i, o: {
+                "description": "Stolen blood",
+                "site": "KSB-LAB",
+                "consent_ref": "B-CONSENT-1",
+            },
+        )
+    ],
     "getUnit": [Probe("record", "/api/v1/units/{prc}"), Probe("record", "/api/v1/units/{aph}")],
     "releaseUnit": [Probe("record", "/api/v1/units/{prc}/release", body=lambda i, o: {"password": PASSWORD})],
     "holdUnit": [
         Probe(
+    "storeSample": [
+        Probe(
+            "record",
+            "/api/v1/units/{prc}/storage",
+            body=lambda i, o: {"site": "KSB", "freezer": "F1", "rack": "1", "box": "1", "position": "A1"},
+        )
+    ],
             "record",
             "/api/v1/units/{prc}/hold",
             body=lambda i, o: {"reason": "B holds A", "password": PASSWORD},

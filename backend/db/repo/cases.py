@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from backend.domain.custody import UnitState
+from backend.domain.trials import Trial, trial_of
 
 if TYPE_CHECKING:
     from backend.db.types import Conn
@@ -23,6 +24,22 @@ class CaseRow(msgspec.Struct, frozen=True):
     created_at: datetime
     chain_length: int
     sites: list[str]
+    # A trial case's trial (migration 0051); all None for any other case.
+    trial_register: str | None = None
+    trial_protocol: str | None = None
+    trial_site_number: str | None = None
+    trial_subject: str | None = None
+    trial_sponsor: str | None = None
+
+    @property
+    def trial(self) -> Trial | None:
+        return trial_of(
+            self.trial_register,
+            self.trial_protocol,
+            self.trial_site_number,
+            self.trial_subject,
+            self.trial_sponsor,
+        )
 
 
 class UnitRow(msgspec.Struct, frozen=True):
@@ -47,6 +64,8 @@ class UnitRow(msgspec.Struct, frozen=True):
     # The catalogue product of a product bag and when it was made (migration 0048).
     catalogue_product: str | None = None
     manufactured_at: datetime | None = None
+    # The consent a biobank sample (SMP) was taken under (migration 0052).
+    consent_ref: str | None = None
     # Read only by a scan's look-up (`lock_visible_units`): the catalogue product's thaw-to-infusion
     # window in minutes, and the time zone of the unit's site.
     thaw_to_infusion_min: int | None = None
@@ -68,7 +87,8 @@ class UnitRow(msgspec.Struct, frozen=True):
 # Every site a case touches: who may see it is decided from this list.
 _CASE = """
 SELECT c.coi, c.treatment_site, c.therapy, c.status, c.patient_ref, c.birth_year, c.created_at,
-       c.chain_length,
+       c.chain_length, c.trial_register, c.trial_protocol, c.trial_site_number, c.trial_subject,
+       c.trial_sponsor,
        ARRAY(SELECT DISTINCT s FROM (
            SELECT c.treatment_site AS s
            UNION SELECT from_site FROM shipments WHERE coi = c.coi
@@ -78,7 +98,7 @@ FROM cases c
 """
 _UNIT = """SELECT id, coi, kind, din, product, expires_at, status, site, holder_id, shipment_id,
                   storage_location, released, quarantined, thawed_at, product_code, lot, volume,
-                  catalogue_product, manufactured_at FROM units"""
+                  catalogue_product, manufactured_at, consent_ref FROM units"""
 
 
 async def next_coi_number(conn: Conn) -> int:
@@ -189,7 +209,7 @@ async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[U
 _VISIBLE_UNITS = """
 SELECT u.id, u.coi, u.kind, u.din, u.product, u.expires_at, u.status, u.site, u.holder_id, u.shipment_id,
        u.storage_location, u.released, u.quarantined, u.thawed_at, u.product_code, u.lot, u.volume,
-       u.catalogue_product, u.manufactured_at,
+       u.catalogue_product, u.manufactured_at, u.consent_ref,
        (SELECT p.thaw_to_infusion_min FROM planning_products p WHERE p.code = u.catalogue_product)
            AS thaw_to_infusion_min,
        (SELECT t.time_zone FROM sites t WHERE t.code = u.site) AS site_zone
@@ -339,3 +359,33 @@ async def complete_if_done(conn: Conn, coi: str) -> bool:
 
 async def set_case_status(conn: Conn, coi: str, status: str) -> None:
     await conn.execute("UPDATE cases SET status = $2 WHERE coi = $1", coi, status)
+
+
+async def set_trial(conn: Conn, coi: str, trial: Trial) -> None:
+    """Name the trial of a case just created (in its creation's transaction)."""
+    await conn.execute(
+        """UPDATE cases SET trial_register = $2, trial_protocol = $3, trial_site_number = $4,
+                            trial_subject = $5, trial_sponsor = $6
+           WHERE coi = $1""",
+        coi,
+        trial.register,
+        trial.protocol,
+        trial.site_number,
+        trial.subject,
+        trial.sponsor,
+    )
+
+
+async def insert_sample(
+    conn: Conn, unit_id: str, coi: str, description: str, site: str, consent_ref: str
+) -> None:
+    """A biobank sample (kind SMP): no DIN, no expiry, the consent it was taken under."""
+    await conn.execute(
+        """INSERT INTO units (id, coi, kind, product, status, site, consent_ref)
+           VALUES ($1, $2, 'SMP', $3, 'created', $4, $5)""",
+        unit_id,
+        coi,
+        description,
+        site,
+        consent_ref,
+    )
