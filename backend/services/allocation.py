@@ -329,6 +329,16 @@ def _unit_problem(unit: UnitRow, site: str) -> str | None:
     return None
 
 
+async def involved(conn: Conn, unit_ids: list[str], cois: set[str], wristband: str | None) -> set[str]:
+    """The cases a scan's chain-of-identity mismatch concerns: the scanned units' and the wristband's,
+    and, when a wristband was scanned with bags of a batch, the recipients those bags are allocated to
+    (their bag at another patient's side). Without a wristband nothing more is read."""
+    if wristband is None:
+        return cois
+    found = await allocations.of_units(conn, unit_ids)
+    return cois | {wristband} | {a.recipient for a in found.values() if a.allogeneic and a.recipient}
+
+
 class _Scanned(Protocol):
     @property
     def cois(self) -> list[str]: ...

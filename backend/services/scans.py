@@ -324,7 +324,7 @@ async def _record(conn: Conn, actor: Principal, command: ScanCommand, handover_m
     context = _Context(conn, actor, command, chain, shipment, units)
     # A mismatch concerns every patient involved: it is filed in each case the caller may see, not only
     # in the one whose chain this scan locked.
-    involved = {u.coi for u in units} | ({items.case_coi} if items.case_coi else set())
+    involved = await allocation.involved(conn, [u.id for u in units], {u.coi for u in units}, items.case_coi)
     context.other_cases = sorted(involved - {coi})
     try:
         if scanned.bad or unknown:

@@ -182,10 +182,19 @@ async def test_recipient_as_bag_at_another_recipients_bedside_is_a_stop_recorded
         alerts = await world.ok("coord", "GET", "/api/v1/alerts", params={"coi": coi})
         assert [(a["kind"], a["severity"]) for a in alerts] == [("coi_mismatch", "critical")]
 
-    # The infusion scan says the same: STOP, in the batch's chain and Ben's, and the bag stays thawed.
+    # The infusion scan says the same: STOP, in the batch's chain, Ben's and Anna's; the bag stays thawed.
     scan = await world.scan("pharm", "infuse", "USZ", f"&/{ben}", bags[0], signatures=_signatures())
-    refused(scan, 409, "coi_mismatch")
-    assert (await _events(world, ben))[-1]["refusal"] == "coi_mismatch"
+    first = refused(scan, 409, "coi_mismatch")["event_id"]
+    assert (await _events(world, batch))[-1]["id"] == first
+    for coi in (anna, ben):
+        last = (await _events(world, coi))[-1]
+        assert (last["action"], last["refusal"], last["data"]["event_id"]) == (
+            "infuse",
+            "coi_mismatch",
+            first,
+        )
+        alerts = await world.ok("coord", "GET", "/api/v1/alerts", params={"coi": coi})
+        assert len([a for a in alerts if a["kind"] == "coi_mismatch"]) == 2
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{bags[0]}"))["status"] == "thawed"
     # Anna's own wristband still matches.
     assert (await _bedside(world, anna, bags[0])).json()["verdict"] == "MATCH"
