@@ -91,11 +91,11 @@ async def store_sample(
     async with pool.acquire() as conn, conn.transaction():
         chain = await ledger.lock_chain(conn, found.coi)
         locked = await cases.units_by_ids(conn, [unit_id], lock=True)
-        current = await cases.get_case(conn, found.coi)
-        assert current is not None
         assert locked
         now = ledger.now()
         try:
+            # No case status: a biobank keeps its samples beyond the treatment, so a completed or cancelled
+            # case's samples are still stored and moved (a closed case takes no other step of them).
             change = decide(
                 Action.STORE,
                 site=site,
@@ -103,7 +103,6 @@ async def store_sample(
                 shipment=None,
                 units=[locked[0].state()],
                 now=now,
-                case_status=current.status,
             )
         except Refusal as refusal:
             raise Conflict(refusal.detail) from None

@@ -64,10 +64,22 @@ async def test_a_sample_is_registered_labelled_stored_moved_and_disposed(client:
         "nurse", "POST", f"/api/v1/units/{sample}/storage", 201, json={**POSITION, "freezer": "F-80-5"}
     )
     assert moved["storage_location"].startswith("freezer F-80-5 /")
+    # The biobank keeps it beyond the treatment: the case cancelled, the sample is still moved.
+    await world.ok(
+        "coord",
+        "POST",
+        f"/api/v1/cases/{coi}/cancel",
+        201,
+        json={"reason": "patient withdrew", "password": PASSWORD},
+    )
+    await world.ok("nurse", "POST", f"/api/v1/units/{sample}/storage", 201, json={**POSITION, "box": "13"})
+    refused = await world.scan("nurse", "dispense", "USZ-APH", sample)
+    assert refused.status_code == 409, refused.text
     await world.scan_ok("nurse", "dispose", "USZ-APH", sample, reason="used up by the biobank's assay")
     timeline = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/timeline")
     steps = [e for e in timeline["events"] if sample in e["unit_ids"]]
-    assert [e["action"] for e in steps] == ["unit_registered", "label", "store", "store", "dispose"]
+    actions = [e["action"] for e in steps if e["outcome"] == "accepted"]
+    assert actions == ["unit_registered", "label", "store", "store", "store", "dispose"]
     assert steps[0]["data"]["consent_ref"] == SAMPLE["consent_ref"]
     assert steps[2]["data"]["position"] == {k: v for k, v in POSITION.items() if k != "site"}
     assert "moved sample" in steps[3]["detail"]
