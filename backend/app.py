@@ -26,6 +26,7 @@ from backend.api.bedside import shipment_receivers, verify_at_bedside
 from backend.api.decode import decode_frame, identify
 from backend.api.errors import EXCEPTION_HANDLERS, render_pages_with
 from backend.api.health import healthz
+from backend.api.organisations import OrganisationsController
 from backend.api.sites import SitesController
 from backend.api.users import UsersController
 from backend.db.migrate import migrate, migrate_url
@@ -58,6 +59,7 @@ ROUTE_HANDLERS: Sequence[Any] = (
     UsersController,
     ApiKeysController,
     SitesController,
+    OrganisationsController,
     AuditController,
     *routes_custody.ROUTES,
     *routes_telemetry.ROUTES,

@@ -50,6 +50,29 @@ DEMO_USERS = (
     ("qa", "Quentin QA", ["qa"], ["CTA"]),
     ("nurse.ksw", "Kim Keller", ["pharmacist"], ["KSW", "KSW-APH"]),
     ("pharmacist.ksw", "Paul Peter", ["pharmacist"], ["KSW"]),
+    # A courier company's driver sees only the legs assigned to the company; a client's user follows only
+    # the cases made for it, read-only (docs/organisations.md). A client's site binding opens nothing.
+    ("driver.cryo", "Dana Driver", ["courier"], ["CRX-ZRH", "USZ", "USZ-APH", "CTA"]),
+    ("client.biotech", "Bea Biotech", ["coordinator"], ["CTA"]),
+)
+
+# code, name, kind, its sites, its users (docs/organisations.md). The network coordinator and the
+# courier of the first demos belong to none and keep the site rule.
+DEMO_ORGANISATIONS: tuple[tuple[str, str, str, list[str], list[str]], ...] = (
+    ("USZ-NET", "University Hospital Zurich", "hospital", ["USZ", "USZ-APH"], ["pharmacist", "nurse"]),
+    (
+        "KSW-NET",
+        "Cantonal Hospital Winterthur",
+        "hospital",
+        ["KSW", "KSW-APH"],
+        ["nurse.ksw", "pharmacist.ksw"],
+    ),
+    ("CTA-ORG", "Cell Therapy Accelerator", "manufacturer", ["CTA"], ["manufacturing", "qa"]),
+    ("HELVETIC-CMO", "Helvetic Cell Manufacturing (contract)", "manufacturer", [], []),
+    ("CRYOCOURIER", "CryoCourier Switzerland", "courier", ["CRX-ZRH"], ["driver.cryo"]),
+    ("ALPINE-EXPRESS", "Alpine Express Medical", "courier", [], []),
+    ("BIOTECH-A", "Biotech A (client)", "client", [], ["client.biotech"]),
+    ("PHARMA-B", "Pharma B (client)", "client", [], []),
 )
 
 
@@ -100,12 +123,30 @@ async def seed(pool: Pool, loggers: int = DEMO_LOGGERS, fin: str = "A9999") -> N
                     roles=roles,
                     site_codes=site_codes,
                 )
+    await _organisations(pool)
     await _register_demo_loggers(pool, loggers)
     await _journeys(pool, loggers, fin)
     from backend.services.planning import demo as planning_demo
 
     await planning_demo.seed(pool, DEMO_PASSWORD, fin)
     log.info("demo data in place")
+
+
+async def _organisations(pool: Pool) -> None:
+    """The demo's organisations and who belongs to them; set again on every run (the same values)."""
+    from backend.db.repo import organisations as organisations_repo
+    from backend.domain.access import OrganisationKind
+    from backend.services import organisations
+
+    for code, name, kind, site_codes, usernames in DEMO_ORGANISATIONS:
+        async with pool.acquire() as conn:
+            known = await organisations_repo.get(conn, code) is not None
+        if not known:
+            await organisations.create(pool, None, code, name, OrganisationKind(kind))
+        for site in site_codes:
+            await organisations.set_site_organisation(pool, None, site, code)
+        for username in usernames:
+            await organisations.set_user_organisation(pool, None, username, code)
 
 
 async def _demo_identity(pool: Pool, coordinator: Principal, coi: str, patient: str) -> None:
@@ -257,4 +298,15 @@ async def _journeys(pool: Pool, loggers: int, fin: str) -> None:
     outbound = await ship("manufacturing", coi, [product.id], ("CTA", "USZ"), "cryo", 6, 4)
     await scan("manufacturing", Action.PACK, "CTA", outbound, product.id)
     await scan("courier", Action.PICKUP, "CTA", outbound)
+    await _relations(pool, people, second, coi)
     log.info("demo journeys in place", extra={"shipments": [first, second, outbound]})
+
+
+async def _relations(pool: Pool, people: dict[str, Principal], leg: str, coi: str) -> None:
+    """The packed leg waiting for its pickup is CryoCourier's; the case made at CTA is Biotech A's."""
+    from backend.services import organisations
+
+    await organisations.assign_courier(
+        pool, people["coordinator"], leg, "CRYOCOURIER", "demo: booked carrier"
+    )
+    await organisations.set_case_client(pool, people["manufacturing"], coi, "BIOTECH-A")

@@ -24,12 +24,54 @@ PEOPLE_ROLES = frozenset(Role) - {Role.BRIDGE}
 RECORD_READERS = (Role.COORDINATOR, Role.QA, Role.PHARMACIST, Role.MANUFACTURING, Role.ADMIN)
 
 
+class OrganisationKind(enum.StrEnum):
+    HOSPITAL = "hospital"
+    MANUFACTURER = "manufacturer"
+    COURIER = "courier"
+    CLIENT = "client"
+
+
+# Users of these organisations see a record only through their organisation's relation to it (a leg
+# assigned to their courier company, a case made for their client), never through the sites they are
+# bound to: a courier company's driver bound to a depot must not see every leg through that depot.
+BY_RELATION_ONLY = frozenset({OrganisationKind.COURIER, OrganisationKind.CLIENT})
+# Methods that change nothing: the only ones a client's users may call (they follow, they never act).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class Principal(msgspec.Struct, frozen=True):
     user_id: int
     username: str
     full_name: str
     roles: frozenset[Role]
     sites: frozenset[str]
+    # None for a user of no organisation: today's rule (site binding) then applies unchanged.
+    organisation: str | None = None
+    organisation_kind: OrganisationKind | None = None
+
+    @property
+    def by_relation_only(self) -> bool:
+        return self.organisation_kind in BY_RELATION_ONLY
+
+    @property
+    def read_only(self) -> bool:
+        return self.organisation_kind is OrganisationKind.CLIENT
+
+    def carries(self, courier_organisation: str | None) -> bool:
+        """A leg assigned to this user's courier company."""
+        return (
+            self.organisation_kind is OrganisationKind.COURIER
+            and courier_organisation is not None
+            and courier_organisation == self.organisation
+        )
+
+    def is_client_of(self, client_organisation: str | None) -> bool:
+        """A case made for this user's client organisation."""
+        return (
+            self.organisation_kind is OrganisationKind.CLIENT
+            and client_organisation is not None
+            and client_organisation == self.organisation
+        )
 
     def has_any(self, roles: frozenset[Role]) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -38,7 +80,10 @@ class Principal(msgspec.Struct, frozen=True):
         return site_code in self.sites
 
     def sees(self, record_sites: Iterable[str]) -> bool:
-        """A record is visible to people bound to one of the sites it concerns; administrators see all."""
+        """A record is visible to people bound to one of the sites it concerns; administrators see all.
+        Users of a courier company or a client see nothing by site (`carries`, `is_client_of`)."""
+        if self.by_relation_only:
+            return False
         return Role.ADMIN in self.roles or not self.sites.isdisjoint(record_sites)
 
 
@@ -50,8 +95,11 @@ class Policy(msgspec.Struct, frozen=True):
     site_param: str | None = None
     any_site: frozenset[Role] = frozenset()
 
-    def denial(self, principal: Principal, path_params: dict[str, object]) -> str | None:
+    def denial(self, principal: Principal, path_params: dict[str, object], method: str = "GET") -> str | None:
         """None when allowed, otherwise the reason, phrased for the person refused."""
+        if principal.read_only and method.upper() not in SAFE_METHODS and not self.roles >= PEOPLE_ROLES:
+            # Routes open to every person (sign-out, one's own password) concern only the caller.
+            return "a client organisation's users may read, not act"
         if not principal.has_any(self.roles):
             wanted = ", ".join(sorted(self.roles))
             mine = ", ".join(sorted(principal.roles)) or "none"

@@ -75,7 +75,7 @@ async def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: Bas
             return  # the API description: any signed-in user may read it
         raise PermissionDenied("this route declares no access policy, so it is closed to everyone")
     assert isinstance(declared, Policy)
-    reason = declared.denial(principal, connection.path_params)
+    reason = declared.denial(principal, connection.path_params, str(connection.scope.get("method", "GET")))
     if reason is not None:
         await security_log.refused(
             connection.app.state.pool,

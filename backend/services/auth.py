@@ -20,7 +20,7 @@ from backend.db.repo import api_keys, audit, login_attempts, tokens, users
 from backend.db.repo.login_attempts import Scope
 from backend.db.repo.users import UserRow
 from backend.db.types import Conn, Pool
-from backend.domain.access import Principal, Role
+from backend.domain.access import OrganisationKind, Principal, Role
 from backend.domain.errors import AuthenticationFailed, NotFound, TooManyAttempts
 from backend.services.passwords import verify_password
 from backend.settings import Settings
@@ -54,12 +54,17 @@ def token_digest(token: str) -> bytes:
 
 
 def principal_of(user: UserRow) -> Principal:
+    kind = OrganisationKind(user.organisation_kind) if user.organisation_kind else None
     return Principal(
         user_id=user.id,
         username=user.username,
         full_name=user.full_name,
         roles=frozenset(Role(r) for r in user.roles),
-        sites=frozenset(user.sites),
+        # A client's users act nowhere and see by relation only: a site binding (left over, or made by
+        # mistake) must open nothing to them, neither a record nor a site's routes.
+        sites=frozenset() if kind is OrganisationKind.CLIENT else frozenset(user.sites),
+        organisation=user.organisation,
+        organisation_kind=kind,
     )
 
 

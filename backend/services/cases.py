@@ -88,6 +88,8 @@ def parse_coi_value(text: str) -> str:
 
 async def list_cases(pool: Pool, principal: Principal, limit: int) -> list[CaseRow]:
     async with pool.acquire() as conn:
+        if principal.read_only:  # a client's users: the cases made for their organisation
+            return await objects.client_cases(conn, principal, limit)
         return await cases.list_cases(conn, site_filter(principal), limit)
 
 

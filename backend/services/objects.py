@@ -1,6 +1,8 @@
 """The object gate: every command and query that names a record resolves it here, and nowhere else.
 
-A record is visible to a person bound to one of the sites it concerns (administrators see all). One
+A record is visible to a person bound to one of the sites it concerns (administrators see all). Users of
+a courier company or a client see by relation only (docs/organisations.md): a leg assigned to their
+courier company, a case made for their client; nothing through a site binding. One
 that is not visible is answered exactly like one that does not exist — the same error, word for word —
 because the existence of another site's case, bag or shipment is itself private, and ids are guessable.
 Callers check their own rules (role, site of the step, state) only after the gate has let the object
@@ -8,7 +10,7 @@ through, so no refusal, chain entry or alert is ever written for an object the c
 
 from __future__ import annotations
 
-from backend.db.repo import alerts, cases, events, shipments
+from backend.db.repo import alerts, cases, events, organisations, shipments
 from backend.db.repo.alerts import AlertRow
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.repo.events import HandoverRow
@@ -20,30 +22,52 @@ from backend.epcis import jobs
 
 
 def sees_case(principal: Principal, case: CaseRow) -> bool:
+    """By site; a client's users are let through by `_sees_case`, which reads their relation to the case."""
     return principal.sees(case.sites)
+
+
+async def _sees_case(conn: Conn, principal: Principal, case: CaseRow) -> bool:
+    if sees_case(principal, case):
+        return True
+    # Only a client's users are asked about: everyone else pays no second read.
+    return principal.read_only and principal.is_client_of(await organisations.case_client(conn, case.coi))
 
 
 def sees_shipment(principal: Principal, shipment: ShipmentRow) -> bool:
     # A leg concerns the two sites it joins; the rest of the case's sites have no business with it.
-    return principal.sees((shipment.from_site, shipment.to_site))
+    return principal.sees((shipment.from_site, shipment.to_site)) or principal.carries(
+        shipment.courier_organisation
+    )
 
 
 def sees_alert(principal: Principal, alert: AlertRow) -> bool:
+    # By site only: a courier company's or client's users are shown no alerts (they act on none).
     return principal.sees(alert.sites)
 
 
 async def case(conn: Conn, principal: Principal, coi: str) -> CaseRow:
     found = await cases.get_case(conn, coi)
-    if found is None or not sees_case(principal, found):
+    if found is None or not await _sees_case(conn, principal, found):
         raise NotFound(f"no case with COI {coi}")
     return found
+
+
+async def client_cases(conn: Conn, principal: Principal, limit: int) -> list[CaseRow]:
+    """The cases made for the caller's client organisation, newest first (none for anyone else)."""
+    if not principal.read_only or principal.organisation is None:
+        return []
+    found = [
+        await cases.get_case(conn, coi)
+        for coi in await organisations.client_cases(conn, principal.organisation, limit)
+    ]
+    return [c for c in found if c is not None]
 
 
 async def unit(conn: Conn, principal: Principal, unit_id: str) -> tuple[UnitRow, CaseRow]:
     """The unit and its case: a unit is visible when its case is."""
     found = await cases.get_unit(conn, unit_id)
     owner = await cases.get_case(conn, found.coi) if found is not None else None
-    if found is None or owner is None or not sees_case(principal, owner):
+    if found is None or owner is None or not await _sees_case(conn, principal, owner):
         raise NotFound(f"no unit {unit_id}")
     return found, owner
 
@@ -59,7 +83,7 @@ async def event(conn: Conn, principal: Principal, event_id: int) -> tuple[CaseRo
     """The case a custody event belongs to, and the event's action."""
     found = await events.event_case(conn, event_id)
     owner = await cases.get_case(conn, found[0]) if found is not None else None
-    if found is None or owner is None or not sees_case(principal, owner):
+    if found is None or owner is None or not await _sees_case(conn, principal, owner):
         raise NotFound(f"no custody event {event_id}")
     return owner, found[1]
 

@@ -180,7 +180,8 @@ async def list_shipments(
     pool: Pool, principal: Principal, active_only: bool, limit: int
 ) -> list[ShipmentRow]:
     async with pool.acquire() as conn:
-        return await shipments.list_for(conn, site_filter(principal), active_only, limit)
+        courier = principal.organisation if principal.carries(principal.organisation) else None
+        return await shipments.list_for(conn, site_filter(principal), active_only, limit, courier)
 
 
 def _limits(profile: Any) -> tuple[float | None, float | None, bool]:

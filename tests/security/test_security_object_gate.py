@@ -151,7 +151,9 @@ async def organisation_actors(client: Any, orgs: Organisations, a_leg: str) -> N
     orgs.b_leg = await world.shipment("b-coord", orgs.b_case, "KSB", "KSB-LAB", [orgs.b_unit])
     assignment = {"organisation": "B-CARRIER", "reason": "B's carrier"}
     await world.ok("b-coord", "PUT", f"/api/v1/shipments/{orgs.b_leg}/courier", json=assignment)
-    courier = await make_user(client, root, "o-courier", [Role.COURIER.value], [*B_SITES, "CRX"], PASSWORD)
+    courier = await make_user(
+        client, root, "o-courier", [Role.COURIER.value], [*B_SITES, "CRX", "USZ-APH"], PASSWORD
+    )
     # Every role a client's user could be given by mistake, and every site of A's.
     roles = [r.value for r in (Role.COORDINATOR, Role.PHARMACIST, Role.MANUFACTURING, Role.QA)]
     client_user = await make_user(client, root, "o-client", roles, [*A_SITES, *B_SITES], PASSWORD)

@@ -40,6 +40,8 @@ class ShipmentRow(msgspec.Struct, frozen=True):
     receipt_scanned: list[str]
     open_handover_id: int | None
     open_handover_to: str | None
+    # The courier company the leg is assigned to (migration 0055), if any.
+    courier_organisation: str | None = None
 
     def state(self) -> ShipmentState:
         return ShipmentState(
@@ -65,7 +67,8 @@ SELECT s.id, s.coi, s.from_site, s.to_site, s.container_id, s.logger_id, s.profi
        ARRAY(SELECT unit_id FROM shipment_units WHERE shipment_id = s.id AND packed ORDER BY unit_id) AS packed,
        ARRAY(SELECT unit_id FROM shipment_units WHERE shipment_id = s.id AND receipt_scanned
              ORDER BY unit_id) AS receipt_scanned,
-       h.id AS open_handover_id, (SELECT username FROM users WHERE id = h.receiver_id) AS open_handover_to
+       h.id AS open_handover_id, (SELECT username FROM users WHERE id = h.receiver_id) AS open_handover_to,
+       s.courier_organisation
 FROM shipments s
 LEFT JOIN handovers h ON h.shipment_id = s.id AND h.confirmed_at IS NULL
 """
@@ -139,19 +142,30 @@ async def get(conn: Conn, shipment_id: str, lock: bool = False) -> ShipmentRow |
     return ShipmentRow(**row) if row else None
 
 
-async def list_for(conn: Conn, sites: list[str] | None, active_only: bool, limit: int) -> list[ShipmentRow]:
+async def list_for(
+    conn: Conn, sites: list[str] | None, active_only: bool, limit: int, courier: str | None = None
+) -> list[ShipmentRow]:
+    """`courier`: a courier company whose assigned legs are listed besides those of `sites`."""
     # The active view names the finished statuses as constants, so its plan (generic ones included) reads
     # the index of active shipments (migration 0040) rather than every shipment ever made.
     active = " AND s.status NOT IN ('received', 'quarantined', 'cancelled')" if active_only else ""
     rows = await conn.fetch(
         _SELECT
-        + " WHERE ($1::text[] IS NULL OR s.from_site = ANY($1) OR s.to_site = ANY($1))"
+        + " WHERE ($1::text[] IS NULL OR s.from_site = ANY($1) OR s.to_site = ANY($1)"
+        + " OR s.courier_organisation = $3)"
         + active
         + " ORDER BY s.planned_departure DESC LIMIT $2",
         sites,
         limit,
+        courier,
     )
     return [ShipmentRow(**r) for r in rows]
+
+
+async def set_courier(conn: Conn, shipment_id: str, organisation: str | None) -> None:
+    await conn.execute(
+        "UPDATE shipments SET courier_organisation = $2 WHERE id = $1", shipment_id, organisation
+    )
 
 
 async def of_case(conn: Conn, coi: str) -> list[ShipmentRow]:

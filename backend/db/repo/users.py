@@ -20,6 +20,8 @@ class UserRow(msgspec.Struct, frozen=True):
     roles: list[str]
     sites: list[str]
     password_changed_at: datetime
+    organisation: str | None = None
+    organisation_kind: str | None = None
 
 
 # The columns of a UserRow from `users u`; callers add their own FROM (token look-up joins it).
@@ -28,7 +30,8 @@ SELECT u.id, u.username, u.full_name, u.password_hash, u.active, u.password_chan
        COALESCE((SELECT array_agg(role ORDER BY role) FROM user_roles r WHERE r.user_id = u.id),
                 '{}') AS roles,
        COALESCE((SELECT array_agg(site_code ORDER BY site_code) FROM user_sites s WHERE s.user_id = u.id),
-                '{}') AS sites
+                '{}') AS sites,
+       u.organisation, (SELECT kind FROM organisations o WHERE o.code = u.organisation) AS organisation_kind
 """
 _SELECT = SELECT + " FROM users u\n"  # noqa: S608 - constant fragments only
 
@@ -75,6 +78,10 @@ async def insert(conn: Conn, username: str, full_name: str, password_hash: str) 
 async def set_roles(conn: Conn, user_id: int, roles: list[str]) -> None:
     await conn.execute("DELETE FROM user_roles WHERE user_id = $1", user_id)
     await conn.execute("INSERT INTO user_roles (user_id, role) SELECT $1, unnest($2::text[])", user_id, roles)
+
+
+async def set_organisation(conn: Conn, user_id: int, organisation: str | None) -> None:
+    await conn.execute("UPDATE users SET organisation = $2 WHERE id = $1", user_id, organisation)
 
 
 async def set_sites(conn: Conn, user_id: int, sites: list[str]) -> None:
