@@ -362,8 +362,6 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"kind": "PRC", "product": "Stolen", "site": "KSB-LAB"},
         )
     ],
-    "caseTimeline": [Probe("record", "/api/v1/cases/{coi}/timeline")],
-    "verifyChain": [Probe("record", "/api/v1/cases/{coi}/verify")],
     "registerSample": [
         Probe(
             "record",
@@ -375,10 +373,10 @@ TABLE: dict[str, list[Probe]] = {
             },
         )
     ],
+    "caseTimeline": [Probe("record", "/api/v1/cases/{coi}/timeline")],
+    "verifyChain": [Probe("record", "/api/v1/cases/{coi}/verify")],
     "getUnit": [Probe("record", "/api/v1/units/{prc}"), Probe("record", "/api/v1/units/{aph}")],
     "releaseUnit": [Probe("record", "/api/v1/units/{prc}/release", body=lambda i, o: {"password": PASSWORD})],
-    "holdUnit": [
-        Probe(
     "storeSample": [
         Probe(
             "record",
@@ -386,6 +384,8 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"site": "KSB", "freezer": "F1", "rack": "1", "box": "1", "position": "A1"},
         )
     ],
+    "holdUnit": [
+        Probe(
             "record",
             "/api/v1/units/{prc}/hold",
             body=lambda i, o: {"reason": "B holds A", "password": PASSWORD},
