@@ -129,6 +129,9 @@ async def seed(pool: Pool, loggers: int = DEMO_LOGGERS, fin: str = "A9999") -> N
     from backend.services.planning import demo as planning_demo
 
     await planning_demo.seed(pool, DEMO_PASSWORD, fin)
+    from backend import demo_kinds
+
+    await demo_kinds.seed(pool, fin)
     log.info("demo data in place")
 
 
