@@ -21,7 +21,7 @@ from backend.db.pool import create_pool
 from backend.embedded.mqtt import BRIDGE_USER, HEALTH_USER, EmbeddedBroker
 from backend.embedded.ports import free_port, port_open
 from backend.embedded.postgres import EmbeddedPostgres
-from backend.services import record_keys
+from backend.services import patient_keys, record_keys
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,10 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         # The record key: created (0600) on a first run, read on later ones; the demo's journeys below are
         # linked with it, and the backend reads the same file.
         record_keys.configure(record_keys.ensure(settings), settings.checkpoint_path)
+        # The patient key likewise, and before the database starts: creating a key narrows the data
+        # directory, which the embedded database's service user must still traverse (the database opens
+        # the way again when it starts, not while it runs).
+        patient_keys.configure(patient_keys.ensure(settings))
         database = start_database(settings, stack)
         broker = start_broker(settings, stack, _simulated_loggers(loggers) if demo else [])
         mqtt_url = broker.url
@@ -267,6 +271,7 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         )
         env.update(
             CELLTRAIL_RECORD_KEY_FILE=str(settings.record_key_path.resolve()),
+            CELLTRAIL_PATIENT_KEY_FILE=str(settings.patient_key_path.resolve()),
             CELLTRAIL_CHECKPOINT_DIR=str(settings.checkpoint_path.resolve()),
         )
         celltrail = [sys.executable, "-m", "backend.cli"]
