@@ -17,17 +17,30 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from backend.api import planning as routes_planning
-from backend.api import routes_alerting, routes_custody, routes_reports, routes_telemetry
+from backend.api import allocation, patients, planning
+from backend.api.alerts import AlertsController
 from backend.api.api_keys import ApiKeysController
 from backend.api.audit import AuditController
 from backend.api.auth import AuthController
 from backend.api.bedside import shipment_receivers, verify_at_bedside
+from backend.api.cases import CasesController, EventsController, UnitsController
 from backend.api.decode import decode_frame, identify
+from backend.api.epcis import EpcisController
 from backend.api.errors import EXCEPTION_HANDLERS, render_pages_with
+from backend.api.exports import ExportsController
 from backend.api.health import healthz
+from backend.api.ingest import ingest_telemetry, list_dead_letters
+from backend.api.labels import label, print_label
+from backend.api.loggers import LoggersController
+from backend.api.metrics import metrics
 from backend.api.organisations import OrganisationsController
+from backend.api.profiles import ProfilesController
+from backend.api.reports import ReportsController
+from backend.api.shipments import ScansController, ShipmentsController
 from backend.api.sites import SitesController
+from backend.api.stream import stream
+from backend.api.subscriptions import SubscriptionsController
+from backend.api.summaries import case_temperature, shipment_temperature
 from backend.api.users import UsersController
 from backend.db.migrate import migrate, migrate_url
 from backend.db.pool import create_pool
@@ -53,6 +66,7 @@ POOL_CLOSE_SECONDS = 10.0
 # frame (decode), a telemetry batch (ingest), an EPCIS document (capture).
 MAX_BODY_BYTES = 1024 * 1024
 
+# Every resource module's controllers and handlers, registered here and nowhere else.
 ROUTE_HANDLERS: Sequence[Any] = (
     healthz,
     AuthController,
@@ -61,11 +75,34 @@ ROUTE_HANDLERS: Sequence[Any] = (
     SitesController,
     OrganisationsController,
     AuditController,
-    *routes_custody.ROUTES,
-    *routes_telemetry.ROUTES,
-    *routes_reports.ROUTES,
-    *routes_alerting.ROUTES,
-    *routes_planning.ROUTES,
+    # chain of identity and custody
+    CasesController,
+    UnitsController,
+    EventsController,
+    ShipmentsController,
+    ScansController,
+    AlertsController,
+    stream,
+    label,
+    print_label,
+    *patients.ROUTES,
+    *allocation.ROUTES,
+    # logger telemetry
+    ingest_telemetry,
+    list_dead_letters,
+    LoggersController,
+    metrics,
+    # records and interoperability
+    ReportsController,
+    EpcisController,
+    ExportsController,
+    # cold chain: profiles, alert deliveries, summaries
+    ProfilesController,
+    SubscriptionsController,
+    shipment_temperature,
+    case_temperature,
+    # orchestration
+    *planning.ROUTES,
     decode_frame,
     identify,
     verify_at_bedside,
