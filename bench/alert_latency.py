@@ -114,7 +114,7 @@ async def _seed(url: str, base_url: str) -> str:
 
 def _background(endpoint: MqttEndpoint, seconds: float, go: Any, done: Any) -> None:
     """100 loggers x 10 readings/s, one reading per message, paced per 100 ms tick; temperatures in range."""
-    from firmware_bridge.mqtt import Publisher
+    from firmware_bridge.mqtt_clients import Publisher
 
     publisher = Publisher(endpoint, f"bench-alert-load-{os.getpid()}", max_outstanding=2000)
     publisher.start(10.0)
@@ -175,7 +175,7 @@ class _Stream:
 
 async def _probe(endpoint: MqttEndpoint, stream: _Stream, seconds: float) -> list[float]:
     """Round-robin over the probe loggers, one excursion every ~0.5 s; latencies in ms."""
-    from firmware_bridge.mqtt import Publisher
+    from firmware_bridge.mqtt_clients import Publisher
 
     publisher = Publisher(endpoint, f"bench-alert-probe-{os.getpid()}")
     publisher.start(10.0)

@@ -103,7 +103,7 @@ async def _seed(url: str, base_url: str) -> str:
 
 def _load(endpoint: MqttEndpoint, rate: int, seconds: float, done: Any) -> None:
     """`rate` readings/s spread over the loggers, one reading per message, paced per 100 ms tick; in range."""
-    from firmware_bridge.mqtt import Publisher
+    from firmware_bridge.mqtt_clients import Publisher
 
     publisher = Publisher(endpoint, f"soak-load-{os.getpid()}", max_outstanding=5000)
     publisher.start(10.0)

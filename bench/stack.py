@@ -155,7 +155,7 @@ class Celltrail:
 
     def start_bridge(self, endpoint: MqttEndpoint) -> None:
         """Start the bridge and wait until its retained status says it is online (subscribed)."""
-        from firmware_bridge.mqtt import Subscriber
+        from firmware_bridge.mqtt_clients import Subscriber
 
         online = threading.Event()
         client_id = self.env["CELLTRAIL_BRIDGE_CLIENT_ID"]

@@ -151,7 +151,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     import os
 
     from firmware_bridge import simulator, topics
-    from firmware_bridge.mqtt import Publisher
+    from firmware_bridge.mqtt_clients import Publisher
 
     _configure_logging(args.log_level)
     try:

@@ -32,7 +32,7 @@ from backend.embedded.postgres import EmbeddedPostgres
 from backend.services import record_keys
 from bench.stack import Celltrail, execute, wait
 from firmware_bridge import topics
-from firmware_bridge.mqtt import Publisher
+from firmware_bridge.mqtt_clients import Publisher
 from firmware_bridge.settings import MqttEndpoint
 from scanner.client import BackendClient
 from scanner.queue import ScanQueue, ScanState

@@ -22,7 +22,7 @@ import httpx
 
 from backend.embedded.ports import free_port
 from firmware_bridge import topics
-from firmware_bridge.mqtt import Subscriber
+from firmware_bridge.mqtt_clients import Subscriber
 from firmware_bridge.settings import load_settings
 from tests.conftest import ADMIN_PASSWORD
 

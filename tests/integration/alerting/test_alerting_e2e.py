@@ -16,7 +16,7 @@ import pytest
 from alerting_stack import BRIDGE_PASSWORD, Stack, Watcher, wired
 
 from firmware_bridge import topics
-from firmware_bridge.mqtt import Publisher
+from firmware_bridge.mqtt_clients import Publisher
 from firmware_bridge.settings import load_settings
 from tests.conftest import ADMIN_PASSWORD
 

@@ -22,7 +22,7 @@ from bridge_it_support import (
 )
 
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.mqtt import Publisher
+from firmware_bridge.mqtt_clients import Publisher
 from firmware_bridge.settings import load_settings
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from bridge_it_support import free_port, json_telemetry, readings_checksum, wait_for
 
 from firmware_bridge import frame, topics
-from firmware_bridge.mqtt import Subscriber
+from firmware_bridge.mqtt_clients import Subscriber
 from firmware_bridge.settings import load_settings
 
 

@@ -17,7 +17,7 @@ from bridge_it_support import bridge_settings, json_telemetry, private_mosquitto
 
 from firmware_bridge import topics
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.mqtt import Publisher
+from firmware_bridge.mqtt_clients import Publisher
 from firmware_bridge.settings import load_settings
 
 pytestmark = pytest.mark.slow

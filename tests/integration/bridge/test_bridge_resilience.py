@@ -26,7 +26,7 @@ from bridge_it_support import (
 )
 
 from firmware_bridge import topics
-from firmware_bridge.mqtt import Subscriber
+from firmware_bridge.mqtt_clients import Subscriber
 from firmware_bridge.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[3]

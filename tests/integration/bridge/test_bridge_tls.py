@@ -14,7 +14,7 @@ from bridge_it_support import json_telemetry, private_mosquitto, wait_for
 
 from firmware_bridge import topics
 from firmware_bridge.bridge import Bridge
-from firmware_bridge.mqtt import Publisher
+from firmware_bridge.mqtt_clients import Publisher
 from firmware_bridge.settings import load_settings
 
 MQTT_USER, MQTT_PASSWORD = "bridge-user", "broker-secret"

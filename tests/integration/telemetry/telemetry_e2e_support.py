@@ -23,7 +23,7 @@ import asyncpg
 from telemetry_support import free_port
 
 from firmware_bridge import frame, topics
-from firmware_bridge.mqtt import Subscriber
+from firmware_bridge.mqtt_clients import Subscriber
 from firmware_bridge.settings import load_settings
 from tests.conftest import ADMIN_PASSWORD
 

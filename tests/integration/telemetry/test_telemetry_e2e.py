@@ -30,7 +30,7 @@ from telemetry_e2e_support import (
     verify_exactly_once,
 )
 
-from firmware_bridge.mqtt import Publisher
+from firmware_bridge.mqtt_clients import Publisher
 from firmware_bridge.settings import load_settings
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from firmware_bridge.mqtt import _BufferedClient
+from firmware_bridge.buffered_client import BufferedClient
 
 Seen = list[tuple[str, bytes, bool, int, int]]
 
@@ -32,10 +32,10 @@ def publish_frame(topic: str, payload: bytes, mid: int, *, retain: bool = False,
 
 
 @pytest.fixture
-def wired() -> Iterator[tuple[_BufferedClient, socket.socket, Seen, list[Any]]]:
+def wired() -> Iterator[tuple[BufferedClient, socket.socket, Seen, list[Any]]]:
     seen: Seen = []
     slow: list[Any] = []
-    client = _BufferedClient(
+    client = BufferedClient(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id="unit",
         protocol=MQTTProtocolVersion.MQTTv5,
