@@ -1,4 +1,4 @@
-"""``celltrail label``: render bag, shipment, wristband and asset labels to a file or a printer.
+"""``celltrail label``: render bag, shipment, wristband, sample and asset labels to a file or a printer.
 
 Examples::
 
@@ -10,6 +10,18 @@ Examples::
     celltrail label wristband --coi 'CH G1234 26 A1B2C3 [4]' --patient-name 'Anna Muster' --dob 1971-05-02 \\
         --hospital-number 4711-0815 --require name --require dob --format pdf --cups ward7
     celltrail label asset --giai '(8004)0614141LN2-7' --description 'LN2 dry shipper' --out tag.zpl
+
+A clinical trial's bag and wristband (the investigational statement; the bag on 4 x 4 in stock), and a
+biobank sample's tube label::
+
+    celltrail label bag --unit CHG123426A1B2C3-PRC-01 --product 'CAR-T (investigational)' \\
+        --expiry 2026-03-14 --trial 2024-512345-12-00 --protocol CARTALPHA-01 --trial-site CH-03 \\
+        --subject 03-0017 --sponsor 'Celltrail Academic Network' --out bag.pdf
+    celltrail label wristband --coi '&/CHG123426A1B2C3' --trial 2024-512345-12-00 \\
+        --protocol CARTALPHA-01 --trial-site CH-03 --subject 03-0017 --sponsor 'Celltrail Academic Network' \\
+        --out band.pdf
+    celltrail label sample --unit CHG123426A1B2C3-SMP-01 --description 'Retained product' \\
+        --trial 2024-512345-12-00 --out tube.zpl
 """
 
 import argparse
@@ -40,13 +52,24 @@ from labels.model import (
     HandlingMark,
     Label,
     PatientField,
+    SampleLabel,
     ShipmentLabel,
     TemperatureProfile,
+    TrialStatement,
     WristbandLabel,
     parse_product_code,
 )
 from labels.stock import STOCKS, SUPPORTED_DPI, get_stock
 
+# The stocks of labels.investigational (named here so that parsing arguments loads no renderer).
+KIND_STOCKS = ("bag-4x4", "sample-2x1")
+# --trial and its companions: all or none (dest, option, help).
+TRIAL_OPTIONS = (
+    ("trial_protocol", "--protocol", "the trial's protocol code"),
+    ("trial_site", "--trial-site", "the trial site number"),
+    ("trial_subject", "--subject", "the subject identifier (the patient's pseudonym in the trial)"),
+    ("trial_sponsor", "--sponsor", "the trial's sponsor"),
+)
 ZPL_DEFAULT_DPI = 203  # most Zebra desktop and industrial printers
 IMAGE_DEFAULT_DPI = 300
 
@@ -127,7 +150,9 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         help=f"printer resolution (default {ZPL_DEFAULT_DPI} for zpl, {IMAGE_DEFAULT_DPI} otherwise)",
     )
     parser.add_argument(
-        "--stock", choices=sorted(STOCKS), help="label stock (default: the kind's usual stock)"
+        "--stock",
+        choices=sorted([*STOCKS, *KIND_STOCKS]),
+        help="label stock (default: the kind's usual stock; 4 x 4 in for a trial's bag)",
     )
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", metavar="FILE", help="write to FILE ('-' for standard output)")
@@ -137,8 +162,35 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--cups", metavar="QUEUE", help="send to a CUPS queue with lp")
 
 
+def _add_trial_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "clinical trial",
+        "an investigational product's label carries FOR CLINICAL TRIAL USE ONLY and the trial's "
+        "identifiers: give all five options or none",
+    )
+    group.add_argument(
+        "--trial", dest="trial_register", metavar="REGISTER", help="EU CT, EudraCT or NCT number"
+    )
+    for dest, option, text in TRIAL_OPTIONS:
+        group.add_argument(option, dest=dest, help=text)
+
+
+def _trial(args: argparse.Namespace) -> TrialStatement | None:
+    """The statement the trial options name (None: not a trial's label); ValueError when only some."""
+    given = {"--trial": args.trial_register} | {o: getattr(args, d) for d, o, _h in TRIAL_OPTIONS}
+    missing = [option for option, value in given.items() if value is None]
+    if len(missing) == len(given):
+        return None
+    if missing:
+        raise ValueError(f"a clinical trial's label names all of its trial: missing {', '.join(missing)}")
+    register, protocol, site_number, subject, sponsor = given.values()
+    return TrialStatement(
+        register=register, protocol=protocol, site_number=site_number, subject=subject, sponsor=sponsor
+    )
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the ``bag``, ``shipment``, ``wristband`` and ``asset`` subcommands to ``parser``."""
+    """Add the ``bag``, ``shipment``, ``wristband``, ``sample`` and ``asset`` subcommands to ``parser``."""
     kinds = parser.add_subparsers(dest="label_kind", metavar="KIND", required=True)
 
     bag = kinds.add_parser(
@@ -165,6 +217,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="leave out the FOR AUTOLOGOUS USE ONLY statement (not an autologous product)",
     )
+    _add_trial_options(bag)
     _add_output_options(bag)
 
     shipment = kinds.add_parser("shipment", help="4 x 6 in shipper label")
@@ -194,7 +247,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         choices=[field.value for field in PatientField],
         help="the site's policy: a patient field the wristband must carry (repeat for each)",
     )
+    _add_trial_options(wristband)
     _add_output_options(wristband)
+
+    sample = kinds.add_parser(
+        "sample", help="2 x 1 in biobank sample tube label: QR code, unit id, COI, description, trial"
+    )
+    sample.add_argument(
+        "--coi", type=_identifier_type(parse_coi), help="COI (barcode, value or eye-readable)"
+    )
+    sample.add_argument(
+        "--unit", required=True, type=_identifier_type(_parse_unit), help="unit id, or SMP-NN with --coi"
+    )
+    sample.add_argument("--description", required=True, help="what the sample is (printed small)")
+    sample.add_argument(
+        "--trial", dest="trial_register", metavar="REGISTER", help="a trial case's register number"
+    )
+    _add_output_options(sample)
 
     asset = kinds.add_parser("asset", help="asset tag for a reusable shipper (GIAI) or a logger")
     which = asset.add_mutually_exclusive_group(required=True)
@@ -204,16 +273,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     _add_output_options(asset)
 
 
-def _bag_label(args: argparse.Namespace) -> BagLabel:
+def _unit(args: argparse.Namespace) -> tuple[Coi, UnitId]:
     coi: Coi | None = args.coi
     unit: UnitId | str = args.unit
     if isinstance(unit, str):
         if coi is None:
             raise ValueError("--unit KIND-NN needs --coi (or give the full unit id)")
         unit = UnitId.parse(f"{coi.value}-{unit}")
+    return coi or unit.coi, unit
+
+
+def _bag_label(args: argparse.Namespace) -> BagLabel:
+    coi, unit = _unit(args)
     din: Din | None = args.din
     return BagLabel(
-        coi=coi or unit.coi,
+        coi=coi,
         unit=unit,
         product=args.product,
         expiry=args.expiry,
@@ -223,6 +297,7 @@ def _bag_label(args: argparse.Namespace) -> BagLabel:
         lot=args.lot,
         volume=args.volume,
         autologous=args.autologous,
+        trial=_trial(args),
     )
 
 
@@ -248,6 +323,12 @@ def build_label(args: argparse.Namespace) -> Label:
                 patient_name=args.patient_name,
                 date_of_birth=args.dob,
                 hospital_number=args.hospital_number,
+                trial=_trial(args),
+            )
+        case "sample":
+            coi, unit = _unit(args)
+            return SampleLabel(
+                coi=coi, unit=unit, description=args.description, trial_register=args.trial_register
             )
         case "asset":
             return AssetTag(asset=args.giai or args.logger, description=args.description)
@@ -264,6 +345,7 @@ def output_format(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     """Render and deliver the label; 0 on success, 2 for bad input, 1 if the printer failed."""
     from labels.api import render_label  # Pillow and reportlab load only when a label is made
+    from labels.investigational import SAMPLE_2X1, TRIAL_BAG_4X4, stock_for
     from labels.printers import PrinterError, send_cups, send_raw, write_file
     from labels.templates import DEFAULT_STOCK
 
@@ -273,7 +355,11 @@ def run(args: argparse.Namespace) -> int:
         if args.printer and fmt == "png":
             raise ValueError("a printer's raw port takes ZPL (or PDF where the printer reads it), not PNG")
         label = build_label(args)
-        stock = get_stock(args.stock) if args.stock else DEFAULT_STOCK[type(label)]
+        kind_stocks = {SAMPLE_2X1.name: SAMPLE_2X1, TRIAL_BAG_4X4.name: TRIAL_BAG_4X4}
+        if args.stock:
+            stock = kind_stocks.get(args.stock) or get_stock(args.stock)
+        else:
+            stock = stock_for(label) or DEFAULT_STOCK[type(label)]
         requires = [PatientField(field) for field in getattr(args, "require", [])]
         data = render_label(label, fmt, dpi, stock, wristband_requires=requires)
     except ValueError as error:
