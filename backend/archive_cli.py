@@ -59,7 +59,7 @@ def _run(body: Callable[[Any, Any], Any]) -> Any:
     `celltrail migrate` do that): a database without the archive's table is refused with what to do."""
     import asyncpg
 
-    from backend.cli import _databases
+    from backend.cli_database import databases
     from backend.services.archive import ArchiveError
 
     settings = load_settings(os.environ)
@@ -73,7 +73,7 @@ def _run(body: Callable[[Any, Any], Any]) -> Any:
         finally:
             await conn.close()
 
-    with _databases(settings) as urls:
+    with databases(settings) as urls:
         return asyncio.run(run(urls.owner))
 
 

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _reencrypt(settings: Any, keyring: Any) -> int:
-    from backend.cli import _database
+    from backend.cli_database import database
     from backend.db.pool import create_pool
     from backend.services import patient_identity
 
@@ -72,7 +72,7 @@ def _reencrypt(settings: Any, keyring: Any) -> int:
         finally:
             await pool.close()
 
-    with _database(settings) as url:
+    with database(settings) as url:
         result = asyncio.run(body(url))
     sys.stderr.write("\n")
     print(f"{result.resealed} patient identities re-encrypted under key {result.key_id}")

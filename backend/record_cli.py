@@ -53,7 +53,7 @@ def configure_checkpoint_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run_checkpoint(args: argparse.Namespace) -> int:
-    from backend.cli import _database
+    from backend.cli_database import database
     from backend.db.pool import create_pool
     from backend.services import checkpoints, record_keys
 
@@ -68,7 +68,7 @@ def run_checkpoint(args: argparse.Namespace) -> int:
             await pool.close()
 
     try:
-        with _database(settings) as url:
+        with database(settings) as url:
             written = asyncio.run(run(url))
     except checkpoints.CheckpointError as exc:
         print(f"celltrail checkpoint: {exc}", file=sys.stderr)
@@ -91,12 +91,12 @@ def configure_verify_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from backend.cli import _database
+    from backend.cli_database import database
     from backend.services import record_keys, verification
 
     settings = load_settings(os.environ)
     keyring = record_keys.load(settings)
-    with _database(settings) as url:
+    with database(settings) as url:
         report = asyncio.run(
             verification.verify_all(url, keyring, settings.checkpoint_path, None if args.all else [args.coi])
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from backend.cli import _database
+from backend.cli_database import database
 from backend.domain.errors import DomainError
 from backend.private_files import write_private
 from backend.reports.record import CaseRecord, load_record
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"celltrail report: {exc}", file=sys.stderr)
     try:
         coi = parse_coi_value(args.coi)
-        with _database(settings) as url:
+        with database(settings) as url:
             record = asyncio.run(_load(url, coi, args.include_patient_fields))
     except DomainError as exc:
         print(f"celltrail report: {exc.detail}", file=sys.stderr)
