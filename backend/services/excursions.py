@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from backend.db.repo import excursions as repo
+from backend.db.repo import monitoring as checks
 from backend.db.repo.excursions import EngineAlert, Leg, LegReading
 from backend.db.types import Conn, Pool
 from backend.domain.errors import InvalidInput
@@ -311,7 +312,7 @@ async def end_silences(pool: Pool, logger_ids: list[str] | None) -> int:
     leg was received (the logger's data no longer matters to it). `logger_ids` None: every such alert."""
     ended = 0
     async with pool.acquire() as conn, conn.transaction():
-        for alert in await repo.open_of_kind(conn, SILENT, logger_ids):
+        for alert in await checks.open_of_kind(conn, SILENT, logger_ids):
             if alert.received_at is not None:
                 at = alert.received_at
             elif alert.last_data is not None and alert.last_data > alert.started_at:

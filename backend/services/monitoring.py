@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from backend.db.repo import excursions as repo
+from backend.db.repo import monitoring as checks
 from backend.db.repo.excursions import NewAlert
 from backend.db.types import Conn, Pool
 from backend.services import excursions, housekeeping, ledger, notify
@@ -85,7 +86,7 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
     raised = 0
     since = now - timedelta(minutes=settings.logger_silent_minutes)
     async with pool.acquire() as conn, conn.transaction():
-        for leg in await repo.silent_legs(conn, since):
+        for leg in await checks.silent_legs(conn, since):
             minutes = (now - leg.last_data).total_seconds() / 60
             raised += await _raise_leg_alert(
                 conn,
@@ -99,7 +100,7 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
                 {"logger_silent_minutes": settings.logger_silent_minutes},
             )
         lost_before = now - timedelta(hours=settings.logger_silent_max_hours)
-        for alert in await repo.open_of_kind(conn, excursions.SILENT):
+        for alert in await checks.open_of_kind(conn, excursions.SILENT):
             if (
                 alert.received_at is None
                 and alert.started_at < lost_before
@@ -109,7 +110,7 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
                     f"closed automatically: no data for more than {settings.logger_silent_max_hours:g} h, "
                     "the logger is taken as lost"
                 )
-                await repo.close_automatically(conn, alert.id, reason)
+                await checks.close_automatically(conn, alert.id, reason)
                 await _announce_ended(conn, alert, excursions.SILENT, "closed", reason)
     await excursions.end_silences(pool, None)
     return raised
@@ -118,7 +119,7 @@ async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
 async def check_late(pool: Pool, settings: Settings, now: datetime) -> int:
     raised = 0
     async with pool.acquire() as conn, conn.transaction():
-        for leg in await repo.late_legs(conn, now - timedelta(minutes=settings.shipment_late_minutes)):
+        for leg in await checks.late_legs(conn, now - timedelta(minutes=settings.shipment_late_minutes)):
             raised += await _raise_leg_alert(
                 conn,
                 leg,
@@ -129,7 +130,7 @@ async def check_late(pool: Pool, settings: Settings, now: datetime) -> int:
                 now,
                 {"shipment_late_minutes": settings.shipment_late_minutes},
             )
-        for alert in await repo.open_of_kind(conn, LATE):
+        for alert in await checks.open_of_kind(conn, LATE):
             ended = alert.arrived_at or alert.received_at
             if ended is None and alert.shipment_status != "cancelled":
                 continue

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from scaling_support import Recorder, explain, load_history, scans, whole_passes
 
-from backend.db.repo import board, excursions, readings, shipments
+from backend.db.repo import board, monitoring, readings, shipments
 
 LOGGERS = 200
 LEGS = 20
@@ -62,14 +62,14 @@ async def test_active_shipment_list_reads_the_index_of_active_shipments(history)
 
 async def test_silent_legs_read_the_index_of_active_shipments(history):
     since = datetime.now(UTC) - timedelta(minutes=30)
-    sql, args = await _recorded(lambda c: excursions.silent_legs(c, since))
+    sql, args = await _recorded(lambda c: monitoring.silent_legs(c, since))
     plan = await explain(history, sql, args)
     _reads_only_through(plan, "shipments", "shipments_active")
     assert await whole_passes(history, plan, "readings") == []
 
 
 async def test_open_alerts_of_a_kind_read_the_index_of_open_alerts(history):
-    sql, args = await _recorded(lambda c: excursions.open_of_kind(c, "logger_silent"))
+    sql, args = await _recorded(lambda c: monitoring.open_of_kind(c, "logger_silent"))
     plan = await explain(history, sql, args)
     _reads_only_through(plan, "alerts", "alerts_open_kind")
     assert await whole_passes(history, plan, "shipments") == []
@@ -137,8 +137,8 @@ async def test_a_loggers_newest_reading_is_looked_up_only_in_the_months_that_mat
     )
     silent_before = datetime.now(UTC) - timedelta(minutes=30)
     for call in (
-        lambda c: excursions.open_of_kind(c, "logger_silent"),
-        lambda c: excursions.silent_legs(c, silent_before),
+        lambda c: monitoring.open_of_kind(c, "logger_silent"),
+        lambda c: monitoring.silent_legs(c, silent_before),
     ):
         sql, args = await _recorded(call)
         plan = await explain(history, sql, args, analyze=True)
