@@ -31,7 +31,7 @@ from backend.db.migrate import grant_app_role
 from backend.db.pool import create_pool
 from backend.db.repo import catalog
 from backend.domain.keyring import Keyring
-from backend.embedded.postgres import EmbeddedPostgresError, find_bin_dir
+from backend.embedded.pg_binaries import EmbeddedPostgresError, find_bin_dir
 from backend.private_files import touch_private
 from backend.services import ledger
 
