@@ -16,10 +16,10 @@ from backend.domain.custody import Refusal, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.domain.trials import Trial
-from backend.services import checkpoints, ledger, objects, signing, trials
+from backend.services import checkpoints, ledger, objects, signing, trials, unit_registry
 from backend.services.planning import catalogue
 from backend.services.visibility import site_filter
-from celltrail_shared.identifiers import Coi, IdentifierError, UnitId, UnitKind, parse_coi, parse_din
+from celltrail_shared.identifiers import Coi, IdentifierError, UnitId, parse_coi, parse_din
 
 # How far ahead of the server's clock a registered manufacture time may be (a device's clock drift).
 _MANUFACTURE_SKEW = timedelta(minutes=5)
@@ -125,6 +125,56 @@ async def create_unit(
         t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
         for t in (expires_at, manufactured_at)
     )
+    _check_bag(kind, inputs, catalogue_product, manufactured_at)
+    unit_registry.check_registrar(actor, kind, site)
+    din_text = _din_barcode(din)
+    label = (product_code, lot, volume)
+    to_consume: list[str] = []
+
+    async def write(conn: Conn, unit: UnitId) -> unit_registry.Entry:
+        nonlocal expires_at
+        to_consume.extend(await _inputs(conn, case.coi, inputs, site) if inputs else [])
+        made = (manufactured_at or ledger.now()) if kind == "PRC" else None
+        limits = await catalogue.unit_product(conn, case.coi, catalogue_product) if kind == "PRC" else None
+        if limits is not None and made is not None:
+            expires_at = catalogue.unit_expiry(limits, made, expires_at)
+        product_of = (limits.code if limits else None, made)
+        await cases.insert_unit(
+            conn, unit.text, case.coi, kind, din_text, product, expires_at, site, label, product_of
+        )
+        data = {
+            "kind": kind,
+            "product": product,
+            "din": din_text,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **({"from_units": inputs} if inputs else {}),
+            **{k: v for k, v in zip(("product_code", "lot", "volume"), label, strict=True) if v},
+            **({"catalogue_product": limits.code} if limits else {}),
+            **({"manufactured_at": made.isoformat()} if made else {}),
+        }
+        return unit_registry.Entry(f"registered {unit.text} ({product})", data)
+
+    async def consume(conn: Conn, unit: UnitId) -> None:
+        if to_consume:
+            await cases.set_unit_status(conn, to_consume, "consumed")
+            await ledger.append(
+                conn,
+                coi=case.coi,
+                action=CONSUME,
+                actor=actor,
+                site=site,
+                detail=f"{', '.join(to_consume)} consumed into {unit.text}",
+                unit_ids=to_consume,
+                data={"into": unit.text},
+            )
+
+    return await unit_registry.register(pool, actor, case, kind=kind, site=site, write=write, then=consume)
+
+
+def _check_bag(
+    kind: str, inputs: list[str], catalogue_product: str | None, manufactured_at: datetime | None
+) -> None:
+    """What only a product bag has (a catalogue product, a manufacture time, inputs), and must have."""
     if kind != "PRC" and (catalogue_product is not None or manufactured_at is not None):
         field = "catalogue_product" if catalogue_product is not None else "manufactured_at"
         raise InvalidInput(
@@ -146,71 +196,15 @@ async def create_unit(
             "or units received at the manufacturing site)",
             field_errors={"from_units": "required"},
         )
-    if kind == "PRC" and not actor.has_any(frozenset({Role.MANUFACTURING})):
-        raise PermissionDenied("product bags are registered by manufacturing")
-    if kind in ("APH", "SMP") and not actor.has_any(
-        frozenset({Role.PHARMACIST, Role.COORDINATOR, Role.MANUFACTURING})
-    ):
-        raise PermissionDenied("starting material is registered by the collection site's staff")
-    if not actor.at_site(site):
-        raise PermissionDenied(f"you are not assigned to site {site}")
-    din_text = None
-    if din is not None:
-        try:
-            din_text = parse_din(din).barcode
-        except IdentifierError as exc:
-            raise InvalidInput(str(exc), field_errors={"din": exc.reason}) from None
-    async with pool.acquire() as conn, conn.transaction():
-        await cases.lock_chain(conn, case.coi)
-        to_consume = await _inputs(conn, case.coi, inputs, site) if inputs else []
-        made = (manufactured_at or ledger.now()) if kind == "PRC" else None
-        limits = await catalogue.unit_product(conn, case.coi, catalogue_product) if kind == "PRC" else None
-        if limits is not None and made is not None:
-            expires_at = catalogue.unit_expiry(limits, made, expires_at)
-        number = await cases.count_units(conn, case.coi, kind) + 1
-        unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(kind), number=number)
-        label = (product_code, lot, volume)
-        product_of = (limits.code if limits else None, made)
-        await cases.insert_unit(
-            conn, unit.text, case.coi, kind, din_text, product, expires_at, site, label, product_of
-        )
-        await ledger.append(
-            conn,
-            coi=case.coi,
-            action="unit_registered",
-            actor=actor,
-            site=site,
-            detail=f"registered {unit.text} ({product})",
-            unit_ids=[unit.text],
-            data={
-                "kind": kind,
-                "product": product,
-                "din": din_text,
-                "expires_at": expires_at.isoformat() if expires_at else None,
-                **({"from_units": inputs} if inputs else {}),
-                **{k: v for k, v in (("product_code", product_code), ("lot", lot), ("volume", volume)) if v},
-                **({"catalogue_product": limits.code} if limits else {}),
-                **({"manufactured_at": made.isoformat()} if made else {}),
-            },
-        )
-        if to_consume:
-            await cases.set_unit_status(conn, to_consume, "consumed")
-            await ledger.append(
-                conn,
-                coi=case.coi,
-                action=CONSUME,
-                actor=actor,
-                site=site,
-                detail=f"{', '.join(to_consume)} consumed into {unit.text}",
-                unit_ids=to_consume,
-                data={"into": unit.text},
-            )
-        await ledger.announce(
-            conn, "unit", [site, case.treatment_site], case.coi, {"unit_id": unit.text, "status": "created"}
-        )
-        created = await cases.get_unit(conn, unit.text)
-    assert created is not None
-    return created
+
+
+def _din_barcode(din: str | None) -> str | None:
+    if din is None:
+        return None
+    try:
+        return parse_din(din).barcode
+    except IdentifierError as exc:
+        raise InvalidInput(str(exc), field_errors={"din": exc.reason}) from None
 
 
 # The statuses in which starting material may go into a product: at the site, out of its shipment, or

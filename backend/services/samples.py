@@ -13,18 +13,17 @@ import msgspec
 
 from backend.db.repo import cases
 from backend.db.repo.cases import UnitRow
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Action, Refusal, decide
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.samples import SAMPLE
-from backend.services import ledger, objects
+from backend.services import ledger, objects, unit_registry
 from backend.services.cases import get_case
-from celltrail_shared.identifiers import Coi, UnitId, UnitKind
+from celltrail_shared.identifiers import UnitId
 
-# Who takes and registers samples: the hospital's staff (the patient's blood) and manufacturing (a
-# retained sample of the product).
-REGISTERING_ROLES = frozenset({Role.PHARMACIST, Role.COORDINATOR, Role.MANUFACTURING})
+# Who takes and registers samples — the hospital's staff (the patient's blood) and manufacturing (a
+# retained sample of the product) — is `backend.services.unit_registry.REGISTRARS`.
 
 
 class Position(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,34 +44,24 @@ async def register_sample(
     if not consent_ref.strip():
         raise InvalidInput("a biobank sample names its consent", field_errors={"consent_ref": "required"})
     case = await get_case(pool, actor, coi_text)
-    if not actor.has_any(REGISTERING_ROLES):
-        raise PermissionDenied("samples are registered by the hospital's staff or by manufacturing")
-    if not actor.at_site(site):
-        raise PermissionDenied(f"you are not assigned to site {site}")
+    unit_registry.check_registrar(actor, SAMPLE, site)
     if case.status != "open":
         raise Conflict(f"case {case.coi} is {case.status}: no samples are registered on it any more")
-    async with pool.acquire() as conn, conn.transaction():
-        chain = await ledger.lock_chain(conn, case.coi)
-        number = await cases.count_units(conn, case.coi, SAMPLE) + 1
-        unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(SAMPLE), number=number)
+
+    async def write(conn: Conn, unit: UnitId) -> unit_registry.Entry:
         await cases.insert_sample(conn, unit.text, case.coi, description, site, consent_ref)
-        await ledger.append(
-            conn,
-            coi=case.coi,
-            action="unit_registered",
-            actor=actor,
-            site=site,
-            detail=f"registered biobank sample {unit.text} ({description})",
-            unit_ids=[unit.text],
-            data={"kind": SAMPLE, "product": description, "consent_ref": consent_ref},
-            chain=chain,
+        return unit_registry.Entry(
+            f"registered biobank sample {unit.text} ({description})",
+            {"kind": SAMPLE, "product": description, "consent_ref": consent_ref},
         )
-        await ledger.announce(
-            conn, "unit", [site, case.treatment_site], case.coi, {"unit_id": unit.text, "status": "created"}
-        )
-        created = await cases.get_unit(conn, unit.text)
-    assert created is not None
-    return created
+
+    return await unit_registry.register(pool, actor, case, kind=SAMPLE, site=site, write=write)
+
+
+async def samples_of_case(pool: Pool, coi: str) -> list[UnitRow]:
+    """The case's biobank samples, for a reader the caller has let see the case (its record)."""
+    async with pool.acquire() as conn:
+        return [unit for unit in await cases.units_of_case(conn, coi) if unit.kind == SAMPLE]
 
 
 async def store_sample(
