@@ -5,6 +5,7 @@ HTTP status the refusal carries. A refusal added to backend/domain/custody/ with
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,11 @@ from backend.domain.custody import (
     decide,
     receipt_decision,
 )
+from backend.domain.replay import UNIT_STATUS_OF_ACTION, shipment_statuses_after
+from backend.domain.statuses import CaseStatus, ShipmentStatus, UnitStatus
 
-PACKAGE = Path(__file__).resolve().parents[2] / "backend" / "domain" / "custody"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "backend" / "domain" / "custody"
 COI_A, COI_B = "CHA999926000001", "CHA999926000002"
 NOW = datetime(2026, 1, 15, 14, 0, tzinfo=UTC)
 
@@ -266,3 +270,16 @@ def test_every_refusal_site_has_a_row() -> None:
 
 def test_every_step_has_a_rule() -> None:
     assert set(STEPS) == set(Action)
+
+
+def test_the_statuses_are_the_words_the_record_and_the_tables_use() -> None:
+    assert set(UNIT_STATUS_OF_ACTION.values()) <= set(UnitStatus)
+    for action, decision in [(a, None) for a in ("shipment_planned", "pack", "pickup", "receive")] + [
+        ("receipt", "accept"),
+        ("receipt", "quarantine"),
+    ]:
+        assert shipment_statuses_after(action, decision) <= set(ShipmentStatus)
+    migration = (ROOT / "backend" / "db" / "migrations" / "0002_custody.sql").read_text(encoding="utf-8")
+    check = re.search(r"status\s+text NOT NULL DEFAULT 'open' CHECK \(status IN \(([^)]*)\)\)", migration)
+    assert check is not None
+    assert set(re.findall(r"'([a-z_]+)'", check.group(1))) == set(CaseStatus)
