@@ -17,6 +17,7 @@ from pathlib import Path
 
 import msgspec
 
+from scanner import allocations
 from scanner.camera import Source, frames
 from scanner.client import Accepted, BackendClient, Refused, Retry, SendResult, Unauthorized
 from scanner.cue import Cue
@@ -72,8 +73,17 @@ class Session:
     ) -> None:
         self.options = options
         self.reporter = reporter
+        book = None
+        if options.mode is Mode.BEDSIDE_VERIFY and options.queue_path is not None:
+            # Fetched now if online (and kept beside the queue), else the last kept: bags of a batch.
+            book = allocations.refresh(
+                options.queue_path.parent, options.backend, options.token, options.site
+            )
         self.workflow = Workflow(
-            options.mode, handover_to=options.handover_to, storage_location=options.storage_location
+            options.mode,
+            handover_to=options.handover_to,
+            storage_location=options.storage_location,
+            allocations=book,
         )
         self.debouncer = Debouncer(options.debounce)
         self.tally = Tally()

@@ -3,7 +3,8 @@
 Custody modes (``pickup``, ``handover``, ``receive``, ``store``) turn newly reported codes into
 :class:`Submit` steps for the backend; the backend decides whether the step is allowed.
 ``bedside-verify`` never talks to the backend: the wristband/bag COI comparison is computed here so it
-works offline.
+works offline; a bag of an allogeneic batch is compared through the allocation book the scanner fetched
+while online (:mod:`scanner.allocations`).
 
 Bedside identity is by symbol, not by text: which labels a frame shows, and whether each is consistent.
 
@@ -40,6 +41,8 @@ from enum import StrEnum
 from typing import Final
 
 from celltrail_shared.identifiers import Coi, Din, ShipmentId, Sscc, UnitId
+from scanner import allocations
+from scanner.allocations import AllocationBook
 from scanner.decode import Detection
 from scanner.geometry import Rect
 from scanner.parse import Parsed, display_text
@@ -89,12 +92,15 @@ class Workflow:
         storage_location: str | None = None,
         confirm_frames: int = 2,
         confirm_gap: float = 1.0,
+        allocations: AllocationBook | None = None,
     ) -> None:
         if mode is Mode.HANDOVER and not handover_to:
             raise ValueError("handover needs the receiving user (--handover-to USERNAME)")
         if mode is Mode.STORE and not storage_location:
             raise ValueError("store needs where the bag goes (--storage-location TEXT)")
         self.mode = mode
+        # What this scanner knows offline of the allocations of bags of allogeneic batches.
+        self.allocations = allocations
         self.handover_to = handover_to
         self.storage_location = storage_location
         self.shipment: Parsed | None = None  # the last shipment scanned in this session (receive)
@@ -224,16 +230,7 @@ class Workflow:
     def _compare(self, unit: UnitId) -> Verdict:
         if self.wristband is None:
             return Verdict(Level.INFO, f"bag {unit.text}: scan the patient's wristband first")
-        if unit.coi == self.wristband:
-            return Verdict(
-                Level.OK, f"COI MATCH: bag {unit.text} belongs to wristband {self.wristband.eye_readable}"
-            )
-        return Verdict(
-            Level.STOP,
-            f"COI MISMATCH: bag {unit.text} is for {unit.coi.eye_readable}, "
-            f"wristband is {self.wristband.eye_readable}",
-            "do not infuse",
-        )
+        return allocations.compare(self.allocations, unit, self.wristband)
 
 
 # ------------------------------------------------------------------------------------ bedside identity

@@ -1,5 +1,7 @@
-"""Allogeneic (off-the-shelf) products: registering a batch, opening a recipient's case and allocating a
-bag of the batch to a recipient at dispense (backend/services/allocation.py; docs/product-kinds.md)."""
+"""Allogeneic (off-the-shelf) products: registering a batch, opening a recipient's case, allocating a
+bag of the batch to a recipient at dispense and withdrawing that allocation, and what a bedside scanner
+keeps for comparing offline (backend/services/allocation.py, allocation_withdraw.py;
+docs/product-kinds.md)."""
 
 from __future__ import annotations
 
@@ -10,15 +12,16 @@ import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from backend.api.cases import case_read, unit_read
 from backend.api.custody_schemas import CaseRead, UnitRead
 from backend.api.errors import Problem
-from backend.api.schemas import NAME_MAX, Command, Password, SiteCode
+from backend.api.schemas import NAME_MAX, Command, Password, Reason, SiteCode
 from backend.db.types import Pool
 from backend.domain.access import RECORD_READERS, Principal, Role, policy
-from backend.services import allocation
+from backend.services import allocation, allocation_withdraw
+from backend.services.allocation_withdraw import BedsideBook
 from backend.settings import Settings
 
 # A batch's and its source's identifiers as the manufacturer's batch record and donor or cell-line
@@ -88,6 +91,24 @@ class AllocationRead(msgspec.Struct, kw_only=True):
     batch_coi: str
     batch_id: str
     recipient_coi: str
+    event_ids: list[int]
+    server_time: datetime
+
+
+class WithdrawalCreate(Command):
+    site: SiteCode
+    # The bag as scanned (unit id or DIN) and the recipient whose allocation is withdrawn (their COI).
+    unit: Code
+    recipient: Code
+    reason: Reason
+    password: Password
+
+
+class WithdrawalRead(msgspec.Struct, kw_only=True):
+    unit_id: str
+    batch_coi: str
+    recipient_coi: str
+    reason: str
     event_ids: list[int]
     server_time: datetime
 
@@ -229,4 +250,62 @@ async def allocate_unit(
     )
 
 
-ROUTES: tuple[Any, ...] = (register_batch, case_allocations, open_recipient, allocate_unit)
+@post(
+    "/api/v1/allogeneic/withdrawals",
+    opt=policy(Role.PHARMACIST),
+    operation_id="withdrawAllogeneicAllocation",
+    tags=["scans"],
+    responses=_REFUSALS,
+)
+async def withdraw_allocation(
+    data: JSONBody[WithdrawalCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
+) -> WithdrawalRead:
+    """Withdraw the allocation of a bag to a recipient (they cannot receive it, the bag is damaged...)
+    before the bag is thawed, signed with your password ('allocation withdrawn') and the reason, at the
+    site that allocates for the recipient. Recorded on the batch's chain and the recipient's; the bag may
+    be allocated again, and the bedside stops it for the former recipient."""
+    done = await allocation_withdraw.withdraw(
+        pool,
+        principal,
+        site=data.site,
+        unit_code=data.unit,
+        recipient=data.recipient,
+        reason=data.reason,
+        password=data.password,
+    )
+    return WithdrawalRead(
+        unit_id=done.unit_id,
+        batch_coi=done.batch_coi,
+        recipient_coi=done.recipient_coi,
+        reason=done.reason,
+        event_ids=done.event_ids,
+        server_time=done.server_time,
+    )
+
+
+@get(
+    "/api/v1/allogeneic/bedside-book",
+    opt=policy(Role.PHARMACIST),
+    operation_id="allogeneicBedsideBook",
+    tags=["scans"],
+    responses={403: ResponseSpec(Problem, description="you are not assigned to that site")},
+)
+async def bedside_book(
+    principal: NamedDependency[Principal],
+    pool: NamedDependency[Pool],
+    site: Annotated[str, QueryParameter(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$")],
+) -> BedsideBook:
+    """What a bedside scanner at your site keeps for comparing a bag with a wristband while offline: the
+    batches with a bag at the site and each live allocation of one of their bags to a recipient treated
+    there, with whether it is fixed (the bag thawed: no longer withdrawn)."""
+    return await allocation_withdraw.bedside_book(pool, principal, site)
+
+
+ROUTES: tuple[Any, ...] = (
+    register_batch,
+    case_allocations,
+    open_recipient,
+    allocate_unit,
+    withdraw_allocation,
+    bedside_book,
+)

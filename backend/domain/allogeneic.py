@@ -88,3 +88,17 @@ def patient_units(
             unit = msgspec.structs.replace(unit, coi=allocation.recipient)
         shown.append(unit)
     return shown
+
+
+# A bag is thawed for its recipient: from then on it is given to them or disposed of, never to another.
+FIXED_STATES = frozenset({"thawed", "infused", "disposed"})
+
+
+def withdrawal_problem(unit_id: str, unit_status: str) -> str | None:
+    """Why the allocation of a bag in `unit_status` can no longer be withdrawn, or None."""
+    if unit_status not in FIXED_STATES:
+        return None
+    return (
+        f"{unit_id} is {unit_status}: an allocation is withdrawn only before the bag is thawed; a thawed "
+        "bag is given to its recipient or disposed of (QA decides)"
+    )

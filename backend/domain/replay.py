@@ -1,5 +1,5 @@
 """State from the record: the unit, shipment and case states a custody chain implies, replayed event by
-event with the effects the state machine (backend/domain/custody.py) gave each accepted step. The tables
+event with the effects the state machine (backend/domain/custody/) gave each accepted step. The tables
 hold the same states for speed; where they differ from the record, the tables were changed without an
 event (or the record was), and verification says so with both states.
 
@@ -81,6 +81,8 @@ def _data(record: EventRecord) -> dict[str, Any]:
 # disposed), as the scan that infuses or disposes the last one finds (db/repo/cases.complete_if_done).
 FINISHING_ACTIONS = (Action.INFUSE.value, Action.DISPOSE.value)
 CASE_CANCELLED = "case_cancelled"
+# A case whose bags are another case's (an allogeneic recipient's) is completed by an event of its own.
+CASE_COMPLETED = "case_completed"
 
 
 def _completed(units: dict[str, DerivedUnit]) -> bool:
@@ -110,6 +112,9 @@ def replay(records: list[EventRecord]) -> Derived:
             continue
         if action == CASE_CANCELLED:
             derived.case_status = "cancelled"
+            continue
+        if action == CASE_COMPLETED:
+            derived.case_status = "completed"
             continue
         if action == "shipment_planned" and record.shipment_id:
             shipments[record.shipment_id] = DerivedShipment("planned", None, set(record.unit_ids), set())

@@ -23,7 +23,7 @@ from backend.domain.access import Principal, Role
 from backend.domain.allogeneic import NEEDS_ALLOCATION, patient_units
 from backend.domain.custody import Action, Refusal, UnitState, check_open
 from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from backend.services import ledger, objects, signing
+from backend.services import ledger, objects, signing, trials
 from celltrail_shared.identifiers import (
     Coi,
     Din,
@@ -36,8 +36,8 @@ from celltrail_shared.identifiers import (
 
 BATCH, RECIPIENT = "allogeneic_batch", "allogeneic_recipient"
 ALLOCATE, ALLOCATED = "allocate", "allocated"
+CASE_COMPLETED = "case_completed"  # replayed as the case completed (backend/domain/replay.py)
 MEANING = "allocated to recipient"
-_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 class Batch(msgspec.Struct, frozen=True):
@@ -54,14 +54,6 @@ class Allocated(msgspec.Struct, frozen=True):
     server_time: datetime
 
 
-def _sequence(number: int) -> str:
-    digits = ""
-    while number:
-        number, rest = divmod(number, 36)
-        digits = _BASE36[rest] + digits
-    return digits.rjust(6, "0")
-
-
 async def _open_case(
     conn: Conn, actor: Principal, site: str, therapy: str, fin: str, kind: str, private: tuple[Any, Any]
 ) -> str:
@@ -69,7 +61,7 @@ async def _open_case(
     if await sites.get(conn, site) is None:
         raise InvalidInput(f"unknown site {site}", field_errors={"site": "unknown"})
     number = await cases.next_coi_number(conn)
-    coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=_sequence(number)).value
+    coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=trials.coi_sequence(number)).value
     await cases.insert_case(conn, coi, site, therapy, private[0], private[1], actor.user_id)
     await allocations.set_product_kind(conn, coi, kind)
     await ledger.append(
@@ -196,7 +188,7 @@ async def open_recipient(
     return created
 
 
-async def _bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRow]:
+async def bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRow]:
     """The bag named by its unit id or DIN, through the object gate."""
     try:
         identifier = parse_identifier(text)
@@ -215,7 +207,7 @@ async def _bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRo
     raise InvalidInput("the bag code must be a unit id or DIN", field_errors={"unit": "not a bag"})
 
 
-def _recipient_coi(text: str) -> str:
+def recipient_coi(text: str) -> str:
     try:
         return parse_coi(text).value
     except IdentifierError as exc:
@@ -227,11 +219,11 @@ async def allocate(
 ) -> Allocated:
     """The pharmacist allocates one bag of a batch, stored at their site, to one recipient's case of that
     site, signing it ('allocated to recipient'). A bag is allocated at most once."""
-    recipient_coi = _recipient_coi(recipient)
+    target_coi = recipient_coi(recipient)
     async with pool.acquire() as conn, conn.transaction():
         # The gate first: a bag or case of a site the caller is not bound to does not exist for them.
-        unit, _batch_case = await _bag(conn, actor, unit_code)
-        target = await objects.case(conn, actor, recipient_coi)
+        unit, _batch_case = await bag(conn, actor, unit_code)
+        target = await objects.case(conn, actor, target_coi)
         if not actor.at_site(site):
             raise PermissionDenied(f"you are not assigned to site {site}")
         # Both chains, in one order: two allocations (or checks) of the same cases cannot deadlock.
@@ -293,9 +285,17 @@ async def _check(conn: Conn, unit: UnitRow, target: CaseRow, site: str) -> None:
     existing = (await allocations.of_units(conn, [unit.id])).get(unit.id)
     if existing is not None and existing.recipient is not None:
         raise Conflict(
-            f"{unit.id} is already allocated to case {existing.recipient}: a bag is allocated once; "
-            "dispose of it or give it to that recipient",
+            f"{unit.id} is already allocated to case {existing.recipient}: a bag has one recipient at a "
+            "time; withdraw that allocation first (POST /api/v1/allogeneic/withdrawals)",
             field_errors={"unit": "allocated"},
+        )
+    if await allocations.recorded_live(conn, unit.coi, unit.id) > 0:
+        # The row says the bag is free, its chain that it is allocated: the row was changed behind the
+        # record's back; allocating it again would give one bag to two patients.
+        raise Conflict(
+            f"STOP — {unit.id} is allocated according to its signed record but not in the database: "
+            "it is not allocated again; QA investigates",
+            field_errors={"unit": "record mismatch"},
         )
     if await allocations.product_kind(conn, target.coi) != RECIPIENT:
         raise Conflict(
@@ -352,3 +352,23 @@ async def seen(conn: Conn, action: Action, units: list[UnitState], scanned: _Sca
         return units
     found = await allocations.of_units(conn, [u.id for u in units])
     return patient_units(action, units, found, scanned.cois[0] if scanned.cois else None)
+
+
+async def complete_recipients(conn: Conn, actor: Principal, site: str, unit_ids: list[str]) -> list[str]:
+    """After an infusion or disposal of `unit_ids` (bags of a batch), in the scan's transaction: the
+    recipients' cases these bags are allocated to are completed once a bag allocated to them was infused
+    and none is left to give, as an autologous case is when its own bags are (`cases.complete_if_done`).
+    Each is recorded on the recipient's chain (`case_completed`) and announced; their COIs returned."""
+    completed = await allocations.complete_recipients(conn, unit_ids)
+    for coi, treatment_site, infused in completed:
+        await ledger.append(
+            conn,
+            coi=coi,
+            action=CASE_COMPLETED,
+            actor=actor,
+            site=site,
+            detail=f"case completed: {', '.join(infused)} infused",
+            data={"infused": infused},
+        )
+        await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "completed"})
+    return [coi for coi, _site, _infused in completed]

@@ -55,6 +55,7 @@ MEANINGS = (
     "order declined",
     # A pharmacist's allocation of a bag of an allogeneic batch to a recipient (services/allocation.py).
     "allocated to recipient",
+    "allocation withdrawn",
 )
 REFUSED = "signature refused"
 # Waiting longer than this for a connection of its own (a pool exhausted by concurrent scans), the
