@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -110,36 +110,55 @@ async def run(
         job = await jobs.get(conn, job_id)
         if job is None or not job.running:
             return
-        outcome: list[dict[str, Any]] = []
-        kept = False
         try:
-            async with conn.transaction():
-                outcome = await _record_all(conn, job_id, actor, document, handover_minutes)
-                failed = [o for o in outcome if o["status"] == "error"]
-                if failed and job.error_behaviour == jobs.ROLLBACK:
-                    raise _Rollback
-                if not await jobs.finish(conn, job_id, True, outcome, _errors(failed)):
-                    raise _Rollback
-                kept = True
-        except _Rollback:
-            rolled = [{**o, "status": "rolled_back"} if o["status"] == "recorded" else o for o in outcome]
-            failed = [o for o in outcome if o["status"] == "error"]
-            await jobs.finish(conn, job_id, False, rolled, _errors(failed))
+            outcome, kept = await _record_in_transaction(
+                conn, job_id, job.error_behaviour, actor, document, handover_minutes
+            )
         except Exception as exc:
             log.exception("EPCIS capture failed", extra={"capture": job_id})
             await jobs.finish(conn, job_id, False, [], [_problem(None, _failure(exc))])
             return
-        # A refusal rolled back with its document leaves no chain entry and no alert: the log keeps it.
-        for refused in (o for o in outcome if o.get("refusal")):
-            log.warning(
-                "EPCIS capture event refused",
-                extra={
-                    "capture": job_id,
-                    "index": refused["index"],
-                    "refusal": refused["refusal"],
-                    "kept": kept,
-                },
-            )
+        if not kept:
+            rolled = [{**o, "status": "rolled_back"} if o["status"] == "recorded" else o for o in outcome]
+            await jobs.finish(conn, job_id, False, rolled, _errors(_failed(outcome)))
+        _log_refusals(job_id, outcome, kept)
+
+
+async def _record_in_transaction(
+    conn: Conn,
+    job_id: str,
+    error_behaviour: str,
+    actor: Principal,
+    document: Mapping[str, Any],
+    handover_minutes: int,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Each event's outcome, and whether the transaction was kept: an event in error under `rollback`, or
+    a job no longer running when it is finished, rolls the whole document back."""
+    outcome: list[dict[str, Any]] = []
+    try:
+        async with conn.transaction():
+            outcome = await _record_all(conn, job_id, actor, document, handover_minutes)
+            failed = _failed(outcome)
+            if failed and error_behaviour == jobs.ROLLBACK:
+                raise _Rollback
+            if not await jobs.finish(conn, job_id, True, outcome, _errors(failed)):
+                raise _Rollback
+    except _Rollback:
+        return outcome, False
+    return outcome, True
+
+
+def _failed(outcome: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in outcome if o["status"] == "error"]
+
+
+def _log_refusals(job_id: str, outcome: list[dict[str, Any]], kept: bool) -> None:
+    # A refusal rolled back with its document leaves no chain entry and no alert: the log keeps it.
+    for refused in (o for o in outcome if o.get("refusal")):
+        log.warning(
+            "EPCIS capture event refused",
+            extra={"capture": job_id, "index": refused["index"], "refusal": refused["refusal"], "kept": kept},
+        )
 
 
 def _failure(exc: Exception) -> str:
@@ -203,6 +222,27 @@ async def _record_all(
 async def _command(conn: Conn, actor: Principal, event: Mapping[str, Any], event_id: str) -> ScanCommand:
     epcs = _epcs(event)
     ours = await _ours(conn, actor, epcs)
+    action, step = _custody_step(event, ours)
+    if problem := _unrecordable(event, action, step, [uri for uri in epcs if uri not in ours]):
+        raise _Unrecordable(problem)
+    site = await _site(conn, event)
+    command = ScanCommand(
+        idempotency_key=f"epcis:{event_id}",
+        action=action,
+        site=site,
+        codes=list(dict.fromkeys(ours.values())),
+        device_time=parse_date_time(str(event["eventTime"])),
+        storage_location=_storage(event, action),
+    )
+    too_large = command.over_bounds()
+    if too_large is not None:
+        raise _Unrecordable(too_large)
+    return command
+
+
+def _custody_step(event: Mapping[str, Any], ours: Mapping[str, str]) -> tuple[Action, str]:
+    """The custody action the event's business step captures (and the bare step), or _Ignored when the
+    event is none of Celltrail's business."""
     raw_step = str(event.get("bizStep", ""))
     step = vocabulary.BIZ_STEP.bare(raw_step) or ""
     action = mapping.CAPTURED.get(step)
@@ -214,46 +254,46 @@ async def _command(conn: Conn, actor: Principal, event: Mapping[str, Any], event
             f"business step {step or raw_step or '(none)'!r} is not a custody step Celltrail records "
             f"(captured: {captured})"
         )
-    foreign = [uri for uri in epcs if uri not in ours]
+    return action, step
+
+
+# The event shape each step is captured as: packing puts units into the shipment, the others observe them.
+_PACKING_SHAPE: Final = (
+    mapping.AGGREGATION,
+    "ADD",
+    "packing is captured as an AggregationEvent ADD of units (childEPCs) into the shipment (parentID)",
+)
+_OBSERVING_SHAPE: Final = (mapping.OBJECT, "OBSERVE", "{step} is captured as an ObjectEvent OBSERVE")
+
+
+def _unrecordable(event: Mapping[str, Any], action: Action, step: str, foreign: list[str]) -> str | None:
+    """Why an event of ours cannot become the custody step `action`, or None (the first reason found)."""
     if foreign:
-        raise _Unrecordable(
+        return (
             f"{foreign[0]} is not a Celltrail unit or shipment: a custody step names only Celltrail's "
             "units and shipments"
         )
-    event_type, event_action = event.get("type"), event.get("action")
-    if action is Action.PACK and (event_type != mapping.AGGREGATION or event_action != "ADD"):
-        raise _Unrecordable(
-            "packing is captured as an AggregationEvent ADD of units (childEPCs) into the shipment (parentID)"
-        )
-    if action is not Action.PACK and (event_type != mapping.OBJECT or event_action != "OBSERVE"):
-        raise _Unrecordable(f"{step} is captured as an ObjectEvent OBSERVE")
+    event_type, event_action, shape_problem = _PACKING_SHAPE if action is Action.PACK else _OBSERVING_SHAPE
+    if (event.get("type"), event.get("action")) != (event_type, event_action):
+        return shape_problem.format(step=step)
+    # The infusion needs two signatures at the bedside, which an EPCIS event cannot carry.
     if (
         action is Action.DISPENSE
         and vocabulary.DISPOSITION.bare(str(event.get("disposition", ""))) == "dispensed"
     ):
-        raise _Unrecordable(
-            "an infusion is recorded at the bedside with two signatures, not by EPCIS capture"
-        )
-    codes = list(dict.fromkeys(ours.values()))
-    site = await _site(conn, event)
-    storage = None
-    if action is Action.STORE:
-        location = event.get("bizLocation")
-        storage = location.get("id") if isinstance(location, Mapping) else None
-        if not storage:
-            raise _Unrecordable("a storing event names the storage location as its bizLocation")
-    command = ScanCommand(
-        idempotency_key=f"epcis:{event_id}",
-        action=action,
-        site=site,
-        codes=codes,
-        device_time=parse_date_time(str(event["eventTime"])),
-        storage_location=storage,
-    )
-    too_large = command.over_bounds()
-    if too_large is not None:
-        raise _Unrecordable(too_large)
-    return command
+        return "an infusion is recorded at the bedside with two signatures, not by EPCIS capture"
+    return None
+
+
+def _storage(event: Mapping[str, Any], action: Action) -> str | None:
+    """The storage location a storing event names as its bizLocation (None for the other steps)."""
+    if action is not Action.STORE:
+        return None
+    location = event.get("bizLocation")
+    storage = location.get("id") if isinstance(location, Mapping) else None
+    if not storage:
+        raise _Unrecordable("a storing event names the storage location as its bizLocation")
+    return cast("str", storage)
 
 
 def _said(event: Mapping[str, Any]) -> jobs.Captured:

@@ -32,6 +32,7 @@ _NOT_HASHED: Final = frozenset(
     {"@context", "type", "eventID", "recordTime", "errorDeclaration", "certificationInfo"}
 )
 _EPC_LISTS: Final = ("epcList", "parentID", "inputEPCList", "childEPCs")
+_PLACES: Final = ("readPoint", "bizLocation")
 _QUANTITY_LISTS: Final = ("quantityList", "childQuantityList", "inputQuantityList")
 _METADATA_ORDER: Final = (
     "time",
@@ -238,69 +239,77 @@ class _Canonicaliser:
     # ------------------------------------------------------------------------------------------ event
 
     def event(self, event: Mapping[str, Any]) -> str:
-        out = [f"eventType={str(event.get('type', '')).strip()}"]
-        if event.get("eventTime") is not None:
-            out.append(f"eventTime={hash_timestamp(str(event['eventTime']))}")
-        if event.get("eventTimeZoneOffset") is not None:
-            out.append(f"eventTimeZoneOffset={str(event['eventTimeZoneOffset']).strip()}")
-        if event.get("epcList"):
-            out.append("epcList" + "".join(sorted(f"epc={self.value(e)}" for e in event["epcList"])))
-        if event.get("parentID") is not None:
-            out.append(f"parentID={self.value(event['parentID'])}")
-        for name in ("inputEPCList", "childEPCs"):
-            if event.get(name):
-                out.append(name + "".join(sorted(f"epc={self.value(e)}" for e in event[name])))
-        for name in _QUANTITY_LISTS:
-            out.append(self.quantities(name, event.get(name)))
-        if event.get("outputEPCList"):
-            out.append(
-                "outputEPCList" + "".join(sorted(f"epc={self.value(e)}" for e in event["outputEPCList"]))
-            )
-        out.append(self.quantities("outputQuantityList", event.get("outputQuantityList")))
-        for name in ("action", "transformationID"):
-            if event.get(name) is not None:
-                out.append(f"{name}={self.value(event[name])}")
-        if event.get("bizStep") is not None:
-            out.append(f"bizStep={self.term(event['bizStep'], vocabulary.BIZ_STEP)}")
-        if event.get("disposition") is not None:
-            out.append(f"disposition={self.term(event['disposition'], vocabulary.DISPOSITION)}")
-        persistent = event.get("persistentDisposition")
-        if isinstance(persistent, Mapping):
-            text = "".join(
-                "".join(
-                    sorted(
-                        f"{part}={self.term(d, vocabulary.DISPOSITION)}" for d in persistent.get(part) or []
-                    )
-                )
-                for part in ("set", "unset")
-            )
-            out.append("persistentDisposition" + text if text else "")
-        trailing: list[str] = []
-        for name in ("readPoint", "bizLocation"):
-            place = event.get(name)
-            if isinstance(place, Mapping):
-                if place.get("id") is not None:
-                    out.append(f"{name}id={self.value(place['id'])}")
-                nested = self.inline_extensions(place, ("id",))
-                if nested:
-                    trailing.append(name + nested)
-        out.append(
+        # The canonical property order of CBV 2.0: every part renders to "" when its field is absent.
+        parts = [
+            f"eventType={str(event.get('type', '')).strip()}",
+            self.optional(event, "eventTime", lambda raw: hash_timestamp(str(raw))),
+            self.optional(event, "eventTimeZoneOffset", lambda raw: str(raw).strip()),
+            self.epcs("epcList", event.get("epcList")),
+            self.optional(event, "parentID", self.value),
+            self.epcs("inputEPCList", event.get("inputEPCList")),
+            self.epcs("childEPCs", event.get("childEPCs")),
+            *[self.quantities(name, event.get(name)) for name in _QUANTITY_LISTS],
+            self.epcs("outputEPCList", event.get("outputEPCList")),
+            self.quantities("outputQuantityList", event.get("outputQuantityList")),
+            self.optional(event, "action", self.value),
+            self.optional(event, "transformationID", self.value),
+            self.optional(event, "bizStep", lambda raw: self.term(raw, vocabulary.BIZ_STEP)),
+            self.optional(event, "disposition", lambda raw: self.term(raw, vocabulary.DISPOSITION)),
+            self.persistent_disposition(event.get("persistentDisposition")),
+            *[self.place_id(name, event.get(name)) for name in _PLACES],
             self.typed_list(
                 "bizTransactionList",
                 "bizTransaction",
                 event.get("bizTransactionList"),
                 vocabulary.BIZ_TRANSACTION_TYPE,
-            )
-        )
-        for name, item in (("sourceList", "source"), ("destinationList", "destination")):
-            out.append(self.typed_list(name, item, event.get(name), vocabulary.SOURCE_DESTINATION_TYPE))
-        elements = [
-            self.sensor_element(e) for e in event.get("sensorElementList") or [] if isinstance(e, Mapping)
+            ),
+            *[
+                self.typed_list(name, item, event.get(name), vocabulary.SOURCE_DESTINATION_TYPE)
+                for name, item in (("sourceList", "source"), ("destinationList", "destination"))
+            ],
+            self.sensor_elements(event.get("sensorElementList")),
+            self.ilmd(event.get("ilmd")),
+            self.trailing(event),
         ]
-        out.append("".join(sorted(elements)))
-        ilmd = event.get("ilmd")
-        if isinstance(ilmd, Mapping) and ilmd:
-            out.append("ilmd" + "".join(sorted(e for k, v in ilmd.items() for e in self.extensions(k, v))))
-        trailing += [e for k, v in event.items() if k not in _STANDARD for e in self.extensions(k, v)]
-        out.append("".join(sorted(trailing)))
-        return "".join(out)
+        return "".join(parts)
+
+    def optional(self, event: Mapping[str, Any], name: str, render: Callable[[Any], str]) -> str:
+        return f"{name}={render(event[name])}" if event.get(name) is not None else ""
+
+    def epcs(self, name: str, values: Any) -> str:
+        return name + "".join(sorted(f"epc={self.value(e)}" for e in values)) if values else ""
+
+    def persistent_disposition(self, persistent: Any) -> str:
+        if not isinstance(persistent, Mapping):
+            return ""
+        text = "".join(
+            "".join(
+                sorted(f"{part}={self.term(d, vocabulary.DISPOSITION)}" for d in persistent.get(part) or [])
+            )
+            for part in ("set", "unset")
+        )
+        return "persistentDisposition" + text if text else ""
+
+    def place_id(self, name: str, place: Any) -> str:
+        if isinstance(place, Mapping) and place.get("id") is not None:
+            return f"{name}id={self.value(place['id'])}"
+        return ""
+
+    def sensor_elements(self, elements: Any) -> str:
+        # CBV 2.0 writes the elements without the `sensorElementList` name.
+        return "".join(sorted(self.sensor_element(e) for e in elements or [] if isinstance(e, Mapping)))
+
+    def ilmd(self, ilmd: Any) -> str:
+        if not (isinstance(ilmd, Mapping) and ilmd):
+            return ""
+        return "ilmd" + "".join(sorted(e for k, v in ilmd.items() for e in self.extensions(k, v)))
+
+    def trailing(self, event: Mapping[str, Any]) -> str:
+        """User extensions, sorted together: the event's own and those nested in its places (after the
+        place's name)."""
+        entries = [e for k, v in event.items() if k not in _STANDARD for e in self.extensions(k, v)]
+        for name in _PLACES:
+            place = event.get(name)
+            if isinstance(place, Mapping) and (nested := self.inline_extensions(place, ("id",))):
+                entries.append(name + nested)
+        return "".join(sorted(entries))

@@ -124,48 +124,74 @@ def _event(
     record: CaseRecord, event: EventLine, step: Step, sensors: list[dict[str, Any]], known: Known
 ) -> dict[str, Any]:
     leg = _leg(record, event.shipment_id)
-    shipment = identifiers.shipment_uri(leg.shipment_id, leg.container_id) if leg else None
-    products = {u.id: u.product for u in record.units}
-    units = [identifiers.unit_uri(u, known.gtins.get(products.get(u, ""))) for u in sorted(event.unit_ids)]
+    # Keys in the order EPCIS lists them, so exported documents read the same way every time.
     body: dict[str, Any] = {
         "type": step.event_type,
         "eventTime": iso_utc(event.server_time),
         "eventTimeZoneOffset": _offset(record.site(event.site), event.server_time),
+        **_objects(record, event, step, leg, known),
+        **_step_terms(step),
+        **_places(record, event.site),
+        **(_shipment_parties(record, leg) if leg is not None and _names_parties(step) else {}),
+        **({"sensorElementList": sensors} if step.biz_step == SENSOR_REPORTING else {}),
+        **_ilmd(record, step),
+        f"{identifiers.EXTENSION_PREFIX}:custodyRecord": identifiers.record_uri(record.coi, event.seq),
     }
+    return {"type": body["type"], "eventID": event_hash_id(body, CONTEXT), **body}
+
+
+def _objects(
+    record: CaseRecord, event: EventLine, step: Step, leg: TemperatureLeg | None, known: Known
+) -> dict[str, Any]:
+    """What the event is about: the shipment (as the parent of an aggregation) and the units; a
+    transformation names the units it consumed apart from those it made."""
+    products = {u.id: u.product for u in record.units}
+
+    def unit(unit_id: str) -> str:
+        return identifiers.unit_uri(unit_id, known.gtins.get(products.get(unit_id, "")))
+
+    shipment = identifiers.shipment_uri(leg.shipment_id, leg.container_id) if leg else None
+    units = [unit(u) for u in sorted(event.unit_ids)]
     if step.event_type == AGGREGATION:
-        body["parentID"] = shipment
-        body["childEPCs"] = units
-    elif step.event_type == TRANSFORMATION:
+        return {"parentID": shipment, "childEPCs": units}
+    if step.event_type == TRANSFORMATION:
         data = event.data if isinstance(event.data, dict) else {}
         inputs = sorted(str(u) for u in data.get("from_units", []))
-        body["inputEPCList"] = [identifiers.unit_uri(u, known.gtins.get(products.get(u, ""))) for u in inputs]
-        body["outputEPCList"] = units
-    else:
-        body["epcList"] = ([shipment] if shipment else []) + units
-    if step.action:
-        body["action"] = step.action
-    body["bizStep"] = step.biz_step
+        return {"inputEPCList": [unit(u) for u in inputs], "outputEPCList": units}
+    return {"epcList": ([shipment] if shipment else []) + units}
+
+
+def _step_terms(step: Step) -> dict[str, Any]:
+    terms: dict[str, Any] = {"action": step.action} if step.action else {}
+    terms["bizStep"] = step.biz_step
     if step.disposition:
-        body["disposition"] = step.disposition
-    place = {"id": _location(record, event.site)}
-    body["readPoint"] = place
-    body["bizLocation"] = dict(place)
-    if leg is not None and step.biz_step in _SHIPMENT_STEPS and step.event_type != AGGREGATION:
-        if leg_waybill := _waybill(record, leg):
-            body["bizTransactionList"] = [{"type": "bol", "bizTransaction": leg_waybill}]
-        body["sourceList"] = [
-            {"type": "owning_party", "source": _party(record, leg.from_site)},
-            {"type": "location", "source": _location(record, leg.from_site)},
-        ]
-        body["destinationList"] = [
-            {"type": "owning_party", "destination": _party(record, leg.to_site)},
-            {"type": "location", "destination": _location(record, leg.to_site)},
-        ]
-    if step.biz_step == SENSOR_REPORTING:
-        body["sensorElementList"] = sensors
-    body.update(_ilmd(record, step))
-    body[f"{identifiers.EXTENSION_PREFIX}:custodyRecord"] = identifiers.record_uri(record.coi, event.seq)
-    return {"type": body["type"], "eventID": event_hash_id(body, CONTEXT), **body}
+        terms["disposition"] = step.disposition
+    return terms
+
+
+def _places(record: CaseRecord, site: str) -> dict[str, Any]:
+    place = {"id": _location(record, site)}
+    return {"readPoint": place, "bizLocation": dict(place)}
+
+
+def _names_parties(step: Step) -> bool:
+    # An aggregation packs the units; the departure and arrival of the shipment name who sends it where.
+    return step.biz_step in _SHIPMENT_STEPS and step.event_type != AGGREGATION
+
+
+def _shipment_parties(record: CaseRecord, leg: TemperatureLeg) -> dict[str, Any]:
+    parties: dict[str, Any] = {}
+    if leg_waybill := _waybill(record, leg):
+        parties["bizTransactionList"] = [{"type": "bol", "bizTransaction": leg_waybill}]
+    parties["sourceList"] = [
+        {"type": "owning_party", "source": _party(record, leg.from_site)},
+        {"type": "location", "source": _location(record, leg.from_site)},
+    ]
+    parties["destinationList"] = [
+        {"type": "owning_party", "destination": _party(record, leg.to_site)},
+        {"type": "location", "destination": _location(record, leg.to_site)},
+    ]
+    return parties
 
 
 def _ilmd(record: CaseRecord, step: Step) -> dict[str, Any]:

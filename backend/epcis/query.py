@@ -165,42 +165,62 @@ KNOWN: Final = frozenset(
 def parse_query(params: dict[str, list[str]]) -> EventQuery:
     """The query the parameters ask for; InvalidInput naming the parameter when one is not understood
     (an unknown parameter is refused rather than ignored: ignoring it would return more than asked)."""
+    _refuse_unknown(params)
+    # Checked in a fixed order (names, eventType, perPage, times, page token): an error names the first.
+    types = _event_types(params)
+    per_page = _per_page(params)
+    token = _values(params, "nextPageToken")
+    return EventQuery(
+        event_types=types,
+        since=_time(params, "GE_eventTime"),
+        until=_time(params, "LT_eventTime"),
+        biz_steps=_terms(params, "EQ_bizStep", vocabulary.BIZ_STEP),
+        dispositions=_terms(params, "EQ_disposition", vocabulary.DISPOSITION),
+        epcs={name: frozenset(found) for name in EPC_FIELDS if (found := _values(params, name))},
+        biz_locations=_terms(params, "EQ_bizLocation", None),
+        per_page=per_page,
+        after=decode_cursor(token[0]) if token else None,
+    )
+
+
+def _refuse_unknown(params: dict[str, list[str]]) -> None:
     unknown = sorted(set(params) - KNOWN)
     if unknown:
         raise InvalidInput(
             f"unsupported query parameter(s) {', '.join(unknown)}; supported: {', '.join(sorted(KNOWN))}",
             field_errors={name: "unsupported" for name in unknown},
         )
+
+
+def _event_types(params: dict[str, list[str]]) -> frozenset[str] | None:
     types = _values(params, "eventType")
     if types is not None and not set(types) <= EVENT_TYPES:
         raise InvalidInput(
             f"eventType may be {' or '.join(sorted(EVENT_TYPES))}: Celltrail exports no other events",
             field_errors={"eventType": "unsupported"},
         )
-    per_page = DEFAULT_PER_PAGE
-    if (pages := _values(params, "perPage")) is not None:
-        if not pages[0].isdigit() or not 1 <= int(pages[0]) <= MAX_PER_PAGE:
-            raise InvalidInput(
-                f"perPage is a number from 1 to {MAX_PER_PAGE}", field_errors={"perPage": "out of range"}
-            )
-        per_page = int(pages[0])
-    steps, dispositions = _values(params, "EQ_bizStep"), _values(params, "EQ_disposition")
-    places = _values(params, "EQ_bizLocation")
-    epcs = {name: frozenset(found) for name in EPC_FIELDS if (found := _values(params, name))}
-    token = _values(params, "nextPageToken")
-    return EventQuery(
-        event_types=frozenset(types) if types else None,
-        since=_time(params, "GE_eventTime"),
-        until=_time(params, "LT_eventTime"),
-        biz_steps=frozenset(_term(s, vocabulary.BIZ_STEP) for s in steps) if steps else None,
-        dispositions=frozenset(_term(d, vocabulary.DISPOSITION) for d in dispositions)
-        if dispositions
-        else None,
-        epcs=epcs,
-        biz_locations=frozenset(places) if places else None,
-        per_page=per_page,
-        after=decode_cursor(token[0]) if token else None,
-    )
+    return frozenset(types) if types else None
+
+
+def _per_page(params: dict[str, list[str]]) -> int:
+    pages = _values(params, "perPage")
+    if pages is None:
+        return DEFAULT_PER_PAGE
+    if not pages[0].isdigit() or not 1 <= int(pages[0]) <= MAX_PER_PAGE:
+        raise InvalidInput(
+            f"perPage is a number from 1 to {MAX_PER_PAGE}", field_errors={"perPage": "out of range"}
+        )
+    return int(pages[0])
+
+
+def _terms(
+    params: dict[str, list[str]], name: str, vocab: vocabulary.Vocabulary | None
+) -> frozenset[str] | None:
+    """A parameter's values as a set (None when it is not given), CBV terms of `vocab` in their bare form."""
+    values = _values(params, name)
+    if not values:
+        return None
+    return frozenset(_term(v, vocab) if vocab is not None else v for v in values)
 
 
 class EventPage(msgspec.Struct, frozen=True):

@@ -129,38 +129,44 @@ def _vocabulary_problems(document: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def _event_vocabulary(at: str, event: Mapping[str, Any]) -> Iterator[Problem]:
-    if "bizStep" in event:
-        yield from _term_problem(f"{at}.bizStep", event["bizStep"], vocabulary.BIZ_STEP)
-    if "disposition" in event:
-        yield from _term_problem(f"{at}.disposition", event["disposition"], vocabulary.DISPOSITION)
-    persistent = event.get("persistentDisposition")
-    if isinstance(persistent, Mapping):
-        for part in ("set", "unset"):
-            for i, value in enumerate(_list(persistent.get(part))):
-                yield from _term_problem(
-                    f"{at}.persistentDisposition.{part}[{i}]", value, vocabulary.DISPOSITION
-                )
-    for name in ("sourceList", "destinationList"):
-        for i, entry in enumerate(_list(event.get(name))):
-            if isinstance(entry, Mapping) and "type" in entry:
-                yield from _term_problem(
-                    f"{at}.{name}[{i}].type", entry["type"], vocabulary.SOURCE_DESTINATION_TYPE
-                )
-    for i, entry in enumerate(_list(event.get("bizTransactionList"))):
-        if isinstance(entry, Mapping) and "type" in entry:
-            yield from _term_problem(
-                f"{at}.bizTransactionList[{i}].type", entry["type"], vocabulary.BIZ_TRANSACTION_TYPE
-            )
-    declaration = event.get("errorDeclaration")
-    if isinstance(declaration, Mapping) and "reason" in declaration:
-        yield from _term_problem(
-            f"{at}.errorDeclaration.reason", declaration["reason"], vocabulary.ERROR_REASON
-        )
-    for i, element in enumerate(_list(event.get("sensorElementList"))):
-        if isinstance(element, Mapping):
-            for j, report in enumerate(_list(element.get("sensorReport"))):
-                if isinstance(report, Mapping):
-                    yield from _report_units(f"{at}.sensorElementList[{i}].sensorReport[{j}]", report)
+    for path, value, vocab in _terms(event):
+        yield from _term_problem(f"{at}.{path}", value, vocab)
+    for path, report in _sensor_reports(event):
+        yield from _report_units(f"{at}.{path}", report)
+
+
+# The fields holding one CBV term, and the lists of objects whose `type` is one, in the order they are
+# reported.
+_TERM_FIELDS: Final = (("bizStep", vocabulary.BIZ_STEP), ("disposition", vocabulary.DISPOSITION))
+_TYPED_LISTS: Final = (
+    ("sourceList", vocabulary.SOURCE_DESTINATION_TYPE),
+    ("destinationList", vocabulary.SOURCE_DESTINATION_TYPE),
+    ("bizTransactionList", vocabulary.BIZ_TRANSACTION_TYPE),
+)
+
+
+def _terms(event: Mapping[str, Any]) -> Iterator[tuple[str, Any, vocabulary.Vocabulary]]:
+    """Every CBV term the event carries: where it is in the event, its value, its vocabulary."""
+    for name, vocab in _TERM_FIELDS:
+        if name in event:
+            yield name, event[name], vocab
+    persistent = _mapping(event.get("persistentDisposition"))
+    for part in ("set", "unset"):
+        for i, value in enumerate(_list(persistent.get(part))):
+            yield f"persistentDisposition.{part}[{i}]", value, vocabulary.DISPOSITION
+    for name, vocab in _TYPED_LISTS:
+        for i, entry in _mappings(event.get(name)):
+            if "type" in entry:
+                yield f"{name}[{i}].type", entry["type"], vocab
+    declaration = _mapping(event.get("errorDeclaration"))
+    if "reason" in declaration:
+        yield "errorDeclaration.reason", declaration["reason"], vocabulary.ERROR_REASON
+
+
+def _sensor_reports(event: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    for i, element in _mappings(event.get("sensorElementList")):
+        for j, report in _mappings(element.get("sensorReport")):
+            yield f"sensorElementList[{i}].sensorReport[{j}]", report
 
 
 def _report_units(at: str, report: Mapping[str, Any]) -> Iterator[Problem]:
@@ -184,3 +190,12 @@ def _report_units(at: str, report: Mapping[str, Any]) -> Iterator[Problem]:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _mappings(value: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """A list's objects with their index; entries of another kind are left to the schema."""
+    return ((i, entry) for i, entry in enumerate(_list(value)) if isinstance(entry, Mapping))
