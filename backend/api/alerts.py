@@ -37,7 +37,9 @@ class AlertsController(Controller):
         critical alert whose condition ended before anyone acknowledged it: it stays until acknowledged),
         `resolved` (back to normal), `closed` (shelved or closed with a reason, or withdrawn)."""
         async with pool.acquire() as conn:
-            return await alerts.list_for(conn, site_filter(principal), status, coi, shipment_id, limit)
+            return await alerts.list_for(
+                conn, site_filter(principal), status, coi, shipment_id, limit, principal.courier_company
+            )
 
     @post(
         "/{alert_id:int}/acknowledge",

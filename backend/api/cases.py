@@ -109,6 +109,7 @@ class CasesController(Controller):
             birth_year=data.birth_year,
             fin=settings.fin,
             trial=Trial(**msgspec.structs.asdict(data.trial)) if data.trial else None,
+            client=data.client_organisation,
         )
         return case_read(case, principal)
 

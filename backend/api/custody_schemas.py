@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from backend.api.schemas import LIST_MAX, NAME_MAX, TEXT_MAX, Command, SiteCode
+from backend.api.schemas import LIST_MAX, NAME_MAX, TEXT_MAX, Command, OrganisationCode, SiteCode
 from backend.domain import trials
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
@@ -56,6 +56,8 @@ class CaseCreate(Command):
     birth_year: Annotated[int, msgspec.Meta(ge=1900, le=2100)] | None = None
     # An investigational case: then neither patient_ref nor birth_year (the subject id is the pseudonym).
     trial: TrialFields | None = None
+    # The client the case is made for, named once as by PUT /cases/{coi}/client (docs/organisations.md).
+    client_organisation: OrganisationCode | None = None
 
 
 class TrialRead(msgspec.Struct, kw_only=True):
@@ -186,6 +188,8 @@ class ShipmentCreate(Command):
     logger_id: Code | None = None
     seals: Codes = msgspec.field(default_factory=list)
     waybill: Code | None = None
+    # The courier company that carries the leg, named as by PUT /shipments/{id}/courier.
+    courier_organisation: OrganisationCode | None = None
 
 
 class ShipmentRead(msgspec.Struct, kw_only=True):

@@ -3,22 +3,18 @@ sites and users they own, a leg's courier company and a case's client."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import msgspec
 from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from backend.api.schemas import Command, Name, Reason
+from backend.api.schemas import Command, Name, OrganisationCode, Reason
 from backend.db.repo.organisations import OrganisationRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, OrganisationKind, Principal, Role, policy
 from backend.services import organisations
 
-# The same shape as a site code: short, upper case, safe in any path.
-OrganisationCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$", examples=["USZ-ORG"])]
-PLANNERS = (Role.COORDINATOR, Role.MANUFACTURING)
+PLANNERS = tuple(organisations.PLANNERS)
 
 
 class OrganisationCreate(Command):

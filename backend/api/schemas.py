@@ -13,6 +13,8 @@ Username = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$", examples=["pharm.zurich"])
 ]
 SiteCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$", examples=["USZ"])]
+# The same shape as a site code: short, upper case, safe in any path.
+OrganisationCode = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9][A-Z0-9_-]{1,31}$", examples=["USZ-ORG"])]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 Reason = Annotated[str, msgspec.Meta(min_length=3, max_length=1000)]
 # The common bounds of inbound fields: a person's or thing's name, free text, one scanned or typed code.

@@ -86,6 +86,7 @@ class ShipmentsController(Controller):
             unit_ids=data.units,
             seals=data.seals,
             waybill=data.waybill,
+            courier_organisation=data.courier_organisation,
         )
         return shipment_read(row)
 

@@ -51,7 +51,7 @@ async def stream(
         yield ServerSentEventMessage(data=None, comment="celltrail live", retry=2000)
         while not hub.closing:
             async with pool.acquire() as conn:
-                rows = await outbox.after(conn, last, sites)
+                rows = await outbox.after(conn, last, sites, courier=principal.courier_company)
             for row in rows:
                 last = row.id
                 body = msgspec.json.encode(

@@ -37,6 +37,9 @@ class OrganisationKind(enum.StrEnum):
 BY_RELATION_ONLY = frozenset({OrganisationKind.COURIER, OrganisationKind.CLIENT})
 # Methods that change nothing: the only ones a client's users may call (they follow, they never act).
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A manufacturer's people who follow the cases it makes at any of its sites, not only the sites they are
+# bound to: those who make the product and release it.
+MAKERS = frozenset({Role.MANUFACTURING, Role.QA})
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -64,6 +67,19 @@ class Principal(msgspec.Struct, frozen=True):
             and courier_organisation is not None
             and courier_organisation == self.organisation
         )
+
+    @property
+    def courier_company(self) -> str | None:
+        """This user's courier company, whose legs (and their alerts) they see; None for anyone else."""
+        return self.organisation if self.organisation_kind is OrganisationKind.COURIER else None
+
+    @property
+    def maker(self) -> str | None:
+        """The manufacturer organisation whose cases this user sees at any of its sites ("made by"): only
+        its manufacturing and QA people; None for anyone else."""
+        if self.organisation_kind is not OrganisationKind.MANUFACTURER:
+            return None
+        return self.organisation if self.has_any(MAKERS) else None
 
     def is_client_of(self, client_organisation: str | None) -> bool:
         """A case made for this user's client organisation."""

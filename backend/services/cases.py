@@ -18,7 +18,6 @@ from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.domain.trials import Trial
 from backend.services import checkpoints, ledger, objects, signing, trials, unit_registry
 from backend.services.planning import catalogue
-from backend.services.visibility import site_filter
 from celltrail_shared.identifiers import Coi, IdentifierError, UnitId, parse_coi, parse_din
 
 # How far ahead of the server's clock a registered manufacture time may be (a device's clock drift).
@@ -35,7 +34,11 @@ async def create_case(
     birth_year: int | None,
     fin: str,
     trial: Trial | None = None,
+    client: str | None = None,
 ) -> CaseRow:
+    """`client`: the client organisation the case is made for, named as `PUT /cases/{coi}/client` would."""
+    from backend.services import organisations  # imports this module
+
     trials.check_new_case(trial, patient_ref, birth_year)
     if not actor.at_site(treatment_site) and Role.ADMIN not in actor.roles:
         raise PermissionDenied(f"you are not assigned to site {treatment_site}")
@@ -49,6 +52,8 @@ async def create_case(
             conn, coi.value, treatment_site, therapy, patient_ref, birth_year, actor.user_id
         )
         trial_data = await trials.attach(conn, coi.value, trial)
+        if client is not None:
+            await organisations.record_client(conn, actor, coi.value, client, [treatment_site])
         await ledger.append(
             conn,
             coi=coi.value,
@@ -90,7 +95,7 @@ async def list_cases(pool: Pool, principal: Principal, limit: int) -> list[CaseR
     async with pool.acquire() as conn:
         if principal.read_only:  # a client's users: the cases made for their organisation
             return await objects.client_cases(conn, principal, limit)
-        return await cases.list_cases(conn, site_filter(principal), limit)
+        return await cases.list_cases(conn, await objects.case_sites(conn, principal), limit)
 
 
 async def create_unit(

@@ -2,7 +2,8 @@
 
 A record is visible to a person bound to one of the sites it concerns (administrators see all). Users of
 a courier company or a client see by relation only (docs/organisations.md): a leg assigned to their
-courier company, a case made for their client; nothing through a site binding. One
+courier company and its alerts, a case made for their client; nothing through a site binding. A
+manufacturer's manufacturing and QA people also see the cases made at any of its sites. One
 that is not visible is answered exactly like one that does not exist — the same error, word for word —
 because the existence of another site's case, bag or shipment is itself private, and ids are guessable.
 Callers check their own rules (role, site of the step, state) only after the gate has let the object
@@ -19,6 +20,7 @@ from backend.db.types import Conn
 from backend.domain.access import Principal
 from backend.domain.errors import NotFound
 from backend.epcis import jobs
+from backend.services.visibility import site_filter
 
 
 def sees_case(principal: Principal, case: CaseRow) -> bool:
@@ -29,6 +31,10 @@ def sees_case(principal: Principal, case: CaseRow) -> bool:
 async def _sees_case(conn: Conn, principal: Principal, case: CaseRow) -> bool:
     if sees_case(principal, case):
         return True
+    if principal.maker is not None:
+        # "Made by": a manufacturer's makers see the cases of every manufacturing site it owns.
+        made_at = await organisations.manufacturing_sites(conn, principal.maker, sorted(principal.sites))
+        return not set(made_at).isdisjoint(case.sites)
     # Only a client's users are asked about: everyone else pays no second read.
     return principal.read_only and principal.is_client_of(await organisations.case_client(conn, case.coi))
 
@@ -41,8 +47,18 @@ def sees_shipment(principal: Principal, shipment: ShipmentRow) -> bool:
 
 
 def sees_alert(principal: Principal, alert: AlertRow) -> bool:
-    # By site only: a courier company's or client's users are shown no alerts (they act on none).
+    """By site; a courier company's users are let through by `_sees_alert` for the legs they carry."""
     return principal.sees(alert.sites)
+
+
+async def _sees_alert(conn: Conn, principal: Principal, alert: AlertRow, acting: bool) -> bool:
+    if sees_alert(principal, alert):
+        return True
+    # A courier company sees its legs' alerts; acting on them (acknowledging, closing) stays with the
+    # people of the leg's sites, so an alert a caller acts on is let through by site only. A client's
+    # users see no alert.
+    courier = principal.courier_company
+    return not acting and courier is not None and await alerts.carried_by(conn, alert, courier)
 
 
 async def case(conn: Conn, principal: Principal, coi: str) -> CaseRow:
@@ -61,6 +77,16 @@ async def client_cases(conn: Conn, principal: Principal, limit: int) -> list[Cas
         for coi in await organisations.client_cases(conn, principal.organisation, limit)
     ]
     return [c for c in found if c is not None]
+
+
+async def case_sites(conn: Conn, principal: Principal) -> list[str] | None:
+    """The sites whose cases a list shows the caller (None: all): theirs, and for a manufacturer's makers
+    every manufacturing site of their organisation, as `_sees_case` decides for one case."""
+    sites = site_filter(principal)
+    if sites is None or principal.maker is None:
+        return sites
+    made_at = await organisations.manufacturing_sites(conn, principal.maker, sorted(principal.sites))
+    return sorted({*sites, *made_at})
 
 
 async def unit(conn: Conn, principal: Principal, unit_id: str) -> tuple[UnitRow, CaseRow]:
@@ -89,8 +115,9 @@ async def event(conn: Conn, principal: Principal, event_id: int) -> tuple[CaseRo
 
 
 async def alert(conn: Conn, principal: Principal, alert_id: int, lock: bool = False) -> AlertRow:
+    """`lock`: the caller changes the alert (only those who may act on it get it)."""
     found = await alerts.get(conn, alert_id, lock=lock)
-    if found is None or not sees_alert(principal, found):
+    if found is None or not await _sees_alert(conn, principal, found, acting=lock):
         raise NotFound(f"no alert {alert_id}")
     return found
 

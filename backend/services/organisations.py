@@ -8,13 +8,17 @@ from backend.db.repo import audit, organisations, shipments, users
 from backend.db.repo.organisations import OrganisationRow
 from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Conn, Pool
-from backend.domain.access import OrganisationKind, Principal
+from backend.domain.access import OrganisationKind, Principal, Role
 from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from backend.services import objects
+from backend.services import ledger, objects
 from backend.services.cases import parse_coi_value
 
 # A leg that has arrived, been received or been cancelled has nothing left to carry.
 _FINISHED = frozenset({"arrived", "received", "quarantined", "cancelled"})
+# Who names a leg's courier company or a case's client: those who plan the legs and the case.
+PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING})
+# The custody event of a courier assignment (not a scan: it moves nothing, it says who may carry).
+COURIER_ASSIGNED = "courier_assigned"
 
 
 async def create(
@@ -87,33 +91,92 @@ async def assign_courier(
 ) -> ShipmentRow:
     """Hand a leg to a courier company (or take it back), by a planner bound to one of its two sites."""
     async with pool.acquire() as conn, conn.transaction():
+        # The case's chain first, then the leg: the order every scan takes its locks in.
+        seen = await objects.shipment(conn, actor, shipment_id)
+        await ledger.lock_chain(conn, seen.coi)
         leg = await objects.shipment(conn, actor, shipment_id, lock=True)
         if not (actor.at_site(leg.from_site) or actor.at_site(leg.to_site)):
             raise PermissionDenied(f"you are assigned to neither {leg.from_site} nor {leg.to_site}")
         if leg.status in _FINISHED:
             raise Conflict(f"shipment {shipment_id} is {leg.status}: its carrier can no longer change")
-        found = await _known(conn, code)
-        if found is not None and found.kind != OrganisationKind.COURIER:
-            raise InvalidInput(
-                f"{code} is a {found.kind}, not a courier company",
-                field_errors={"organisation": "not a courier"},
-            )
-        await shipments.set_courier(conn, shipment_id, code)
-        await audit.record(
-            conn,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            action="assign_courier",
-            entity="shipment",
-            entity_id=shipment_id,
-            old_value={"courier_organisation": leg.courier_organisation},
-            new_value={"courier_organisation": code},
-            reason=reason,
-            sites=[leg.from_site, leg.to_site],
-        )
+        await record_courier(conn, actor, leg, code, reason)
         updated = await shipments.get(conn, shipment_id)
     assert updated is not None
     return updated
+
+
+async def record_courier(
+    conn: Conn, actor: Principal, leg: ShipmentRow, code: str | None, reason: str
+) -> None:
+    """The one record of a courier assignment, from the route or with the leg's plan: the organisation
+    must be a courier company; the change is audited and, being a fact of custody (who may carry and scan
+    the leg), appended to the case's chain with its reason. Once the leg is picked up its carrier changes
+    only with the goods: while the current holder hands them over to someone of the new carrier.
+    The caller has let the leg through the object gate and holds its case's chain, then the leg."""
+    if not actor.has_any(PLANNERS):
+        raise PermissionDenied("a leg's courier company is named by a coordinator or manufacturing")
+    found = await _known(conn, code)
+    if found is not None and found.kind != OrganisationKind.COURIER:
+        raise InvalidInput(
+            f"{code} is a {found.kind}, not a courier company", field_errors={"organisation": "not a courier"}
+        )
+    if code == leg.courier_organisation:
+        return  # nothing changes, and neither the trail nor the chain records a change
+    if leg.holder_id is not None:
+        await _handed_over(conn, leg, code)
+    await shipments.set_courier(conn, leg.id, code)
+    await audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action="assign_courier",
+        entity="shipment",
+        entity_id=leg.id,
+        old_value={"courier_organisation": leg.courier_organisation},
+        new_value={"courier_organisation": code},
+        reason=reason,
+        sites=[leg.from_site, leg.to_site],
+    )
+    site = leg.from_site if actor.at_site(leg.from_site) else leg.to_site
+    carrier = code or "no courier company"
+    appended = await ledger.append(
+        conn,
+        coi=leg.coi,
+        action=COURIER_ASSIGNED,
+        actor=actor,
+        site=site,
+        shipment_id=leg.id,
+        detail=f"shipment {leg.id} assigned to {carrier}: {reason}",
+        data={"organisation": code, "before": leg.courier_organisation, "reason": reason},
+    )
+    await ledger.announce(
+        conn,
+        "event",
+        [leg.from_site, leg.to_site],
+        leg.coi,
+        {"event_id": appended.event_id, "action": COURIER_ASSIGNED, "shipment_id": leg.id},
+    )
+
+
+async def _handed_over(conn: Conn, leg: ShipmentRow, code: str | None) -> None:
+    """After pick-up: refused unless the current holder is handing the leg to a user of `code` (of no
+    company when `code` is None), whose confirmation then finds the leg in their company's hands."""
+    receiver = await users.by_username(conn, leg.open_handover_to) if leg.open_handover_to else None
+    if receiver is None or receiver.organisation != code:
+        holder = leg.holder_name or "its courier"
+        raise Conflict(
+            f"shipment {leg.id} was picked up and is with {holder}: its courier company changes only "
+            f"while {holder} hands it over to someone of {code or 'no courier company'} "
+            "(a hand-over scan naming them), not before",
+            field_errors={"organisation": "picked up"},
+        )
+
+
+def client_of_kind(found: OrganisationRow | None, code: str) -> OrganisationRow:
+    if found is None or found.kind != OrganisationKind.CLIENT:
+        kind = found.kind if found is not None else "unknown organisation"
+        raise InvalidInput(f"{code} is a {kind}, not a client", field_errors={"organisation": "not a client"})
+    return found
 
 
 async def set_case_client(pool: Pool, actor: Principal, coi_text: str, code: str) -> OrganisationRow:
@@ -124,26 +187,29 @@ async def set_case_client(pool: Pool, actor: Principal, coi_text: str, code: str
         case = await objects.case(conn, actor, coi)
         if not any(actor.at_site(site) for site in case.sites):
             raise PermissionDenied(f"you are assigned to none of case {coi}'s sites")
-        found = await _known(conn, code)
-        assert found is not None
-        if found.kind != OrganisationKind.CLIENT:
-            raise InvalidInput(
-                f"{code} is a {found.kind}, not a client", field_errors={"organisation": "not a client"}
-            )
-        before = await organisations.lock_case_client(conn, coi)
-        if before is not None:
-            raise Conflict(f"case {coi} is already made for client {before}")
-        await organisations.set_case_client(conn, coi, code)
-        await audit.record(
-            conn,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            action="set_client",
-            entity="case",
-            entity_id=coi,
-            new_value={"client_organisation": code},
-            sites=case.sites,
-        )
+        found = await record_client(conn, actor, coi, code, case.sites)
+    return found
+
+
+async def record_client(
+    conn: Conn, actor: Principal, coi: str, code: str, sites: list[str]
+) -> OrganisationRow:
+    """The one record of a case's client, from the route or with the case's creation."""
+    found = client_of_kind(await _known(conn, code), code)
+    before = await organisations.lock_case_client(conn, coi)
+    if before is not None:
+        raise Conflict(f"case {coi} is already made for client {before}")
+    await organisations.set_case_client(conn, coi, code)
+    await audit.record(
+        conn,
+        actor_id=actor.user_id,
+        actor_name=actor.username,
+        action="set_client",
+        entity="case",
+        entity_id=coi,
+        new_value={"client_organisation": code},
+        sites=sites,
+    )
     return found
 
 

@@ -11,7 +11,7 @@ from backend.db.repo import alerts, audit, cases, shipments, sites
 from backend.db.repo import excursions as excursion_repo
 from backend.db.repo import users as users_repo
 from backend.db.repo.shipments import ShipmentRow
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 from backend.domain import alarm_states
 from backend.domain.access import Principal, Role
 from backend.domain.custody import (
@@ -22,13 +22,14 @@ from backend.domain.custody import (
 )
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.temperature import Summary, summarise
-from backend.services import ledger, objects, signing
+from backend.services import ledger, objects, organisations, signing
 from backend.services.cases import get_case
 from backend.services.loggers import calibration_alert_needed, claim_for_shipment, logger_busy
 from backend.services.visibility import site_filter
 from celltrail_shared.identifiers import ShipmentId
 
 PLANNERS = frozenset({Role.COORDINATOR, Role.MANUFACTURING, Role.PHARMACIST})
+_NAMED_WITH_PLAN = "named with the shipment's plan"
 
 
 async def create_shipment(
@@ -46,7 +47,10 @@ async def create_shipment(
     unit_ids: list[str],
     seals: list[str],
     waybill: str | None,
+    courier_organisation: str | None = None,
 ) -> ShipmentRow:
+    """`courier_organisation`: the courier company that carries the leg, named with the plan as
+    `PUT /shipments/{id}/courier` would name it (docs/organisations.md)."""
     case = await get_case(pool, actor, coi)
     if not actor.at_site(from_site) and not actor.at_site(to_site):
         raise PermissionDenied(f"you are assigned to neither {from_site} nor {to_site}")
@@ -166,9 +170,19 @@ async def create_shipment(
             case.coi,
             {"shipment_id": shipment_id, "status": "planned"},
         )
-        created = await shipments.get(conn, shipment_id)
+        return await _planned(conn, actor, shipment_id, courier_organisation)
+
+
+async def _planned(conn: Conn, actor: Principal, shipment_id: str, courier: str | None) -> ShipmentRow:
+    """The leg just planned, with its courier company when one was named."""
+    created = await shipments.get(conn, shipment_id)
     assert created is not None
-    return created
+    if courier is None:
+        return created
+    await organisations.record_courier(conn, actor, created, courier, _NAMED_WITH_PLAN)
+    named = await shipments.get(conn, shipment_id)
+    assert named is not None
+    return named
 
 
 async def get_shipment(pool: Pool, principal: Principal, shipment_id: str) -> ShipmentRow:

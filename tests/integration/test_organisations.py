@@ -133,9 +133,11 @@ async def test_a_courier_company_sees_and_scans_only_its_legs(client: Any, datab
         await conn.close()
     # A courier of no organisation keeps the site rule.
     await world.scan_ok("courier1", "pickup", "CTA", theirs)
-    # Once taken back from the company, the leg is gone for its driver.
-    await world.ok("coord", "PUT", f"/api/v1/shipments/{ours}/courier", json=_assign(None))
-    assert (await world.call("driver", "GET", f"/api/v1/shipments/{ours}")).status_code == 404
+    # Picked up, the leg stays with its company until its holder hands it over
+    # (test_organisations_relations.py); before pick-up, taking it back hides it from the driver.
+    taken = await world.call("coord", "PUT", f"/api/v1/shipments/{ours}/courier", json=_assign(None))
+    assert taken.status_code == 409, taken.text
+    assert (await world.ok("driver", "GET", f"/api/v1/shipments/{ours}"))["id"] == ours
 
 
 async def test_a_client_follows_its_own_cases_without_patient_identity(client: Any) -> None:

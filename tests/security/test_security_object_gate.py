@@ -79,6 +79,17 @@ async def two_organisations(client: Any) -> Organisations:
     )
     ship_out = await world.shipment("mfg", coi, "CTA", "USZ", [prc], profile="cryo")
     await world.scan_ok("mfg", "pack", "CTA", ship_out, prc)
+    # A's leg is carried by A's courier company, named before the pickup (afterwards only a hand-over
+    # to the new company's driver moves it).
+    await world.ok(
+        "admin",
+        "POST",
+        "/api/v1/organisations",
+        201,
+        json={"code": "A-CARRIER", "name": "A", "kind": "courier"},
+    )
+    assignment = {"organisation": "A-CARRIER", "reason": "A's carrier"}
+    await world.ok("mfg", "PUT", f"/api/v1/shipments/{ship_out}/courier", json=assignment)
     await world.scan_ok("courier1", "pickup", "CTA", ship_out)
     # The bag is in transit to the hospital, with a hand-over waiting for its confirmation.
     await world.scan_ok("courier1", "handover", "CRX", ship_out, handover_to="courier2")
@@ -123,11 +134,11 @@ async def two_organisations(client: Any) -> Organisations:
         json={"kind": "APH", "product": "Apheresis", "site": "KSB"},
     )
     orgs.b_unit = unit.json()["id"]
-    await organisation_actors(client, orgs, ship_out)
+    await organisation_actors(client, orgs)
     return orgs
 
 
-async def organisation_actors(client: Any, orgs: Organisations, a_leg: str) -> None:
+async def organisation_actors(client: Any, orgs: Organisations) -> None:
     """A courier company's user with an assigned leg (B's) and an unassigned one (A's, carried by another
     company); a client's user with its own case (B's) and another client's case (A's). Both are bound to
     sites of A's as well, so that a site binding opening anything to them would show here."""
@@ -135,8 +146,8 @@ async def organisation_actors(client: Any, orgs: Organisations, a_leg: str) -> N
     for code, kind in (
         ("A-CLIENT", "client"),
         ("B-CLIENT", "client"),
-        ("A-CARRIER", "courier"),
         ("B-CARRIER", "courier"),
+        ("B-MAKER", "manufacturer"),
     ):
         await world.ok(
             "admin", "POST", "/api/v1/organisations", 201, json={"code": code, "name": code, "kind": kind}
@@ -146,8 +157,6 @@ async def organisation_actors(client: Any, orgs: Organisations, a_leg: str) -> N
         "coord", "PUT", f"/api/v1/cases/{orgs.a_ids['coi']}/client", json={"organisation": "A-CLIENT"}
     )
     await world.ok("b-coord", "PUT", f"/api/v1/cases/{orgs.b_case}/client", json={"organisation": "B-CLIENT"})
-    assignment = {"organisation": "A-CARRIER", "reason": "A's carrier"}
-    await world.ok("mfg", "PUT", f"/api/v1/shipments/{a_leg}/courier", json=assignment)
     orgs.b_leg = await world.shipment("b-coord", orgs.b_case, "KSB", "KSB-LAB", [orgs.b_unit])
     assignment = {"organisation": "B-CARRIER", "reason": "B's carrier"}
     await world.ok("b-coord", "PUT", f"/api/v1/shipments/{orgs.b_leg}/courier", json=assignment)
@@ -157,11 +166,23 @@ async def organisation_actors(client: Any, orgs: Organisations, a_leg: str) -> N
     # Every role a client's user could be given by mistake, and every site of A's.
     roles = [r.value for r in (Role.COORDINATOR, Role.PHARMACIST, Role.MANUFACTURING, Role.QA)]
     client_user = await make_user(client, root, "o-client", roles, [*A_SITES, *B_SITES], PASSWORD)
-    for username, organisation in (("o-courier", "B-CARRIER"), ("o-client", "B-CLIENT")):
+    # A manufacturer's maker at the other manufacturing site of B's manufacturer: the cases made at
+    # KSB-LAB are theirs to see ("made by"), A's never.
+    await make_site(client, root, "KSB-LAB2", kind="manufacturing")
+    for site in ("KSB-LAB", "KSB-LAB2"):
+        await world.ok("admin", "PUT", f"/api/v1/sites/{site}/organisation", json={"organisation": "B-MAKER"})
+    maker = await make_user(
+        client, root, "o-maker", [Role.MANUFACTURING.value, Role.QA.value], ["KSB-LAB2"], PASSWORD
+    )
+    for username, organisation in (
+        ("o-courier", "B-CARRIER"),
+        ("o-client", "B-CLIENT"),
+        ("o-maker", "B-MAKER"),
+    ):
         await world.ok(
             "admin", "PUT", f"/api/v1/users/{username}/organisation", json={"organisation": organisation}
         )
-    orgs.others = {"courier-company": courier, "client-organisation": client_user}
+    orgs.others = {"courier-company": courier, "client-organisation": client_user, "manufacturer": maker}
 
 
 # ------------------------------------------------------------------------------ what A has, before/after
@@ -352,6 +373,12 @@ TABLE: dict[str, list[Probe]] = {
     "listAudit": [Probe("list", "/api/v1/audit")],
     "createCase": [
         Probe("record", "/api/v1/cases", body=lambda i, o: {"treatment_site": "USZ", "therapy": "X"}),
+        # Naming a client at creation opens nothing of A's: a case at A's site is refused as before.
+        Probe(
+            "record",
+            "/api/v1/cases",
+            body=lambda i, o: {"treatment_site": "USZ", "therapy": "X", "client_organisation": "B-CLIENT"},
+        ),
     ],
     "listCases": [Probe("list", "/api/v1/cases")],
     "getCase": [Probe("record", "/api/v1/cases/{coi}")],
@@ -433,6 +460,12 @@ TABLE: dict[str, list[Probe]] = {
         Probe("record", "/api/v1/shipments", body=_shipment_plan),
         Probe("record", "/api/v1/shipments", body=_own_case_with_their_unit),
         Probe("record", "/api/v1/shipments", body=_own_case_with_their_logger),
+        # A's case planned with B's courier company named at creation: as unknown as without it.
+        Probe(
+            "record",
+            "/api/v1/shipments",
+            body=lambda i, o: _shipment_plan(i, o) | {"courier_organisation": "B-CARRIER"},
+        ),
     ],
     "listShipments": [Probe("list", "/api/v1/shipments")],
     "decideReceipt": [Probe("record", "/api/v1/shipments/{ship_out}/receipt", body=lambda i, o: _RECEIPT)],
@@ -623,6 +656,33 @@ TABLE: dict[str, list[Probe]] = {
             body=lambda i, o: {"site": "KSB", "unit": o.b_unit, "recipient": i["coi"], "password": PASSWORD},
         ),
     ],
+    "withdrawAllogeneicAllocation": [
+        # Withdrawing A's bag's allocation from B's case, or B's own bag's from A's case.
+        Probe(
+            "record",
+            "/api/v1/allogeneic/withdrawals",
+            body=lambda i, o: {
+                "site": "KSB",
+                "unit": i["prc"],
+                "recipient": o.b_case,
+                "reason": "probe",
+                "password": PASSWORD,
+            },
+        ),
+        Probe(
+            "record",
+            "/api/v1/allogeneic/withdrawals",
+            body=lambda i, o: {
+                "site": "KSB",
+                "unit": o.b_unit,
+                "recipient": i["coi"],
+                "reason": "probe",
+                "password": PASSWORD,
+            },
+        ),
+    ],
+    # The book of A's site: refused to anyone not bound to it.
+    "allogeneicBedsideBook": [Probe("guard", "/api/v1/allogeneic/bedside-book", query={"site": "USZ"})],
     "shipmentReceivers": [
         Probe("record", "/api/v1/shipments/{ship_out}/receivers"),
         Probe("record", "/api/v1/shipments/{ship_in}/receivers"),

@@ -127,10 +127,14 @@ async def list_for(
     coi: str | None,
     shipment_id: str | None,
     limit: int,
+    courier: str | None = None,
 ) -> list[AlertRow]:
+    """`courier`: a courier company whose assigned legs' alerts are listed besides those of `sites`."""
     rows = await conn.fetch(
-        _SELECT
-        + """ WHERE ($1::text[] IS NULL OR a.sites && $1) AND ($2::text[] IS NULL OR a.status = ANY($2))
+        _SELECT  # noqa: S608 - constant text, values are parameters
+        + """ WHERE ($1::text[] IS NULL OR a.sites && $1
+                     OR a.shipment_id IN (SELECT id FROM shipments WHERE courier_organisation = $6))
+              AND ($2::text[] IS NULL OR a.status = ANY($2))
               AND ($3::text IS NULL OR a.coi = $3) AND ($4::text IS NULL OR a.shipment_id = $4)
               ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, a.id DESC
               LIMIT $5""",
@@ -139,6 +143,7 @@ async def list_for(
         coi,
         shipment_id,
         limit,
+        courier,
     )
     return [_alert(r) for r in rows]
 
@@ -220,3 +225,16 @@ async def unresolved_on_shipment(
         severity,
     )
     return [(r["id"], r["title"]) for r in rows]
+
+
+async def carried_by(conn: Conn, alert: AlertRow, courier: str) -> bool:
+    """Whether the alert is about a leg assigned to this courier company."""
+    if alert.shipment_id is None:
+        return False
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM shipments WHERE id = $1 AND courier_organisation = $2)",
+            alert.shipment_id,
+            courier,
+        )
+    )

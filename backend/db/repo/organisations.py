@@ -79,3 +79,17 @@ async def client_cases(conn: Conn, organisation: str, limit: int) -> list[str]:
         limit,
     )
     return [r["coi"] for r in rows]
+
+
+async def manufacturing_sites(conn: Conn, organisation: str, bound_to: list[str]) -> list[str]:
+    """The manufacturer's manufacturing sites, for a user bound to at least one of its sites (none
+    otherwise): a user belongs to the organisation where they work, not only on paper."""
+    rows = await conn.fetch(
+        """SELECT code FROM sites
+           WHERE organisation = $1 AND kind = 'manufacturing'
+             AND EXISTS (SELECT 1 FROM sites own WHERE own.organisation = $1 AND own.code = ANY($2::text[]))
+           ORDER BY code""",
+        organisation,
+        bound_to,
+    )
+    return [r["code"] for r in rows]

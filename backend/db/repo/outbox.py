@@ -49,13 +49,22 @@ async def publish(conn: Conn, kind: str, sites: list[str], coi: str | None, payl
     )
 
 
-async def after(conn: Conn, last_id: int, sites: list[str] | None, limit: int = 500) -> list[OutboxRow]:
+async def after(
+    conn: Conn, last_id: int, sites: list[str] | None, limit: int = 500, courier: str | None = None
+) -> list[OutboxRow]:
+    """`courier`: a courier company, whose assigned legs' alerts come besides those of `sites` (every
+    alert notice carries the alert's id)."""
     rows = await conn.fetch(
-        """SELECT id, kind, sites, coi, payload, created_at FROM outbox
-           WHERE id > $1 AND ($2::text[] IS NULL OR sites && $2) ORDER BY id LIMIT $3""",
+        """SELECT o.id, o.kind, o.sites, o.coi, o.payload, o.created_at FROM outbox o
+           WHERE o.id > $1 AND ($2::text[] IS NULL OR o.sites && $2
+                 OR (o.kind = 'alert' AND $4::text IS NOT NULL AND EXISTS (
+                         SELECT 1 FROM alerts a JOIN shipments s ON s.id = a.shipment_id
+                          WHERE a.id::text = o.payload->>'id' AND s.courier_organisation = $4)))
+           ORDER BY o.id LIMIT $3""",
         last_id,
         sites,
         limit,
+        courier,
     )
     return [OutboxRow(**r) for r in rows]
 
