@@ -36,7 +36,8 @@ from backend.api.metrics import metrics
 from backend.api.organisations import OrganisationsController
 from backend.api.profiles import ProfilesController
 from backend.api.reports import ReportsController
-from backend.api.shipments import ScansController, ShipmentsController
+from backend.api.scans import ScansController
+from backend.api.shipments import ShipmentsController
 from backend.api.sites import SitesController
 from backend.api.stream import stream
 from backend.api.subscriptions import SubscriptionsController
@@ -51,8 +52,8 @@ from backend.live.hub import Hub, end_streams_on_exit_signals
 from backend.services import auth, checkpoints, excursions, monitoring, patient_keys, record_keys, signing
 from backend.services.accounts import ensure_first_admin
 from backend.services.broker_probe import BrokerMonitor
+from backend.services.handovers import alert_overdue_handovers
 from backend.services.planning import bookings as planning_bookings
-from backend.services.scans import alert_overdue_handovers
 from backend.settings import Settings, SettingsError, load_settings
 from backend.web import routes as web_routes
 from backend.web import template_config

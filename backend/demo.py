@@ -205,9 +205,9 @@ async def _journeys(pool: Pool, loggers: int, fin: str) -> None:
 
     async def scan(who: str, action: Action, site: str, *codes: str) -> None:
         command = ScanCommand(idempotency_key=uuid.uuid4().hex, action=action, site=site, codes=list(codes))
-        answer = await scans.record_scan(pool, people[who], command, 30)
-        if answer.status >= 300:
-            raise RuntimeError(f"demo {action} refused: {answer.body.get('detail')}")
+        outcome = await scans.record_scan(pool, people[who], command, 30)
+        if isinstance(outcome, scans.Refused):
+            raise RuntimeError(f"demo {action} refused: {outcome.detail}")
 
     async def collected(patient: str) -> tuple[str, str]:
         case = await cases.create_case(

@@ -50,6 +50,7 @@ async def _run(
     key_file: str,
     keyed: bool,
 ) -> LoadResult:
+    from backend.api import refusals
     from backend.db.pool import create_pool
     from backend.domain.custody import Action
     from backend.services import auth, record_keys, scans
@@ -79,9 +80,10 @@ async def _run(
             )
             start = time.perf_counter()
             principal = await auth.authenticate(pool, token)
-            answer = await scans.record_scan(pool, principal, command, 60)
+            outcome = await scans.record_scan(pool, principal, command, 60)
             latencies.append(time.perf_counter() - start)
-            statuses[answer.status] = statuses.get(answer.status, 0) + 1
+            status = refusals.answer(outcome).status_code
+            statuses[status] = statuses.get(status, 0) + 1
 
     try:
         await asyncio.gather(*(client() for _ in range(connections)))

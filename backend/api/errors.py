@@ -134,6 +134,16 @@ def problem_response(
     return Response(content=body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def problem_fields(type_: str, title: str, status: int, detail: str, **members: Any) -> dict[str, Any]:
+    """A problem+json body with extension members beside the standard ones (RFC 9457 section 3.2), as a
+    command's outcome answers it: no field errors and no instance, so a replayed answer is the same."""
+    return {"type": type_, "title": title, "status": status, "detail": detail, "errors": [], **members}
+
+
+def problem_json(fields: dict[str, Any]) -> Response[Any]:
+    return Response(content=fields, status_code=fields["status"], media_type=PROBLEM_JSON)
+
+
 def _domain_error(request: Request[Any, Any, Any], exc: domain.DomainError) -> Response[Any]:
     status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
     fields = [FieldError(k, v) for k, v in exc.field_errors.items()]

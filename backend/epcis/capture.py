@@ -40,7 +40,7 @@ from backend.epcis.eventid import event_hash_id
 from backend.epcis.formats import iso_utc, parse_date_time
 from backend.epcis.validate import events_of, validate_document
 from backend.services import objects
-from backend.services.scans import ScanCommand, record_scan_in
+from backend.services.scans import Accepted, ScanCommand, record_scan_in
 
 log = logging.getLogger(__name__)
 
@@ -207,15 +207,12 @@ async def _record_all(
         except DomainError as refused:
             outcome.append({**entry, "status": "error", "reason": refused.detail})
             continue
-        body = answer.body
-        entry |= {"action": command.action.value, "custodyEventID": body.get("event_id")}
-        if answer.status < 400:
-            outcome.append({**entry, "status": "recorded", "seq": body.get("seq")})
-            if isinstance(custody_event_id := body.get("event_id"), int):
-                await jobs.keep_captured(conn, custody_event_id, job_id, _said(event))
+        entry |= {"action": command.action.value, "custodyEventID": answer.event_id}
+        if isinstance(answer, Accepted):
+            outcome.append({**entry, "status": "recorded", "seq": answer.seq})
+            await jobs.keep_captured(conn, answer.event_id, job_id, _said(event))
         else:
-            reason = str(body.get("detail", "refused"))
-            outcome.append({**entry, "status": "error", "reason": reason, "refusal": body.get("refusal")})
+            outcome.append({**entry, "status": "error", "reason": answer.detail, "refusal": answer.code})
     return outcome
 
 

@@ -10,7 +10,9 @@ from backend.db.types import Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
 from backend.domain.errors import InvalidInput, PermissionDenied
-from backend.services import ledger, objects, signing
+from backend.services import chain as chains
+from backend.services import objects, signing
+from backend.services.outbox_events import announce
 
 DEVIATION = "deviation"
 DISPOSITIONS = ("pending", "use as is", "rework", "reject")
@@ -26,7 +28,7 @@ async def record_deviation(
     disposition: str,
     event_ids: list[int],
     password: str,
-) -> ledger.Appended:
+) -> chains.Appended:
     if disposition not in DISPOSITIONS:
         raise InvalidInput(
             f"disposition is one of {', '.join(DISPOSITIONS)}", field_errors={"disposition": "unknown"}
@@ -44,17 +46,17 @@ async def record_deviation(
         site = next((s for s in [case.treatment_site, *case.sites] if actor.at_site(s)), None)
         if site is None:
             raise PermissionDenied("a deviation is recorded by QA bound to one of the case's sites")
-        chain = await ledger.lock_chain(conn, case.coi)
-        at = ledger.now()
+        chain = await chains.lock(conn, case.coi)
+        at = chains.now()
         try:
             signature = await signing.sign(
                 conn, actor.username, password, "deviation recorded", frozenset({Role.QA}), at, site
             )
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=case.coi,
+            chain,
             action=DEVIATION,
             actor=actor,
             site=site,
@@ -67,9 +69,8 @@ async def record_deviation(
             },
             signatures=[signature],
             server_time=at,
-            chain=chain,
         )
-        await ledger.announce(
+        await announce(
             conn, "event", case.sites, case.coi, {"event_id": appended.event_id, "action": DEVIATION}
         )
     return appended

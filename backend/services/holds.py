@@ -10,7 +10,9 @@ from backend.db.types import Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import FINAL_UNIT_STATES, Refusal
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.services import ledger, objects, signing
+from backend.services import chain as chains
+from backend.services import objects, signing
+from backend.services.outbox_events import announce
 
 HOLD, HOLD_RELEASED = "hold", "hold_released"
 _MEANINGS = {HOLD: "placed on hold", HOLD_RELEASED: "released from hold"}
@@ -18,7 +20,7 @@ _MEANINGS = {HOLD: "placed on hold", HOLD_RELEASED: "released from hold"}
 
 async def change_hold(
     pool: Pool, actor: Principal, unit_id: str, *, hold: bool, reason: str, password: str
-) -> ledger.Appended:
+) -> chains.Appended:
     action = HOLD if hold else HOLD_RELEASED
     async with pool.acquire() as conn, conn.transaction():
         unit, case = await objects.unit(conn, actor, unit_id)
@@ -27,7 +29,7 @@ async def change_hold(
         )
         if site is None:
             raise PermissionDenied(f"a hold on {unit.id} is decided by QA bound to one of its case's sites")
-        chain = await ledger.lock_chain(conn, unit.coi)
+        chain = await chains.lock(conn, unit.coi)
         [current] = await cases.lock_visible_units(conn, [unit.id], [], None)
         if current.status in FINAL_UNIT_STATES:
             raise Conflict(f"unit {unit.id} is {current.status}; there is nothing left to hold")
@@ -35,7 +37,7 @@ async def change_hold(
             raise Conflict(f"unit {unit.id} is already quarantined")
         if not hold and not current.quarantined:
             raise Conflict(f"unit {unit.id} is not on hold or quarantined")
-        at = ledger.now()
+        at = chains.now()
         try:
             signature = await signing.sign(
                 conn, actor.username, password, _MEANINGS[action], frozenset({Role.QA}), at, site
@@ -43,9 +45,9 @@ async def change_hold(
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
         await cases.set_quarantined(conn, [unit.id], hold)
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=unit.coi,
+            chain,
             action=action,
             actor=actor,
             site=site,
@@ -54,9 +56,8 @@ async def change_hold(
             data={"reason": reason},
             signatures=[signature],
             server_time=at,
-            chain=chain,
         )
-        await ledger.announce(
+        await announce(
             conn, "unit", case.sites, unit.coi, {"unit_id": unit.id, "quarantined": hold, "event": action}
         )
     return appended

@@ -25,7 +25,7 @@ from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from backend.domain.excursions import parse_definition, rules_for
-from backend.services import ledger, signing
+from backend.services import chain, signing
 from backend.services.visibility import site_filter
 
 PROFILE_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,40}$")
@@ -197,10 +197,7 @@ async def _pending(conn: Conn, actor: Principal, code: str, version: int) -> rep
 
 
 def _signature_refused(refusal: Refusal) -> DomainError:
-    kinds: dict[int, type[DomainError]] = {403: PermissionDenied, 404: NotFound, 409: Conflict}
-    kind = kinds.get(refusal.status)
-    if kind is not None:
-        return kind(refusal.detail)
+    # `signing.sign` refuses only with `signature_invalid`: the password, the signer's role or site.
     return InvalidInput(refusal.detail, field_errors={"password": "wrong"})
 
 
@@ -217,7 +214,7 @@ async def approve_version(
         approved = await repo.approved_version(conn, code)
         if approved is not None and approved > version:
             raise Conflict(f"{code} version {version} is superseded: version {approved} is approved")
-        at = ledger.now()
+        at = chain.now()
         try:
             signature = await signing.sign(
                 conn, actor.username, password, APPROVAL_MEANING, _steward_roles(row.owner_site), at

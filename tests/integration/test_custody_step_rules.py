@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from backend.db.pool import create_pool
-from backend.services import ledger
+from backend.services import chain, ledger
 from tests.integration.helpers import admin, make_user
 from tests.integration.journey import (
     PASSWORD,
@@ -255,7 +255,7 @@ async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monke
     thawed = ledger.now()
     signed = _signatures(("pharm", "verified at bedside"), ("pharm2", "administered"))
     # Sixty-one minutes after the thaw the record holds.
-    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=61))
+    monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=61))
     body = refused(
         await world.scan("pharm", "infuse", "USZ", f"&/{coi}", bag, signatures=signed),
         409,
@@ -270,7 +270,7 @@ async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monke
     assert f"limit {local + timedelta(minutes=60):%H:%M} {local.tzname()}" in body["detail"]
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{bag}"))["status"] == "thawed"
     # Within the window the same infusion goes through.
-    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=5))
+    monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=5))
     done = await world.scan("pharm", "infuse", "USZ", f"&/{coi}", bag, signatures=signed)
     assert done.status_code == 201, done.text
 
@@ -289,7 +289,7 @@ async def test_an_expired_unit_is_not_dispensed_thawed_or_infused(client, monkey
     await world.scan_ok("pharm", "receive", "USZ", ship, prc)
     await world.ok("pharm", "POST", f"/api/v1/shipments/{ship}/receipt", 201, json=_receipt("accept"))
     await world.scan_ok("pharm", "store", "USZ", prc, storage_location="LN2-1")
-    monkeypatch.setattr(ledger, "now", lambda: registered + timedelta(days=2))
+    monkeypatch.setattr(chain, "now", lambda: registered + timedelta(days=2))
     body = refused(await world.scan("pharm", "dispense", "USZ", prc), 409, "expired")
     assert "expired at" in body["detail"]
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{prc}"))["status"] == "stored"

@@ -13,7 +13,7 @@ import asyncpg
 import pypdfium2 as pdfium
 import pytest
 
-from backend.services import ledger
+from backend.services import chain, ledger
 from tests.integration.helpers import admin, assert_problem, make_site, make_user
 from tests.integration.journey import PASSWORD, World, accept_receipt
 from tests.integration.planning.planning_support import ordered_case, planned_world
@@ -93,7 +93,7 @@ async def test_a_product_with_a_30_minute_window_refuses_infusion_at_31_minutes(
     await world.scan_ok("pharm", "dispense", "USZ", bag["id"])
     thaw = await world.scan_ok("pharm", "thaw", "USZ", bag["id"])
     thawed = datetime.fromisoformat(thaw["server_time"])
-    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=31))
+    monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=31))
     body = refused(
         await world.scan("pharm", "infuse", "USZ", f"&/{coi}", bag["id"], signatures=SIGNED),
         409,
@@ -109,7 +109,7 @@ async def test_a_product_with_a_30_minute_window_refuses_infusion_at_31_minutes(
     assert "31 min ago" in detail
     assert (await world.ok("pharm", "GET", f"/api/v1/units/{bag['id']}"))["status"] == "thawed"
     # The default hour would have let it through: at 29 minutes the same infusion is accepted.
-    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=29))
+    monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=29))
     await world.scan_ok("pharm", "infuse", "USZ", f"&/{coi}", bag["id"], signatures=SIGNED)
 
 
@@ -122,13 +122,13 @@ async def test_a_longer_window_from_the_catalogue_lets_a_bag_wait_longer_than_th
     await _stored(world, coi, bag["id"])
     await world.scan_ok("pharm", "dispense", "USZ", bag["id"])
     thawed = datetime.fromisoformat((await world.scan_ok("pharm", "thaw", "USZ", bag["id"]))["server_time"])
-    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=181))
+    monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=181))
     refused(
         await world.scan("pharm", "infuse", "USZ", f"&/{coi}", bag["id"], signatures=SIGNED),
         409,
         "thaw_window_exceeded",
     )
-    monkeypatch.setattr(ledger, "now", lambda: thawed + timedelta(minutes=90))
+    monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=90))
     await world.scan_ok("pharm", "infuse", "USZ", f"&/{coi}", bag["id"], signatures=SIGNED)
 
 
@@ -151,12 +151,12 @@ async def test_a_bags_expiry_comes_from_the_shelf_life_and_an_expired_bag_goes_n
         ("thaw", "dispensed", {}),
         ("infuse", "thawed", {"signatures": SIGNED}),
     ):
-        monkeypatch.setattr(ledger, "now", lambda: after)
+        monkeypatch.setattr(chain, "now", lambda: after)
         codes = (f"&/{coi}", bag["id"]) if step == "infuse" else (bag["id"],)
         body = refused(await world.scan("pharm", step, "USZ", *codes, **extra), 409, "expired")
         assert f"expired at {expires.astimezone(ZURICH):%Y-%m-%d %H:%M}" in body["detail"]
         assert (await world.ok("pharm", "GET", f"/api/v1/units/{bag['id']}"))["status"] == status
-        monkeypatch.setattr(ledger, "now", real_now)
+        monkeypatch.setattr(chain, "now", real_now)
         if step != "infuse":
             await world.scan_ok("pharm", step, "USZ", bag["id"])
 

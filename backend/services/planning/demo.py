@@ -193,9 +193,9 @@ async def _completed_case(
         command = ScanCommand(
             idempotency_key=uuid.uuid4().hex, action=action, site=where, codes=list(codes), **extra
         )
-        answer = await scans.record_scan(pool, people[who], command, 30)
-        if answer.status >= 300:
-            raise RuntimeError(f"demo history {action} refused: {answer.body.get('detail')}")
+        outcome = await scans.record_scan(pool, people[who], command, 30)
+        if isinstance(outcome, scans.Refused):
+            raise RuntimeError(f"demo history {action} refused: {outcome.detail}")
 
     async def leg(
         who: str, coi: str, units: list[str], route: tuple[str, str], profile: str, hours: int
