@@ -13,7 +13,7 @@ before what it already folded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -64,14 +64,8 @@ class Engine:
         self.rules = rules
         self._zone = UTC if time_zone == "UTC" else ZoneInfo(time_zone)
         self._day_cache: tuple[float, float, str] | None = None
-        # Limits whose time beyond a rolling rule counts (both warning limits for a `range` rule).
         rolling = [r for r in rules.rules if r.window == "rolling"]
-        self._rolling = {
-            name
-            for r in rolling
-            for name in (("low", "high") if r.limit == "range" else (r.limit,))
-            if name in rules.limits
-        }
+        self._rolling = _rolling_limits(rolling, rules.limits)
         self._longest_window = max((r.window_s for r in rolling), default=0.0)
         self.planned_arrival = planned_arrival
         self.expected_interval_s = expected_interval_s
@@ -79,21 +73,10 @@ class Engine:
         self.state = state if state is not None else EngineState()
         for name in rules.limits:
             self.state.bands.setdefault(name, Band())
-        # The band that opens and ends a side's episode: its warning limit, else its critical one.
-        self._primary = {
-            side: name
-            for side in ("high", "low")
-            for name in (side, f"critical_{side}")
-            if name in rules.limits and (name == side or side not in rules.limits)
-        }
+        self._primary = _primary_bands(rules.limits)
         for side in self._primary:
             self.state.tracks.setdefault(_SIDES[side], Track())
-        self._by_side: dict[str, list[Rule]] = {side: [] for side in self._primary}
-        # Most severe first: when several rules hold at one reading the alert opens at that severity.
-        for rule in sorted(rules.rules, key=lambda r: -SEVERITY_RANK[r.severity]):
-            for side in ("high", "low") if rule.limit == "range" else (_side_of(rule.limit),):
-                if side in self._by_side:
-                    self._by_side[side].append(rule)
+        self._by_side = _rules_by_side(rules.rules, self._primary)
 
     # -- feeding -----------------------------------------------------------------------------------
 
@@ -240,31 +223,51 @@ class Engine:
                 fire(track, rule.id, rule.severity, t)
 
     def _holds(self, rule: Rule, t: float) -> bool:
-        bands = self.state.bands
-        names = [n for n in ("low", "high") if n in bands] if rule.limit == "range" else [rule.limit]
-        if rule.window == "day":
-            days = {self._day_span(t)[2], *self.state.last_days}
-            daily = self.state.daily
-            return any(sum(daily.get(d, {}).get(n, 0.0) for n in names) >= rule.delay_s for d in days)
-        if rule.window == "rolling":
-            since = t - rule.window_s
-            spans = self.state.spans
-            beyond = sum(
-                min(end, t) - max(start, since)
-                for n in names
-                for start, end in spans.get(n, ())
-                if end > since and start < t
-            )
-            return beyond >= rule.delay_s
-        if rule.limit == "range":
-            total = sum(bands[name].total_s for name in names)
-            return total >= rule.delay_s
-        band = bands[rule.limit]
-        if rule.kind == "instant":
-            return band.run_start is not None and t - band.run_start - band.run_gap_s >= rule.delay_s
-        if rule.kind == "consecutive":
-            return band.active and t - band.start - band.gap_s >= rule.delay_s
-        return band.total_s >= rule.delay_s
+        """Whether the time beyond the rule's limit, as its window and kind count it, reached its delay."""
+        if rule.window in _WINDOWED:
+            measure = _WINDOWED[rule.window]
+        elif rule.limit == "range":
+            measure = Engine._range_total_s
+        else:
+            measure = _BAND_MEASURES.get(rule.kind, Engine._band_total_s)
+        beyond_s = measure(self, rule, t)
+        return beyond_s is not None and beyond_s >= rule.delay_s
+
+    def _limit_names(self, rule: Rule) -> list[str]:
+        return (
+            [n for n in ("low", "high") if n in self.state.bands] if rule.limit == "range" else [rule.limit]
+        )
+
+    def _worst_day_s(self, rule: Rule, t: float) -> float:
+        # The day of `t` and the days the last interval touched: an interval may end just past midnight.
+        days = {self._day_span(t)[2], *self.state.last_days}
+        daily, names = self.state.daily, self._limit_names(rule)
+        return max(sum(daily.get(d, {}).get(n, 0.0) for n in names) for d in days)
+
+    def _rolling_s(self, rule: Rule, t: float) -> float:
+        since, spans = t - rule.window_s, self.state.spans
+        return sum(
+            min(end, t) - max(start, since)
+            for n in self._limit_names(rule)
+            for start, end in spans.get(n, ())
+            if end > since and start < t
+        )
+
+    def _range_total_s(self, rule: Rule, t: float) -> float:
+        return sum(self.state.bands[name].total_s for name in self._limit_names(rule))
+
+    def _run_s(self, rule: Rule, t: float) -> float | None:
+        """An instant rule counts the readings beyond the limit without a break (None: not beyond)."""
+        band = self.state.bands[rule.limit]
+        return None if band.run_start is None else t - band.run_start - band.run_gap_s
+
+    def _episode_s(self, rule: Rule, t: float) -> float | None:
+        """A consecutive rule counts the episode, from its start (None: no episode)."""
+        band = self.state.bands[rule.limit]
+        return t - band.start - band.gap_s if band.active else None
+
+    def _band_total_s(self, rule: Rule, t: float) -> float:
+        return self.state.bands[rule.limit].total_s
 
     # -- episodes ----------------------------------------------------------------------------------
 
@@ -333,6 +336,42 @@ class Engine:
             day: {name: seconds / 60 for name, seconds in limits.items()}
             for day, limits in sorted(self.state.daily.items())
         }
+
+
+# How each rule counts its time beyond the limit: rules with a window by that window, the others by kind.
+_Measure = Callable[[Engine, Rule, float], float | None]
+_WINDOWED: dict[str, _Measure] = {"day": Engine._worst_day_s, "rolling": Engine._rolling_s}
+_BAND_MEASURES: dict[str, _Measure] = {"instant": Engine._run_s, "consecutive": Engine._episode_s}
+
+
+def _rolling_limits(rolling: list[Rule], limits: Mapping[str, float]) -> set[str]:
+    """Limits whose time beyond a rolling rule counts (both warning limits for a `range` rule)."""
+    return {
+        name
+        for r in rolling
+        for name in (("low", "high") if r.limit == "range" else (r.limit,))
+        if name in limits
+    }
+
+
+def _primary_bands(limits: Mapping[str, float]) -> dict[str, str]:
+    """The band that opens and ends a side's episode: its warning limit, else its critical one."""
+    return {
+        side: name
+        for side in ("high", "low")
+        for name in (side, f"critical_{side}")
+        if name in limits and (name == side or side not in limits)
+    }
+
+
+def _rules_by_side(rules: Iterable[Rule], sides: Iterable[str]) -> dict[str, list[Rule]]:
+    by_side: dict[str, list[Rule]] = {side: [] for side in sides}
+    # Most severe first: when several rules hold at one reading the alert opens at that severity.
+    for rule in sorted(rules, key=lambda r: -SEVERITY_RANK[r.severity]):
+        for side in ("high", "low") if rule.limit == "range" else (_side_of(rule.limit),):
+            if side in by_side:
+                by_side[side].append(rule)
+    return by_side
 
 
 def _stamp(t: float) -> str:

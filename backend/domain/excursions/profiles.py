@@ -11,6 +11,8 @@ of `window_hours` ("at most 60 min above 8 °C in any 24 h").
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -125,31 +127,59 @@ def parse_definition(raw: Any) -> ProfileDefinition:
     return definition
 
 
+# Limits that must keep their order: (one, other, when is it wrong, what to say).
+_LIMIT_ORDER: Final[tuple[tuple[str, str, Callable[[float, float], bool], str], ...]] = (
+    ("low_c", "high_c", operator.ge, "low_c must be below high_c"),
+    ("critical_high_c", "high_c", operator.lt, "critical_high_c must not be below high_c"),
+    ("critical_low_c", "low_c", operator.gt, "critical_low_c must not be above low_c"),
+)
+_LIMIT_FIELDS: Final = ("low_c", "high_c", "critical_low_c", "critical_high_c")
+
+
 def _problems(d: ProfileDefinition) -> list[str]:
-    found = []
-    if d.low_c is not None and d.high_c is not None and d.low_c >= d.high_c:
-        found.append("low_c must be below high_c")
-    if d.critical_high_c is not None and d.high_c is not None and d.critical_high_c < d.high_c:
-        found.append("critical_high_c must not be below high_c")
-    if d.critical_low_c is not None and d.low_c is not None and d.critical_low_c > d.low_c:
-        found.append("critical_low_c must not be above low_c")
-    if all(v is None for v in (d.low_c, d.high_c, d.critical_low_c, d.critical_high_c)):
+    found = [message for one, other, wrong, message in _LIMIT_ORDER if _misordered(d, one, other, wrong)]
+    if all(getattr(d, name) is None for name in _LIMIT_FIELDS):
         found.append("a profile needs at least one temperature limit")
-    if d.time_zone is not None:
-        try:
-            ZoneInfo(d.time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            found.append(f"unknown time zone {d.time_zone!r}")
+    if d.time_zone is not None and not _is_time_zone(d.time_zone):
+        found.append(f"unknown time zone {d.time_zone!r}")
     for rule in d.rules or []:
-        if rule.window != "leg" and rule.kind != "cumulative":
-            found.append("only cumulative rules may count over a day or a rolling window")
-        if rule.limit == "range" and rule.kind != "cumulative":
-            found.append("only cumulative rules may use the limit 'range'")
-        elif rule.limit == "range" and d.low_c is None and d.high_c is None:
-            found.append("a 'range' rule needs low_c or high_c")
-        elif rule.limit != "range" and getattr(d, f"{rule.limit}_c") is None:
-            found.append(f"a rule uses the limit {rule.limit} but {rule.limit}_c is not set")
+        found += _rule_problems(d, rule)
     return found
+
+
+def _misordered(d: ProfileDefinition, one: str, other: str, wrong: Callable[[float, float], bool]) -> bool:
+    first, second = getattr(d, one), getattr(d, other)
+    return first is not None and second is not None and wrong(first, second)
+
+
+def _is_time_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _rule_problems(d: ProfileDefinition, rule: RuleSpec) -> list[str]:
+    found = []
+    if rule.window != "leg" and rule.kind != "cumulative":
+        found.append("only cumulative rules may count over a day or a rolling window")
+    if (limit_problem := _rule_limit_problem(d, rule)) is not None:
+        found.append(limit_problem)
+    return found
+
+
+def _rule_limit_problem(d: ProfileDefinition, rule: RuleSpec) -> str | None:
+    if rule.limit != "range":
+        if getattr(d, f"{rule.limit}_c") is None:
+            return f"a rule uses the limit {rule.limit} but {rule.limit}_c is not set"
+        return None
+    # Time beyond either warning limit adds up, which only a cumulative count can say.
+    if rule.kind != "cumulative":
+        return "only cumulative rules may use the limit 'range'"
+    if d.low_c is None and d.high_c is None:
+        return "a 'range' rule needs low_c or high_c"
+    return None
 
 
 def _limits(d: ProfileDefinition) -> dict[str, float]:
@@ -163,28 +193,41 @@ def _limits(d: ProfileDefinition) -> dict[str, float]:
 
 
 def _shorthand(d: ProfileDefinition, limits: dict[str, float]) -> list[RuleSpec]:
-    specs: list[RuleSpec] = []
     warning_sides: list[LimitName] = [side for side in ("low", "high") if side in limits]
-    if warning_sides and d.cumulative_minutes is not None:
+    specs = _warning_specs(d, warning_sides)
+    for side in ("low", "high"):
+        if (critical := _critical_spec(d, limits, side)) is not None:
+            specs.append(critical)
+    return specs
+
+
+def _warning_specs(d: ProfileDefinition, sides: list[LimitName]) -> list[RuleSpec]:
+    """The rules of the warning limits that are set: each budget given, else an alert at once."""
+    if not sides:
+        return []
+    specs: list[RuleSpec] = []
+    if d.cumulative_minutes is not None:
         specs.append(RuleSpec("cumulative", "range", d.cumulative_minutes))
-    if warning_sides and d.daily_minutes is not None:
+    if d.daily_minutes is not None:
         specs.append(RuleSpec("cumulative", "range", d.daily_minutes, window="day"))
     if d.consecutive_minutes is not None:
-        specs += [RuleSpec("consecutive", side, d.consecutive_minutes) for side in warning_sides]
-    budgets = (d.cumulative_minutes, d.consecutive_minutes, d.daily_minutes)
-    if warning_sides and all(b is None for b in budgets):
-        specs += [RuleSpec("instant", side) for side in warning_sides]
-    for side in ("low", "high"):
-        critical = f"critical_{side}"
-        if critical not in limits:
-            continue
-        delay = d.critical_delay_minutes
-        if delay is None:
-            coincides = limits.get(side) == limits[critical]
-            delay = d.consecutive_minutes if coincides and d.consecutive_minutes else 0
-        kind = "instant" if delay == 0 else "consecutive"
-        specs.append(RuleSpec(kind, critical, delay, "critical"))  # type: ignore[arg-type]
+        specs += [RuleSpec("consecutive", side, d.consecutive_minutes) for side in sides]
+    if all(b is None for b in (d.cumulative_minutes, d.consecutive_minutes, d.daily_minutes)):
+        specs += [RuleSpec("instant", side) for side in sides]
     return specs
+
+
+def _critical_spec(d: ProfileDefinition, limits: dict[str, float], side: str) -> RuleSpec | None:
+    critical = f"critical_{side}"
+    if critical not in limits:
+        return None
+    delay = d.critical_delay_minutes
+    if delay is None:
+        # As critical_delay_minutes says: the consecutive budget where the limits coincide, else at once.
+        coincides = limits.get(side) == limits[critical]
+        delay = d.consecutive_minutes if coincides and d.consecutive_minutes else 0
+    kind = "instant" if delay == 0 else "consecutive"
+    return RuleSpec(kind, critical, delay, "critical")  # type: ignore[arg-type]
 
 
 def rules_for(definition: ProfileDefinition) -> RuleSet:

@@ -104,23 +104,35 @@ def plan(episodes: list[Episode], existing: list[ExistingAlert], full: bool) -> 
     opens: list[Action] = []
     for episode in sorted(episodes, key=lambda e: e.start):
         alert = _match(episode, left)
-        if alert is None:
-            opens.append(Open(episode))
-            continue
-        left.remove(alert)
-        escalate = SEVERITY_RANK[episode.severity] > SEVERITY_RANK[alert.severity]
-        if alert.status == alarm_states.CLOSED:
-            # Closing a warning is a decision about the warning; a critical condition was not seen yet.
-            if escalate:
-                opens.append(Open(episode, escalates=alert.id))
-            elif episode.end is not None and alert.ended_at is None and not alert.withdrawn:
-                # Closed by hand while the excursion went on: it keeps its status and learns its end.
-                updates.append(Update(alert.id, episode, escalate=False, resolve=False))
-            continue
-        resolve = episode.end is not None and alert.status in ONGOING
-        if escalate or resolve or _changed(alert, episode):
-            updates.append(Update(alert.id, episode, escalate, resolve))
+        if alert is not None:
+            left.remove(alert)
+        action = Open(episode) if alert is None else _for_match(episode, alert)
+        if isinstance(action, Open):
+            opens.append(action)
+        elif action is not None:
+            updates.append(action)
     if full:
         retirable = (*ONGOING, *alarm_states.CLEARED)
         updates += [Retire(a.id) for a in left if not a.withdrawn and a.status in retirable]
     return updates + opens
+
+
+def _for_match(episode: Episode, alert: ExistingAlert) -> Action | None:
+    """What an episode does to the alert that stands for it (None: the alert already says it)."""
+    escalate = SEVERITY_RANK[episode.severity] > SEVERITY_RANK[alert.severity]
+    if alert.status == alarm_states.CLOSED:
+        return _for_closed(episode, alert, escalate)
+    resolve = episode.end is not None and alert.status in ONGOING
+    if escalate or resolve or _changed(alert, episode):
+        return Update(alert.id, episode, escalate, resolve)
+    return None
+
+
+def _for_closed(episode: Episode, alert: ExistingAlert, escalate: bool) -> Action | None:
+    # Closing a warning is a decision about the warning; a critical condition was not seen yet.
+    if escalate:
+        return Open(episode, escalates=alert.id)
+    if episode.end is not None and alert.ended_at is None and not alert.withdrawn:
+        # Closed by hand while the excursion went on: it keeps its status and learns its end.
+        return Update(alert.id, episode, escalate=False, resolve=False)
+    return None

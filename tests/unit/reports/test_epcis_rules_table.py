@@ -114,11 +114,11 @@ def test_parse_query_reads_every_parameter() -> None:
             "EQ_bizLocation": ["urn:a, urn:b"],
         }
     )
-    assert parsed.event_types == {"ObjectEvent", "AggregationEvent"}
+    assert parsed.event_types == frozenset({"ObjectEvent", "AggregationEvent"})
     assert parsed.per_page == 7
-    assert parsed.biz_steps == {"shipping", "https://example.com/voc/mine"}
-    assert parsed.dispositions == {"in_transit"}
-    assert parsed.biz_locations == {"urn:a", "urn:b"}
+    assert parsed.biz_steps == frozenset({"shipping", "https://example.com/voc/mine"})
+    assert parsed.dispositions == frozenset({"in_transit"})
+    assert parsed.biz_locations == frozenset({"urn:a", "urn:b"})
     assert (parsed.since, parsed.until, parsed.after, parsed.epcs) == (None, None, None, {})
     defaults = query.parse_query({})
     assert defaults.per_page == query.DEFAULT_PER_PAGE
