@@ -3,10 +3,11 @@ recorded in its chain. See `backend.domain.trials` for why a trial case holds no
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from backend.db.repo import cases
-from backend.db.types import Conn
+from backend.db.types import Conn, Pool
 from backend.domain.errors import InvalidInput
 from backend.domain.trials import Trial
 
@@ -46,3 +47,17 @@ async def attach(conn: Conn, coi: str, trial: Trial | None) -> dict[str, Any]:
         return {}
     await cases.set_trial(conn, coi, trial)
     return {"trial": trial.as_data()}
+
+
+async def trial_cases(pool: Pool, cois: Iterable[str]) -> frozenset[str]:
+    """Which of `cois` (cases the caller has already shown to the reader) belong to a clinical trial:
+    the pages mark an investigational case wherever it is listed. The trial fields are pseudonymous, so
+    whoever sees a case may see that it is a trial's."""
+    wanted = sorted(set(cois))
+    if not wanted:
+        return frozenset()
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT coi FROM cases WHERE coi = ANY($1::text[]) AND trial_register IS NOT NULL", wanted
+        )
+    return frozenset(str(row["coi"]) for row in rows)

@@ -17,13 +17,14 @@ from backend.db.types import Pool
 from backend.domain import alarm_states
 from backend.domain.access import RECORD_READERS, Principal, Role, policy
 from backend.reports.record import case_record
-from backend.services import board, shipments
+from backend.services import board, samples, shipments, trials
 from backend.services.visibility import site_filter
 from backend.web import inventory, search
 from backend.web.chart import chart_pair
 from backend.web.context import home_of, page_view
 from backend.web.session import PAGE
 from backend.web.zones import site_zones, zone_for
+from labels.model import INVESTIGATIONAL_STATEMENT
 
 BOARD_READERS: Final = (Role.COORDINATOR, Role.QA, Role.MANUFACTURING, Role.ADMIN)
 ALERT_READERS: Final = (Role.COORDINATOR, Role.PHARMACIST, Role.QA, Role.MANUFACTURING, Role.ADMIN)
@@ -79,6 +80,7 @@ async def board_page(
             now=now,
             statuses=board.STATUSES,
             severities=board.SEVERITIES,
+            trials=await trials.trial_cases(pool, [line.row.coi for line in lines]),
         ),
     )
 
@@ -97,7 +99,11 @@ async def board_rows(
     lines = await _board_lines(pool, principal, _filters(site, status, severity, q), now)
     zones = await site_zones(pool)
     zone = zone_for(zones, *sorted(principal.sites))
-    return Template("board_rows.html", context={"lines": lines, "now": now, "zones": zones, "zone": zone})
+    marked = await trials.trial_cases(pool, [line.row.coi for line in lines])
+    return Template(
+        "board_rows.html",
+        context={"lines": lines, "now": now, "zones": zones, "zone": zone, "trials": marked},
+    )
 
 
 @get("/shipments/{shipment_id:str}", opt=page(*RECORD_READERS), include_in_schema=False)
@@ -158,6 +164,9 @@ async def case_page(
             site=record.treatment_site,
             record=record,
             charts=charts,
+            # A trial case's labels carry this statement; the page says it as they do.
+            statement=INVESTIGATIONAL_STATEMENT,
+            samples=await samples.samples_of_case(pool, record.coi),
         ),
     )
 
@@ -200,7 +209,14 @@ async def receipt_list(
     ]
     return Template(
         "receipt_list.html",
-        context=await page_view(request, principal, pool, "Receipt desk", incoming=incoming),
+        context=await page_view(
+            request,
+            principal,
+            pool,
+            "Receipt desk",
+            incoming=incoming,
+            trials=await trials.trial_cases(pool, [s.coi for s in incoming]),
+        ),
     )
 
 
@@ -233,6 +249,7 @@ async def receipt_desk(
             history=history,
             decision=next((e for e in reversed(history) if e.action == "receipt"), None),
             can_decide=principal.has_any(frozenset({Role.PHARMACIST, Role.MANUFACTURING})) and not decided,
+            trials=await trials.trial_cases(pool, [view.shipment.coi]),
         ),
     )
 
@@ -281,5 +298,6 @@ async def pharmacy_page(
             dispensed=[line for line in lines if line.status == "dispensed"],
             thawed=[line for line in lines if line.status == "thawed"],
             now=datetime.now(UTC),
+            trials=await trials.trial_cases(pool, [line.coi for line in lines]),
         ),
     )
