@@ -53,23 +53,6 @@ class BatchRead(msgspec.Struct, kw_only=True):
     units: list[UnitRead]
 
 
-class BatchSource(msgspec.Struct, kw_only=True):
-    batch_id: str
-    source_kind: str
-    source_id: str
-    product: str
-    site: str
-    units: int
-
-
-class AllocationsRead(msgspec.Struct, kw_only=True):
-    coi: str
-    product_kind: str
-    batch: BatchSource | None
-    # a batch: unit id -> the recipient's COI; a recipient: unit id -> the batch's COI
-    allocations: dict[str, str]
-
-
 class RecipientCreate(Command):
     treatment_site: SiteCode
     therapy: Text
@@ -86,15 +69,6 @@ class AllocationCreate(Command):
     password: Password
 
 
-class AllocationRead(msgspec.Struct, kw_only=True):
-    unit_id: str
-    batch_coi: str
-    batch_id: str
-    recipient_coi: str
-    event_ids: list[int]
-    server_time: datetime
-
-
 class WithdrawalCreate(Command):
     site: SiteCode
     # The bag as scanned (unit id or DIN) and the recipient whose allocation is withdrawn (their COI).
@@ -102,15 +76,6 @@ class WithdrawalCreate(Command):
     recipient: Code
     reason: Reason
     password: Password
-
-
-class WithdrawalRead(msgspec.Struct, kw_only=True):
-    unit_id: str
-    batch_coi: str
-    recipient_coi: str
-    reason: str
-    event_ids: list[int]
-    server_time: datetime
 
 
 _REFUSALS: dict[int, ResponseSpec] = {
@@ -157,27 +122,11 @@ async def register_batch(
 )
 async def case_allocations(
     coi: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
-) -> AllocationsRead:
+) -> allocation.CaseAllocations:
     """A case's part in allogeneic products: for a batch, its source and the recipient each allocated
     bag is for; for a recipient, the bags allocated to them and their batches; nothing for an
     autologous case."""
-    found = await allocation.of_case(pool, principal, coi)
-    batch = found.batch
-    source = (
-        BatchSource(
-            batch_id=batch.batch_id,
-            source_kind=batch.source_kind,
-            source_id=batch.source_id,
-            product=batch.product,
-            site=batch.site,
-            units=batch.units,
-        )
-        if batch is not None
-        else None
-    )
-    return AllocationsRead(
-        coi=found.coi, product_kind=found.product_kind, batch=source, allocations=found.allocations
-    )
+    return await allocation.of_case(pool, principal, coi)
 
 
 def _batch_read(made: allocation.Batch) -> BatchRead:
@@ -228,25 +177,17 @@ async def open_recipient(
 )
 async def allocate_unit(
     data: JSONBody[AllocationCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
-) -> AllocationRead:
+) -> allocation.Allocated:
     """Allocate one stored bag of a batch to one recipient's case of your site, signed with your password
     ('allocated to recipient'). Recorded on the batch's chain and the recipient's. A bag is allocated
     once: a second allocation is refused (409)."""
-    done = await allocation.allocate(
+    return await allocation.allocate(
         pool,
         principal,
         site=data.site,
         unit_code=data.unit,
         recipient=data.recipient,
         password=data.password,
-    )
-    return AllocationRead(
-        unit_id=done.unit_id,
-        batch_coi=done.batch_coi,
-        batch_id=done.batch_id,
-        recipient_coi=done.recipient_coi,
-        event_ids=done.event_ids,
-        server_time=done.server_time,
     )
 
 
@@ -259,12 +200,12 @@ async def allocate_unit(
 )
 async def withdraw_allocation(
     data: JSONBody[WithdrawalCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
-) -> WithdrawalRead:
+) -> allocation_withdraw.Withdrawn:
     """Withdraw the allocation of a bag to a recipient (they cannot receive it, the bag is damaged...)
     before the bag is thawed, signed with your password ('allocation withdrawn') and the reason, at the
     site that allocates for the recipient. Recorded on the batch's chain and the recipient's; the bag may
     be allocated again, and the bedside stops it for the former recipient."""
-    done = await allocation_withdraw.withdraw(
+    return await allocation_withdraw.withdraw(
         pool,
         principal,
         site=data.site,
@@ -272,14 +213,6 @@ async def withdraw_allocation(
         recipient=data.recipient,
         reason=data.reason,
         password=data.password,
-    )
-    return WithdrawalRead(
-        unit_id=done.unit_id,
-        batch_coi=done.batch_coi,
-        recipient_coi=done.recipient_coi,
-        reason=done.reason,
-        event_ids=done.event_ids,
-        server_time=done.server_time,
     )
 
 
