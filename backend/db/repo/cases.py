@@ -204,47 +204,25 @@ async def units_by_ids(conn: Conn, ids: list[str], lock: bool = False) -> list[U
     return [UnitRow(**r) for r in rows]
 
 
-# A unit is visible when its case is: the case's treatment site, the ends of its legs, or where one of its
-# units is (the same sites as _CASE lists). NULL sites: no restriction (administrators).
-_VISIBLE_UNITS = """
-SELECT u.id, u.coi, u.kind, u.din, u.product, u.expires_at, u.status, u.site, u.holder_id, u.shipment_id,
-       u.storage_location, u.released, u.quarantined, u.thawed_at, u.product_code, u.lot, u.volume,
-       u.catalogue_product, u.manufactured_at, u.consent_ref,
-       (SELECT p.thaw_to_infusion_min FROM planning_products p WHERE p.code = u.catalogue_product)
-           AS thaw_to_infusion_min,
-       (SELECT t.time_zone FROM sites t WHERE t.code = u.site) AS site_zone
-FROM units u JOIN cases c ON c.coi = u.coi
-WHERE (u.id = ANY($1::text[]) OR u.din = ANY($2::text[]))
-  AND ($3::text[] IS NULL
-       OR c.treatment_site = ANY($3)
-       OR EXISTS (SELECT 1 FROM shipments s WHERE s.coi = u.coi AND (s.from_site = ANY($3) OR s.to_site = ANY($3)))
-       OR EXISTS (SELECT 1 FROM units v WHERE v.coi = u.coi AND v.site = ANY($3)))
-ORDER BY u.id
-FOR UPDATE OF u
-"""
-
-
 async def lock_visible_units(
     conn: Conn, ids: list[str], dins: list[str], sites: list[str] | None
 ) -> list[UnitRow]:
-    """The units named by id or DIN whose case the caller may see, locked; the others are left alone."""
-    rows = await conn.fetch(_VISIBLE_UNITS, ids, dins, sites)
+    """The units named by id or DIN whose case the caller may see, locked; the others are left alone.
+    Visible: the case's treatment site, the ends of its legs, or where one of its units is (the same sites
+    as _CASE lists); NULL sites, no restriction (administrators). A function (migration 0060), planned
+    once per connection: as a statement it was planned again on every scan."""
+    rows = await conn.fetch(
+        "SELECT * FROM lock_visible_units($1::text[], $2::text[], $3::text[])", ids, dins, sites
+    )
     return [UnitRow(**r) for r in rows]
 
 
 async def set_unit_status(
     conn: Conn, unit_ids: list[str], status: str, storage_location: str | None = None
 ) -> None:
-    """`storage_location`, when given, is set in the same statement (a store scan: one round trip)."""
-    await conn.execute(
-        """UPDATE units SET status = $2,
-                            thawed_at = CASE WHEN $2 = 'thawed' THEN now() ELSE thawed_at END,
-                            storage_location = COALESCE($3, storage_location)
-           WHERE id = ANY($1::text[])""",
-        unit_ids,
-        status,
-        storage_location,
-    )
+    """`storage_location`, when given, is set in the same statement (a store scan: one round trip). A
+    function (migration 0060), planned once per connection."""
+    await conn.execute("SELECT set_unit_status($1::text[], $2, $3)", unit_ids, status, storage_location)
 
 
 async def move_units(conn: Conn, unit_ids: list[str], site: str | None, holder_id: int | None) -> None:

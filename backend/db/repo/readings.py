@@ -242,8 +242,7 @@ async def between(
 
 
 async def latest(conn: Conn, logger_id: str) -> ReadingRow | None:
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM readings WHERE logger_id = $1 ORDER BY ts DESC LIMIT 1",  # noqa: S608
-        logger_id,
-    )
+    """The logger's newest reading, from the newest month that holds one (migration 0061), not by asking
+    every month kept."""
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM latest_reading($1)", logger_id)  # noqa: S608
     return ReadingRow(**row) if row else None
