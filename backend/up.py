@@ -222,6 +222,72 @@ def _component_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _bridge_key(
+    settings: Settings, database: DatabaseUrls, admin_password: str | None, demo: bool, loggers: int
+) -> str:
+    """The bridge authenticates with an API key, not a sign-in: failed sign-ins from this host (which
+    lock the client address 127.0.0.1) cannot stall the readings. Made once, kept in the data directory,
+    made again if an administrator revoked it."""
+    key_file = _bridge_key_file(settings.data_path)
+    bridge_key = _read_secret(key_file)
+    fresh = asyncio.run(_prepare(database, admin_password, bridge_key, demo, loggers, settings.fin))
+    if fresh is not None:
+        _write_secret(key_file, fresh)
+        bridge_key = fresh
+    assert bridge_key is not None
+    return bridge_key
+
+
+def _component_env(
+    settings: Settings, database: DatabaseUrls, mqtt_url: str, bridge_key: str
+) -> dict[str, str]:
+    """What the backend, the bridge and the simulator are started with: this process's environment with
+    the embedded services' addresses and the key files' paths."""
+    env = {k: v for k, v in os.environ.items()}
+    for name in ("CELLTRAIL_BRIDGE_USERNAME", "CELLTRAIL_BRIDGE_PASSWORD"):
+        env.pop(name, None)
+    env.update(
+        CELLTRAIL_DATABASE_URL=database.app,
+        CELLTRAIL_MIGRATION_DATABASE_URL=database.owner,
+        **({"PGPASSFILE": str(database.passfile)} if database.passfile else {}),
+        CELLTRAIL_MQTT_URL=mqtt_url,
+        CELLTRAIL_BACKEND_URL=f"http://{settings.host}:{settings.port}",
+        CELLTRAIL_BRIDGE_API_KEY=bridge_key,
+        CELLTRAIL_BRIDGE_BUFFER_DIR=str((settings.data_path / "bridge-buffer").resolve()),
+        CELLTRAIL_RECORD_KEY_FILE=str(settings.record_key_path.resolve()),
+        CELLTRAIL_PATIENT_KEY_FILE=str(settings.patient_key_path.resolve()),
+        CELLTRAIL_CHECKPOINT_DIR=str(settings.checkpoint_path.resolve()),
+    )
+    return env
+
+
+def _spawn_telemetry(
+    stack: Stack, celltrail: list[str], env: dict[str, str], broker: BrokerAccess, demo_loggers: int | None
+) -> None:
+    """The bridge when its package is installed, and with the demo a simulated fleet."""
+    if not _component_available("firmware_bridge.cli"):
+        return
+    stack.spawn("bridge", [*celltrail, "bridge"], {**env, **broker.env_for(BRIDGE_USER)})
+    if demo_loggers is None:
+        return
+    simulate = [*celltrail, "simulate", "--loggers", str(demo_loggers), "--interval", "5"]
+    if broker.logger_credentials is not None:
+        # Each simulated logger signs in as itself, with its own password from this file.
+        simulate += ["--credentials", str(broker.logger_credentials)]
+    stack.spawn("simulator", simulate, env)
+
+
+def _a_component_stopped(stack: Stack) -> bool:
+    for child in stack.children:
+        if child.process.poll() is not None:
+            log.error(
+                "a component stopped; shutting down",
+                extra={"component": child.name, "exit_code": child.process.returncode},
+            )
+            return True
+    return False
+
+
 def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
     stack = Stack()
     stopping = False
@@ -233,7 +299,6 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        env = {k: v for k, v in os.environ.items()}
         # Ours only when we create it (an existing one keeps its mode: the database's service user may
         # have been granted traverse on it, see EmbeddedPostgres._allow_traverse).
         settings.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -246,55 +311,18 @@ def run_up(settings: Settings, *, demo: bool, loggers: int) -> int:
         patient_keys.configure(patient_keys.ensure(settings))
         database = start_database(settings, stack)
         broker = start_broker(settings, stack, _simulated_loggers(loggers) if demo else [])
-        mqtt_url = broker.url
         admin_password = settings.admin_password or (DEMO_ADMIN_PASSWORD if demo else None)
-        # The bridge authenticates with an API key, not a sign-in: failed sign-ins from this host (which
-        # lock the client address 127.0.0.1) cannot stall the readings. Made once, kept in the data
-        # directory, made again if an administrator revoked it.
-        key_file = _bridge_key_file(settings.data_path)
-        bridge_key = _read_secret(key_file)
-        fresh = asyncio.run(_prepare(database, admin_password, bridge_key, demo, loggers, settings.fin))
-        if fresh is not None:
-            _write_secret(key_file, fresh)
-            bridge_key = fresh
-        assert bridge_key is not None
-        for name in ("CELLTRAIL_BRIDGE_USERNAME", "CELLTRAIL_BRIDGE_PASSWORD"):
-            env.pop(name, None)
-        env.update(
-            CELLTRAIL_DATABASE_URL=database.app,
-            CELLTRAIL_MIGRATION_DATABASE_URL=database.owner,
-            **({"PGPASSFILE": str(database.passfile)} if database.passfile else {}),
-            CELLTRAIL_MQTT_URL=mqtt_url,
-            CELLTRAIL_BACKEND_URL=f"http://{settings.host}:{settings.port}",
-            CELLTRAIL_BRIDGE_API_KEY=bridge_key,
-            CELLTRAIL_BRIDGE_BUFFER_DIR=str((settings.data_path / "bridge-buffer").resolve()),
-        )
-        env.update(
-            CELLTRAIL_RECORD_KEY_FILE=str(settings.record_key_path.resolve()),
-            CELLTRAIL_PATIENT_KEY_FILE=str(settings.patient_key_path.resolve()),
-            CELLTRAIL_CHECKPOINT_DIR=str(settings.checkpoint_path.resolve()),
-        )
+        bridge_key = _bridge_key(settings, database, admin_password, demo, loggers)
+        env = _component_env(settings, database, broker.url, bridge_key)
         celltrail = [sys.executable, "-m", "backend.cli"]
         # Each component signs in to the embedded broker as itself (the ACL's `healthcheck` and `bridge`).
         stack.spawn("backend", [*celltrail, "serve"], {**env, **broker.env_for(HEALTH_USER)})
         _wait_for(lambda: _healthy(settings.base_url) or stopping, 60, "the backend")
-        if _component_available("firmware_bridge.cli"):
-            stack.spawn("bridge", [*celltrail, "bridge"], {**env, **broker.env_for(BRIDGE_USER)})
-            if demo:
-                simulate = [*celltrail, "simulate", "--loggers", str(loggers), "--interval", "5"]
-                if broker.logger_credentials is not None:
-                    # Each simulated logger signs in as itself, with its own password from this file.
-                    simulate += ["--credentials", str(broker.logger_credentials)]
-                stack.spawn("simulator", simulate, env)
+        _spawn_telemetry(stack, celltrail, env, broker, loggers if demo else None)
         _announce(settings, demo, admin_password, database.app, broker.describe())
         while not stopping:
-            for child in stack.children:
-                if child.process.poll() is not None:
-                    log.error(
-                        "a component stopped; shutting down",
-                        extra={"component": child.name, "exit_code": child.process.returncode},
-                    )
-                    stopping = True
+            if _a_component_stopped(stack):
+                stopping = True
             time.sleep(0.5)
         return 0
     finally:

@@ -18,8 +18,13 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from firmware_bridge.settings import ENV_NAMES, BridgeSettings, SettingsError, load_settings
+from firmware_bridge.settings import ENV_NAMES, BridgeSettings, MqttEndpoint, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from firmware_bridge.mqtt_clients import Publisher
+    from firmware_bridge.simulator import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -147,9 +152,36 @@ def _logger_credentials(path: str) -> dict[str, str]:
     return dict(line.split(":", 1) for line in lines if ":" in line and not line.startswith("#"))
 
 
-def run_simulate(args: argparse.Namespace) -> int:
-    import os
+class _CredentialsError(Exception):
+    pass
 
+
+def _own_publishers(
+    path: str | None, fleet: Fleet, endpoint: MqttEndpoint, ca_file: str | None
+) -> dict[str, Publisher]:
+    """One connection per logger, signed in as that logger, when a credentials file is given."""
+    from firmware_bridge.mqtt_clients import Publisher
+
+    if not path:
+        return {}
+    try:
+        credentials = _logger_credentials(path)
+    except OSError as exc:
+        raise _CredentialsError(f"cannot read --credentials: {exc.strerror}") from exc
+    missing = [lg.logger_id for lg in fleet.loggers if lg.logger_id not in credentials]
+    if missing:
+        raise _CredentialsError(f"no password for {', '.join(missing)} in --credentials")
+    return {
+        lg.logger_id: Publisher(
+            endpoint._replace(username=lg.logger_id, password=credentials[lg.logger_id]),
+            f"celltrail-sim-{os.getpid()}-{lg.logger_id}",
+            ca_file=ca_file,
+        )
+        for lg in fleet.loggers
+    }
+
+
+def run_simulate(args: argparse.Namespace) -> int:
     from firmware_bridge import simulator, topics
     from firmware_bridge.mqtt_clients import Publisher
 
@@ -175,27 +207,11 @@ def run_simulate(args: argparse.Namespace) -> int:
     )
     endpoint = settings.mqtt_endpoint()
     ca_file = str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None
-    own: dict[str, Publisher] = {}
-    if args.credentials:
-        try:
-            credentials = _logger_credentials(args.credentials)
-        except OSError as exc:
-            print(f"celltrail simulate: cannot read --credentials: {exc.strerror}", file=sys.stderr)
-            return 2
-        missing = [lg.logger_id for lg in fleet.loggers if lg.logger_id not in credentials]
-        if missing:
-            print(
-                f"celltrail simulate: no password for {', '.join(missing)} in --credentials", file=sys.stderr
-            )
-            return 2
-        own = {
-            lg.logger_id: Publisher(
-                endpoint._replace(username=lg.logger_id, password=credentials[lg.logger_id]),
-                f"celltrail-sim-{os.getpid()}-{lg.logger_id}",
-                ca_file=ca_file,
-            )
-            for lg in fleet.loggers
-        }
+    try:
+        own = _own_publishers(args.credentials, fleet, endpoint, ca_file)
+    except _CredentialsError as exc:
+        print(f"celltrail simulate: {exc}", file=sys.stderr)
+        return 2
     publishers = list(own.values()) or [
         Publisher(endpoint, f"celltrail-sim-{os.getpid()}-{i}", ca_file=ca_file)
         for i in range(args.connections)

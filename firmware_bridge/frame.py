@@ -133,8 +133,8 @@ def encode(frame: Frame) -> bytes:
     return bytes(out)
 
 
-def decode(data: bytes) -> Frame:
-    """Decode a frame or raise FrameError saying what is wrong. Pure: no clock, no I/O."""
+def _header(data: bytes) -> tuple[int, int, int]:
+    """Checks the frame's length, CRC and fixed header; returns (flags, battery, id length)."""
     minimum = _HEAD.size + 1 + _BODY.size + _CRC.size
     if len(data) < minimum:
         raise FrameError("malformed", f"frame too short: {len(data)} bytes, at least {minimum} needed")
@@ -149,21 +149,16 @@ def decode(data: bytes) -> Frame:
         raise FrameError("malformed", f"logger id length {id_len} outside 1..{MAX_ID_LEN}")
     if battery != BATTERY_UNKNOWN and battery > 100:
         raise FrameError("malformed", f"battery {battery}% above 100")
-    body_at = _HEAD.size + id_len
-    end = len(data) - 2
-    if body_at + _BODY.size > end:
+    if _HEAD.size + id_len + _BODY.size > len(data) - 2:
         raise FrameError("malformed", "frame truncated inside the header")
-    try:
-        logger_id = data[_HEAD.size : body_at].decode("ascii")
-    except UnicodeDecodeError:
-        raise FrameError("malformed", "logger id is not ASCII") from None
-    seq, base_ts, interval_s, count, first = _BODY.unpack_from(data, body_at)
-    if count == 0:
-        raise FrameError("malformed", "frame carries no reading")
-    if interval_s == 0 and count > 1:
-        raise FrameError("malformed", "interval 0 with several readings")
+    return flags, battery, id_len
+
+
+def _temperatures(data: bytes, pos: int, count: int, first: int) -> list[int]:
+    """The readings after the first: zigzag varint deltas, each from the one before. One loop over the
+    whole frame (not a call per reading): this runs for every reading the bridge receives."""
+    end = len(data) - 2
     temps = [first]
-    pos = body_at + _BODY.size
     current = first
     for _ in range(count - 1):
         value = 0
@@ -183,6 +178,23 @@ def decode(data: bytes) -> Frame:
         temps.append(current)
     if pos != end:
         raise FrameError("malformed", f"{end - pos} unexpected bytes after the last reading")
+    return temps
+
+
+def decode(data: bytes) -> Frame:
+    """Decode a frame or raise FrameError saying what is wrong. Pure: no clock, no I/O."""
+    flags, battery, id_len = _header(data)
+    body_at = _HEAD.size + id_len
+    try:
+        logger_id = data[_HEAD.size : body_at].decode("ascii")
+    except UnicodeDecodeError:
+        raise FrameError("malformed", "logger id is not ASCII") from None
+    seq, base_ts, interval_s, count, first = _BODY.unpack_from(data, body_at)
+    if count == 0:
+        raise FrameError("malformed", "frame carries no reading")
+    if interval_s == 0 and count > 1:
+        raise FrameError("malformed", "interval 0 with several readings")
+    temps = _temperatures(data, body_at + _BODY.size, count, first)
     return Frame(
         logger_id=logger_id,
         seq=seq,

@@ -282,26 +282,33 @@ def _source(args: argparse.Namespace) -> Source:
     return Source(SourceKind.CAMERA, args.camera or "0")
 
 
+def _scan_problem(args: argparse.Namespace, site: str | None, backend: str | None) -> str | None:
+    """What stops a scanning session before the camera opens, in words for the person at the bench."""
+    if not args.mode:
+        return "choose a workflow with --mode (" + ", ".join(str(m) for m in Mode) + ")"
+    mode = Mode(args.mode)
+    if mode in CUSTODY_MODES and not backend:
+        return "no backend: use --backend URL or log in with: celltrail scan login"
+    if mode in CUSTODY_MODES and not site:
+        return f"{mode} needs --site CODE"
+    if args.debounce < 0:
+        return "--debounce must be >= 0"
+    return None
+
+
 def _scan(args: argparse.Namespace, directory: Path, config: ScannerConfig, backend: str | None) -> int:
     from scanner.camera import SourceError
     from scanner.overlay import Window, display_available, draw
     from scanner.session import Session, SessionOptions
 
-    if not args.mode:
-        return _fail("choose a workflow with --mode (" + ", ".join(str(m) for m in Mode) + ")")
-    mode = Mode(args.mode)
     site = args.site
     if site is None and config.user is not None and len(config.user.sites) == 1:
         site = config.user.sites[0]
-    if mode in CUSTODY_MODES:
-        if not backend:
-            return _fail("no backend: use --backend URL or log in with: celltrail scan login")
-        if not site:
-            return _fail(f"{mode} needs --site CODE")
-    if args.debounce < 0:
-        return _fail("--debounce must be >= 0")
+    problem = _scan_problem(args, site, backend)
+    if problem is not None:
+        return _fail(problem)
     options = SessionOptions(
-        mode=mode,
+        mode=Mode(args.mode),
         site=site,
         handover_to=args.handover_to,
         storage_location=args.storage_location,
