@@ -59,18 +59,8 @@ async def verify(
         ring,
         await events.legacy_ceiling(conn),
     )
-    broken_dict: dict[str, Any] | None = msgspec.structs.asdict(checked.broken) if checked.broken else None
-    if broken_dict is None and (
-        head["chain_length"] != len(stored) or (stored and head["chain_head"] != stored[-1].hash)
-    ):
-        broken_dict = {
-            "seq": len(stored),
-            "event_id": stored[-1].id if stored else None,
-            "reason": "the case's chain head does not match its last event (events removed or added)",
-        }
     against = _against_checkpoint(coi, [e.hash for e in stored], ring, latest)
-    if broken_dict is None and against is not None and against.get("contradiction"):
-        broken_dict = {"seq": len(stored), "event_id": None, "reason": against["contradiction"]}
+    broken_dict = _first_break(checked.broken, head, stored, against)
     units = [msgspec.structs.asdict(u) for u in await cases.units_of_case(conn, coi)]
     legs = [
         {"id": s.id, "status": s.status, "holder_id": s.holder_id} for s in await shipments.of_case(conn, coi)
@@ -80,25 +70,9 @@ async def verify(
         for m in compare(replay([e.record for e in stored]), coi, head["status"], units, legs)
     ]
     corrected = any(e.record.corrects is not None for e in stored)
-    if broken_dict is not None:
-        status = "broken"
-        message = f"the chain breaks at event {broken_dict['seq']}"
-    elif mismatches:
-        status = "broken"
-        first = mismatches[0]
-        message = (
-            f"the stored state disagrees with the record: {first['object']} {first['id']} {first['field']} "
-            f"is {first['stored']!r}, the record says {first['recorded']!r}"
-        )
-    elif checked.missing_keys:
-        status = "unverifiable"
-        message = (
-            f"unverifiable: {len(checked.unchecked)} events were linked with record keys this server does "
-            f"not hold ({', '.join(checked.missing_keys)})"
-        )
-    else:
-        status = "verified"
-        message = f"all {len(stored)} events verify"
+    status, message = _verdict(
+        broken_dict, mismatches, checked.missing_keys, len(checked.unchecked), len(stored)
+    )
     if checked.unkeyed and status != "broken":
         message += f"; {len(checked.unkeyed)} legacy events are unkeyed (recorded before record keys)"
     return Verification(
@@ -116,6 +90,48 @@ async def verify(
         state_mismatches=mismatches,
         checkpoint=against,
     )
+
+
+def _first_break(
+    broken: Any, head: dict[str, Any], stored: list[Any], against: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Where the chain breaks: a link, else a head that is not its last event's, else an authentic
+    checkpoint it contradicts; None when it holds."""
+    if broken is not None:
+        found: dict[str, Any] = msgspec.structs.asdict(broken)
+        return found
+    if head["chain_length"] != len(stored) or (stored and head["chain_head"] != stored[-1].hash):
+        return {
+            "seq": len(stored),
+            "event_id": stored[-1].id if stored else None,
+            "reason": "the case's chain head does not match its last event (events removed or added)",
+        }
+    if against is not None and against.get("contradiction"):
+        return {"seq": len(stored), "event_id": None, "reason": against["contradiction"]}
+    return None
+
+
+def _verdict(
+    broken: dict[str, Any] | None,
+    mismatches: list[dict[str, Any]],
+    missing_keys: list[str],
+    unchecked: int,
+    events: int,
+) -> tuple[str, str]:
+    if broken is not None:
+        return "broken", f"the chain breaks at event {broken['seq']}"
+    if mismatches:
+        first = mismatches[0]
+        return "broken", (
+            f"the stored state disagrees with the record: {first['object']} {first['id']} {first['field']} "
+            f"is {first['stored']!r}, the record says {first['recorded']!r}"
+        )
+    if missing_keys:
+        return "unverifiable", (
+            f"unverifiable: {unchecked} events were linked with record keys this server does "
+            f"not hold ({', '.join(missing_keys)})"
+        )
+    return "verified", f"all {events} events verify"
 
 
 def _against_checkpoint(
