@@ -11,6 +11,13 @@ if TYPE_CHECKING:
     from backend.db.types import Conn
 
 CHANNEL = "celltrail_outbox"
+# Ids are numbered when a row is written and become visible when its transaction commits, so a reader can
+# see an id while a lower one is still uncommitted. A missing id below a row newer than this is a
+# transaction that may still commit: readers stop before it. Older, it is taken for rolled back (a
+# transaction writes its outbox row last, just before it commits).
+SETTLE_SECONDS = 5.0
+# Only the newest ids are examined for such gaps: one further back is long settled.
+SETTLE_WINDOW = 10_000
 
 
 class OutboxRow(msgspec.Struct, frozen=True):
@@ -53,10 +60,17 @@ async def after(
     conn: Conn, last_id: int, sites: list[str] | None, limit: int = 500, courier: str | None = None
 ) -> list[OutboxRow]:
     """`courier`: a courier company, whose assigned legs' alerts come besides those of `sites` (every
-    alert notice carries the alert's id)."""
+    alert notice carries the alert's id). Stops before an id that may still commit (SETTLE_SECONDS): a
+    reader never passes a lower id that becomes visible after a higher one."""
     rows = await conn.fetch(
-        """SELECT o.id, o.kind, o.sites, o.coi, o.payload, o.created_at FROM outbox o
-           WHERE o.id > $1 AND ($2::text[] IS NULL OR o.sites && $2
+        """WITH unsettled AS (
+               SELECT min(r.id - 1) AS id FROM outbox r
+                WHERE r.id > $1 + 1 AND r.id > (SELECT max(id) FROM outbox) - $6
+                  AND r.created_at > clock_timestamp() - make_interval(secs => $5)
+                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id = r.id - 1))
+           SELECT o.id, o.kind, o.sites, o.coi, o.payload, o.created_at FROM outbox o
+           WHERE o.id > $1 AND o.id < COALESCE((SELECT id FROM unsettled), 9223372036854775807)
+             AND ($2::text[] IS NULL OR o.sites && $2
                  OR (o.kind = 'alert' AND $4::text IS NOT NULL AND EXISTS (
                          SELECT 1 FROM alerts a JOIN shipments s ON s.id = a.shipment_id
                           WHERE a.id::text = o.payload->>'id' AND s.courier_organisation = $4)))
@@ -65,9 +79,23 @@ async def after(
         sites,
         limit,
         courier,
+        SETTLE_SECONDS,
+        SETTLE_WINDOW,
     )
     return [OutboxRow(**r) for r in rows]
 
 
 async def latest_id(conn: Conn) -> int:
-    return int(await conn.fetchval("SELECT COALESCE(max(id), 0) FROM outbox"))
+    """Where a new stream starts: before any id that may still commit, else after the last."""
+    return int(
+        await conn.fetchval(
+            """SELECT COALESCE(
+                   (SELECT min(r.id - 1) - 1 FROM outbox r
+                     WHERE r.id > (SELECT max(id) FROM outbox) - $2
+                       AND r.created_at > clock_timestamp() - make_interval(secs => $1)
+                       AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id = r.id - 1)),
+                   (SELECT max(id) FROM outbox), 0)""",
+            SETTLE_SECONDS,
+            SETTLE_WINDOW,
+        )
+    )
