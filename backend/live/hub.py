@@ -19,7 +19,7 @@ from typing import Any
 
 import asyncpg
 
-from backend.db.repo.outbox import CHANNEL
+from backend.db.repo.outbox import CHANNEL, SETTLE_SECONDS
 
 log = logging.getLogger(__name__)
 # The hubs of this process, for the server's shutdown hook (which does not see the app's state).
@@ -70,6 +70,8 @@ class Hub:
         self._version = 0
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection[Any] | None = None
+        self._settled_wake: asyncio.TimerHandle | None = None
+        self._waking: set[asyncio.Task[None]] = set()
         self.closing = False
         _hubs.add(self)
 
@@ -79,7 +81,21 @@ class Hub:
             self._changed.notify_all()
 
     def _on_notify(self, *_args: object) -> None:
-        asyncio.get_running_loop().create_task(self._wake())
+        loop = asyncio.get_running_loop()
+        self._keep(loop.create_task(self._wake()))
+        # A stream may have stopped before an id that could still commit (outbox.after); once that id is
+        # settled the streams read again, even if nothing new is written meanwhile.
+        if self._settled_wake is None:
+            self._settled_wake = loop.call_later(SETTLE_SECONDS + 0.1, self._wake_settled)
+
+    def _wake_settled(self) -> None:
+        self._settled_wake = None
+        self._keep(asyncio.get_running_loop().create_task(self._wake()))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        # Held until done: the loop keeps only weak references to its tasks.
+        self._waking.add(task)
+        task.add_done_callback(self._waking.discard)
 
     async def _listen_forever(self) -> None:
         while True:
@@ -110,6 +126,8 @@ class Hub:
 
     async def stop(self) -> None:
         await self.close_streams()
+        if self._settled_wake is not None:
+            self._settled_wake.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -92,6 +92,7 @@ async def latest_id(conn: Conn) -> int:
             """SELECT COALESCE(
                    (SELECT min(r.id - 1) - 1 FROM outbox r
                      WHERE r.id > (SELECT max(id) FROM outbox) - $2
+                       AND r.id - 1 > (SELECT min(id) FROM outbox)
                        AND r.created_at > clock_timestamp() - make_interval(secs => $1)
                        AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.id = r.id - 1)),
                    (SELECT max(id) FROM outbox), 0)""",

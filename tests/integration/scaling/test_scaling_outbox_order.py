@@ -36,6 +36,7 @@ async def _stream(reader: asyncpg.Connection[Any], last: int, delivered: list[in
 
 async def test_a_late_commit_with_a_lower_id_is_delivered_in_order_once(conns: Any) -> None:
     early, late, reader = conns
+    await outbox.publish(late, "test", ["S"], None, {"n": 0})  # something before
     start = await outbox.latest_id(reader)
     delivered: list[int] = []
     last = await _stream(reader, start, delivered)
