@@ -245,11 +245,8 @@ async def plan(pool: Pool, principal: Principal, coi: str, now: datetime | None 
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn:
         case, order = await gate.case(conn, principal, coi)
-        if order is None:
-            previous = await repo.orders_of_case(conn, coi)
-            shown = previous[0] if previous else None
-        else:
-            shown = order
+        # Without a live order the plan shows the case's latest one.
+        shown = order if order is not None else await _last_order(conn, coi)
         booking = await repo.active_booking(conn, coi)
         planned = await repo.milestones(conn, booking.id) if booking else {}
         lead = await repo.product(conn, shown.product) if shown else None
@@ -258,29 +255,55 @@ async def plan(pool: Pool, principal: Principal, coi: str, now: datetime | None 
         sites = [case.treatment_site, *(shown.sites if shown else [])]
         zones = {s: await repo.site_zone(conn, s) or "UTC" for s in dict.fromkeys(sites)}
     done = milestones.actual(steps, aph, shown.manufacturing_site if shown else None)
-    slack = timedelta(hours=lead.slack_h if lead else 0)
-    live = order is not None
+    slack_hours = lead.slack_h if lead else None
+    can_order, can_decide, can_withdraw, can_book = _permissions(principal, case.treatment_site, order)
     return Plan(
         coi=coi,
         order=shown,
         booking=booking,
-        milestones=milestones.view(planned, done, slack, now),
+        milestones=milestones.view(planned, done, timedelta(hours=slack_hours or 0), now),
         time_zones=zones,
-        slack_hours=lead.slack_h if lead else None,
-        can_order=not live and principal.at_site(case.treatment_site) and principal.has_any(_COORD),
-        can_decide=bool(
-            order
-            and order.status == "requested"
-            and principal.at_site(order.manufacturing_site)
-            and principal.has_any(_MFG)
-        ),
-        can_withdraw=bool(order and principal.at_site(order.ordering_site) and principal.has_any(_COORD)),
-        can_book=bool(
-            order
-            and order.status == "accepted"
-            and principal.has_any(_COORD)
-            and (principal.at_site(order.ordering_site) or principal.at_site(order.collection_site))
-        ),
+        slack_hours=slack_hours,
+        can_order=can_order,
+        can_decide=can_decide,
+        can_withdraw=can_withdraw,
+        can_book=can_book,
+    )
+
+
+async def _last_order(conn: Conn, coi: str) -> OrderRow | None:
+    previous = await repo.orders_of_case(conn, coi)
+    return previous[0] if previous else None
+
+
+def _permissions(
+    principal: Principal, treatment_site: str, order: OrderRow | None
+) -> tuple[bool, bool, bool, bool]:
+    """What the principal may do next: order (no live order), decide, withdraw, book."""
+    if order is None:
+        return principal.at_site(treatment_site) and principal.has_any(_COORD), False, False, False
+    return False, _can_decide(principal, order), _can_withdraw(principal, order), _can_book(principal, order)
+
+
+def _can_decide(principal: Principal, order: OrderRow) -> bool:
+    """The manufacturing site accepts or refuses a requested order."""
+    return (
+        order.status == "requested"
+        and principal.at_site(order.manufacturing_site)
+        and principal.has_any(_MFG)
+    )
+
+
+def _can_withdraw(principal: Principal, order: OrderRow) -> bool:
+    return principal.at_site(order.ordering_site) and principal.has_any(_COORD)
+
+
+def _can_book(principal: Principal, order: OrderRow) -> bool:
+    """An accepted order's collection is booked by a coordinator of the ordering or collection site."""
+    return (
+        order.status == "accepted"
+        and principal.has_any(_COORD)
+        and (principal.at_site(order.ordering_site) or principal.at_site(order.collection_site))
     )
 
 

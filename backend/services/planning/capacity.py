@@ -257,49 +257,11 @@ async def calendar(pool: Pool, site: str, start: date, days: int) -> Calendar:
         capacity = await repo.capacity(conn, site)
         dark = await repo.blackouts(conn, site, start, end)
         bookings = await repo.site_bookings(conn, site, start, end)
-    suites = list(dict.fromkeys(s for c in capacity for s in c.suites))
-    for b in bookings:
-        if b.suite not in suites:
-            suites.append(b.suite)
-    out = []
-    for offset in range(days):
-        day = start + timedelta(days=offset)
-        cells = []
-        for suite in suites:
-            held = next(
-                (
-                    b
-                    for b in bookings
-                    if b.suite == suite and b.manufacturing_start <= day < b.manufacturing_end
-                ),
-                None,
-            )
-            cells.append(
-                SuiteDay(
-                    suite=suite,
-                    coi=held.coi if held else None,
-                    product=held.product if held else None,
-                    booking_id=held.id if held else None,
-                    flagged=bool(held and held.flagged),
-                    starts=bool(held and held.manufacturing_start == day),
-                )
-            )
-        runs = {
-            c.product: [
-                sum(1 for b in bookings if b.product == c.product and b.manufacturing_start == day),
-                c.runs_per_day,
-            ]
-            for c in capacity
-        }
-        out.append(
-            CalendarDay(
-                day=day,
-                blackout=dark.get(day),
-                suites=cells,
-                runs=runs,
-                free_suites=sum(1 for c in cells if c.coi is None),
-            )
-        )
+    suites = _suites(capacity, bookings)
+    out = [
+        _calendar_day(start + timedelta(days=offset), suites, capacity, dark, bookings)
+        for offset in range(days)
+    ]
     flagged = [
         {
             "booking_id": b.id,
@@ -311,3 +273,53 @@ async def calendar(pool: Pool, site: str, start: date, days: int) -> Calendar:
         if b.flagged
     ]
     return Calendar(site=site, time_zone=zone, start=start, days=out, capacity=capacity, flagged=flagged)
+
+
+def _suites(capacity: Sequence[CapacityRow], bookings: Sequence[BookingRow]) -> list[str]:
+    """The declared suites, then any a booking still holds that is no longer declared."""
+    suites = list(dict.fromkeys(s for c in capacity for s in c.suites))
+    for b in bookings:
+        if b.suite not in suites:
+            suites.append(b.suite)
+    return suites
+
+
+def _calendar_day(
+    day: date,
+    suites: list[str],
+    capacity: Sequence[CapacityRow],
+    dark: dict[date, str],
+    bookings: Sequence[BookingRow],
+) -> CalendarDay:
+    cells = [_suite_day(suite, day, bookings) for suite in suites]
+    runs = {
+        c.product: [
+            sum(1 for b in bookings if b.product == c.product and b.manufacturing_start == day),
+            c.runs_per_day,
+        ]
+        for c in capacity
+    }
+    return CalendarDay(
+        day=day,
+        blackout=dark.get(day),
+        suites=cells,
+        runs=runs,
+        free_suites=sum(1 for c in cells if c.coi is None),
+    )
+
+
+def _suite_day(suite: str, day: date, bookings: Sequence[BookingRow]) -> SuiteDay:
+    held = next(
+        (b for b in bookings if b.suite == suite and b.manufacturing_start <= day < b.manufacturing_end),
+        None,
+    )
+    if held is None:
+        return SuiteDay(suite=suite, coi=None, product=None, booking_id=None, flagged=False, starts=False)
+    return SuiteDay(
+        suite=suite,
+        coi=held.coi,
+        product=held.product,
+        booking_id=held.id,
+        flagged=bool(held.flagged),
+        starts=held.manufacturing_start == day,
+    )

@@ -148,62 +148,8 @@ def _month(at: datetime, zone: str) -> str:
 def compute(
     facts: Sequence[CaseFacts], legs: Sequence[LegFacts], site: str | None = None, now: datetime | None = None
 ) -> Kpis:
-    v2v: list[tuple[CaseFacts, float]] = []
-    turn: list[tuple[CaseFacts, float]] = []
-    for case in facts:
-        a = case.actual
-        if milestones.COLLECTION in a and milestones.INFUSION in a:
-            v2v.append((case, _days(a[milestones.COLLECTION], a[milestones.INFUSION])))
-        if milestones.MANUFACTURING_START in a and milestones.RELEASE in a:
-            turn.append((case, _days(a[milestones.MANUFACTURING_START], a[milestones.RELEASE])))
-    leg_figures = []
-    for before, after in itertools.pairwise(MILESTONES):
-        planned_h, actual_h, late = [], [], 0
-        for case in facts:
-            if {before, after} <= case.actual.keys() and {before, after} <= case.planned.keys():
-                p = (case.planned[after] - case.planned[before]).total_seconds() / 3600
-                d = (case.actual[after] - case.actual[before]).total_seconds() / 3600
-                planned_h.append(p)
-                actual_h.append(d)
-                late += d > p
-        leg_figures.append(
-            LegFigure(
-                leg=f"{before}>{after}",
-                label=f"{milestones.LABELS[before]} → {milestones.LABELS[after]}",
-                cases=len(actual_h),
-                planned_median_hours=round(statistics.median(planned_h), 1) if planned_h else None,
-                actual_median_hours=round(statistics.median(actual_h), 1) if actual_h else None,
-                late=late,
-            )
-        )
-    lanes: dict[tuple[str, str], list[LegFacts]] = {}
-    for leg in legs:
-        lanes.setdefault((leg.from_site, leg.to_site), []).append(leg)
-    lane_figures = []
-    for (src, dst), group in sorted(lanes.items()):
-        arrived = [g for g in group if g.arrived_at is not None]
-        on_time = sum(1 for g in arrived if g.arrived_at is not None and g.arrived_at <= g.planned_arrival)
-        lane_figures.append(
-            LaneFigure(
-                lane=f"{src}→{dst}",
-                from_site=src,
-                to_site=dst,
-                shipments=len(group),
-                arrived=len(arrived),
-                on_time=on_time,
-                on_time_rate=round(on_time / len(arrived), 3) if arrived else None,
-                excursions=sum(g.excursions for g in group),
-                refusals=sum(g.refusals for g in group),
-            )
-        )
-    # A leg's excursions count for the site that packed it, its refusals for the site that refused it.
-    per_site: dict[str, list[int]] = {}
-    for leg in legs:
-        per_site.setdefault(leg.from_site, [0, 0, 0])
-        per_site.setdefault(leg.to_site, [0, 0, 0])
-        per_site[leg.from_site][0] += 1
-        per_site[leg.from_site][1] += leg.excursions
-        per_site[leg.to_site][2] += leg.refusals
+    v2v = _durations(facts, milestones.COLLECTION, milestones.INFUSION)
+    turn = _durations(facts, milestones.MANUFACTURING_START, milestones.RELEASE)
     return Kpis(
         generated_at=now or datetime.now(UTC),
         site=site,
@@ -217,13 +163,77 @@ def compute(
             ((_month(c.actual[milestones.RELEASE], c.manufacturing_zone), d) for c, d in turn), "month"
         ),
         turnaround_by_site=_grouped(((c.manufacturing_site or "?", d) for c, d in turn), "site"),
-        legs=leg_figures,
-        lanes=lane_figures,
-        sites=[
-            SiteFigure(site=s, shipments=v[0], excursions=v[1], refusals=v[2])
-            for s, v in sorted(per_site.items())
-        ],
+        legs=[_leg_figure(facts, before, after) for before, after in itertools.pairwise(MILESTONES)],
+        lanes=_lane_figures(legs),
+        sites=_site_figures(legs),
     )
+
+
+def _durations(facts: Sequence[CaseFacts], first: str, last: str) -> list[tuple[CaseFacts, float]]:
+    """Days from milestone `first` to `last` of each case that reached both."""
+    return [
+        (case, _days(case.actual[first], case.actual[last]))
+        for case in facts
+        if {first, last} <= case.actual.keys()
+    ]
+
+
+def _leg_figure(facts: Sequence[CaseFacts], before: str, after: str) -> LegFigure:
+    """Hours from one milestone to the next, planned against actual, over the cases that have both."""
+    planned_h, actual_h, late = [], [], 0
+    for case in facts:
+        if {before, after} <= case.actual.keys() and {before, after} <= case.planned.keys():
+            p = (case.planned[after] - case.planned[before]).total_seconds() / 3600
+            d = (case.actual[after] - case.actual[before]).total_seconds() / 3600
+            planned_h.append(p)
+            actual_h.append(d)
+            late += d > p
+    return LegFigure(
+        leg=f"{before}>{after}",
+        label=f"{milestones.LABELS[before]} → {milestones.LABELS[after]}",
+        cases=len(actual_h),
+        planned_median_hours=round(statistics.median(planned_h), 1) if planned_h else None,
+        actual_median_hours=round(statistics.median(actual_h), 1) if actual_h else None,
+        late=late,
+    )
+
+
+def _lane_figures(legs: Sequence[LegFacts]) -> list[LaneFigure]:
+    lanes: dict[tuple[str, str], list[LegFacts]] = {}
+    for leg in legs:
+        lanes.setdefault((leg.from_site, leg.to_site), []).append(leg)
+    return [_lane_figure(src, dst, group) for (src, dst), group in sorted(lanes.items())]
+
+
+def _lane_figure(src: str, dst: str, group: list[LegFacts]) -> LaneFigure:
+    arrived = [g for g in group if g.arrived_at is not None]
+    on_time = sum(1 for g in arrived if g.arrived_at is not None and g.arrived_at <= g.planned_arrival)
+    return LaneFigure(
+        lane=f"{src}→{dst}",
+        from_site=src,
+        to_site=dst,
+        shipments=len(group),
+        arrived=len(arrived),
+        on_time=on_time,
+        on_time_rate=round(on_time / len(arrived), 3) if arrived else None,
+        excursions=sum(g.excursions for g in group),
+        refusals=sum(g.refusals for g in group),
+    )
+
+
+def _site_figures(legs: Sequence[LegFacts]) -> list[SiteFigure]:
+    # A leg's excursions count for the site that packed it, its refusals for the site that refused it.
+    per_site: dict[str, list[int]] = {}
+    for leg in legs:
+        per_site.setdefault(leg.from_site, [0, 0, 0])
+        per_site.setdefault(leg.to_site, [0, 0, 0])
+        per_site[leg.from_site][0] += 1
+        per_site[leg.from_site][1] += leg.excursions
+        per_site[leg.to_site][2] += leg.refusals
+    return [
+        SiteFigure(site=s, shipments=v[0], excursions=v[1], refusals=v[2])
+        for s, v in sorted(per_site.items())
+    ]
 
 
 async def kpis(pool: Pool, principal: Principal, site: str | None = None) -> Kpis:
@@ -270,28 +280,17 @@ async def kpis(pool: Pool, principal: Principal, site: str | None = None) -> Kpi
             visible,
             list(EXCURSION_KINDS),
         )
-    facts = []
-    for case in rows:
-        order = orders.get(case.coi)
-        done = milestones.actual(
-            milestones.steps_of(steps.get(case.coi, [])),
-            aph.get(case.coi, set()),
-            order["manufacturing_site"] if order else None,
+    facts = [
+        fact
+        for case in rows
+        if _concerns(
+            site,
+            (
+                fact := _case_facts(case, orders.get(case.coi), steps.get(case.coi, []), aph, plans, zones)
+            ).treatment_site,
+            fact.manufacturing_site,
         )
-        mfg = order["manufacturing_site"] if order else _first_destination(steps.get(case.coi, []))
-        if site is not None and site not in (case.treatment_site, mfg):
-            continue
-        facts.append(
-            CaseFacts(
-                coi=case.coi,
-                treatment_site=case.treatment_site,
-                manufacturing_site=mfg,
-                treatment_zone=zones.get(case.treatment_site, "UTC"),
-                manufacturing_zone=zones.get(mfg or "", "UTC"),
-                actual=done,
-                planned=plans.get(case.coi, {}),
-            )
-        )
+    ]
     leg_facts = [
         LegFacts(
             shipment_id=r["id"],
@@ -303,9 +302,40 @@ async def kpis(pool: Pool, principal: Principal, site: str | None = None) -> Kpi
             refusals=r["refusals"],
         )
         for r in legs
-        if site is None or site in (r["from_site"], r["to_site"])
+        if _concerns(site, r["from_site"], r["to_site"])
     ]
     return compute(facts, leg_facts, site)
+
+
+def _concerns(site: str | None, *sites: str | None) -> bool:
+    """Whether a figure narrowed to `site` (None: every visible site) counts a case or leg of `sites`."""
+    return site is None or site in sites
+
+
+def _case_facts(
+    case: cases_repo.CaseRow,
+    order: Any,
+    steps: list[Any],
+    apheresis: dict[str, set[str]],
+    plans: dict[str, dict[str, datetime]],
+    zones: dict[str, str],
+) -> CaseFacts:
+    done = milestones.actual(
+        milestones.steps_of(steps),
+        apheresis.get(case.coi, set()),
+        order["manufacturing_site"] if order else None,
+    )
+    # Without an accepted order, the site the case's first pick-up went to.
+    mfg = order["manufacturing_site"] if order else _first_destination(steps)
+    return CaseFacts(
+        coi=case.coi,
+        treatment_site=case.treatment_site,
+        manufacturing_site=mfg,
+        treatment_zone=zones.get(case.treatment_site, "UTC"),
+        manufacturing_zone=zones.get(mfg or "", "UTC"),
+        actual=done,
+        planned=plans.get(case.coi, {}),
+    )
 
 
 def _first_destination(rows: Sequence[Any]) -> str | None:
