@@ -12,7 +12,6 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from backend.api.schemas import Command, Reason, Username
-from backend.db.repo.api_keys import ApiKeyRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.services import api_keys
@@ -51,19 +50,10 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
     key: str
 
 
-def key_read(row: ApiKeyRow) -> ApiKeyRead:
-    return ApiKeyRead(
-        id=row.id,
-        username=row.username,
-        name=row.name,
-        hint=row.hint,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        last_used_at=row.last_used_at,
-        revoked_at=row.revoked_at,
-        revoked_by=row.revoked_by,
-        active=row.revoked_at is None,
-    )
+def key_read(row: msgspec.Struct) -> ApiKeyRead:
+    """A stored key as read: its fields, and whether it still signs in (not revoked)."""
+    fields = msgspec.structs.asdict(row)
+    return msgspec.convert({**fields, "active": fields["revoked_at"] is None}, ApiKeyRead)
 
 
 class ApiKeysController(Controller):

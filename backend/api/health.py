@@ -4,11 +4,9 @@ valid token, because they tell an attacker what to look for and where."""
 
 from __future__ import annotations
 
-import asyncio
 from importlib import metadata
 from typing import Any, Literal
 
-import asyncpg
 from litestar import Request, Response, get
 from litestar.di import NamedDependency
 
@@ -17,10 +15,8 @@ from backend.db.types import Pool
 from backend.domain.access import PUBLIC
 from backend.domain.errors import AuthenticationFailed
 from backend.http.security import request_token
-from backend.services import auth
+from backend.services import auth, health
 from backend.services.broker_probe import BrokerMonitor
-
-_FAULTS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def _version() -> str:
@@ -36,7 +32,7 @@ async def _signed_in(request: Request[Any, Any, Any], pool: Pool) -> bool:
     try:
         token, _ = request_token(request)
         await auth.authenticate(pool, token)
-    except (AuthenticationFailed, *_FAULTS):
+    except (AuthenticationFailed, *health.FAULTS):
         return False
     return True
 
@@ -47,11 +43,8 @@ async def healthz(
 ) -> Response[Health]:
     """`{"status": "ok" | "degraded" | "down"}`: 200 while the database answers (degraded: the broker
     does not), 503 when it does not. With a valid token also the version and each component's detail."""
-    try:
-        await asyncio.wait_for(pool.fetchval("SELECT 1"), 2.0)
-        database = ComponentHealth(ok=True, detail="answering")
-    except _FAULTS as exc:
-        database = ComponentHealth(ok=False, detail=f"not answering ({type(exc).__name__})")
+    probe = await health.database(pool)
+    database = ComponentHealth(ok=probe.ok, detail=probe.detail)
     status: Literal["ok", "degraded", "down"] = (
         "ok" if database.ok and broker.ok else ("degraded" if database.ok else "down")
     )

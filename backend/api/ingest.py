@@ -18,11 +18,11 @@ from litestar.params import FromQuery, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from backend.api.metrics import METRICS_DEPENDENCY
-from backend.db.repo import dead_letters
+from backend.api.reads import reads
 from backend.db.types import Pool
 from backend.domain.access import Role, policy
 from backend.domain.errors import InvalidInput
-from backend.services import ingest
+from backend.services import dead_letters, ingest
 from backend.services.metrics import IngestMetrics
 from firmware_bridge.ingest_contract import CONTENT_TYPE, INGEST_PATH, IngestBatch, IngestResult
 
@@ -124,6 +124,4 @@ async def list_dead_letters(
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> list[DeadLetterRead]:
     """The newest dead letters, for review: what arrived, why it could not become a reading."""
-    async with pool.acquire() as conn:
-        rows = await dead_letters.recent(conn, logger_id, limit)
-    return [DeadLetterRead(**msgspec.structs.asdict(r)) for r in rows]
+    return reads(await dead_letters.recent(pool, logger_id, limit), DeadLetterRead)

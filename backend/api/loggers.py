@@ -14,9 +14,8 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK
 from msgspec import UNSET, UnsetType
 
+from backend.api.reads import read, reads
 from backend.api.schemas import Command, Reason, SiteCode
-from backend.db.repo.loggers import LoanRow, LoggerChanges, LoggerRow
-from backend.db.repo.readings import ReadingRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.services import loggers
@@ -78,10 +77,6 @@ class LoanRead(msgspec.Struct, kw_only=True):
     revoke_reason: str | None
 
 
-def loan_read(row: LoanRow) -> LoanRead:
-    return LoanRead(**msgspec.structs.asdict(row))
-
-
 class ReadingRead(msgspec.Struct, kw_only=True):
     ts: datetime
     temp_c: float
@@ -129,20 +124,6 @@ class LoggerCredential(msgspec.Struct, kw_only=True):
     note: str
 
 
-def _fields(row: LoggerRow) -> dict[str, object]:
-    values = msgspec.structs.asdict(row)
-    values.pop("last_seen_at")
-    return values
-
-
-def logger_read(row: LoggerRow) -> LoggerRead:
-    return LoggerRead(**_fields(row))  # type: ignore[arg-type]
-
-
-def reading_read(row: ReadingRow) -> ReadingRead:
-    return ReadingRead(**msgspec.structs.asdict(row))
-
-
 def credential(registered: loggers.Registered) -> LoggerCredential:
     note = (
         "Shown once: configure the logger with this password and add the line to Mosquitto's password "
@@ -151,7 +132,7 @@ def credential(registered: loggers.Registered) -> LoggerCredential:
         else "No broker password was issued."
     )
     return LoggerCredential(
-        logger=logger_read(registered.logger),
+        logger=read(registered.logger, LoggerRead),
         broker_password=registered.broker_password,
         mosquitto_passwd_line=registered.mosquitto_passwd_line,
         note=note,
@@ -167,7 +148,7 @@ class LoggersController(Controller):
         self, data: JSONBody[LoggerCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
     ) -> LoggerCredential:
         """Register a logger; coordinators must name one of their sites as owner."""
-        changes = LoggerChanges(
+        changes = loggers.LoggerChanges(
             model=data.model,
             firmware=data.firmware,
             calibration_due=data.calibration_due,
@@ -185,7 +166,7 @@ class LoggersController(Controller):
         self, principal: NamedDependency[Principal], pool: NamedDependency[Pool]
     ) -> list[LoggerRead]:
         """Every logger for administrators; those of their sites for coordinators."""
-        return [logger_read(row) for row in await loggers.list_loggers(pool, principal)]
+        return reads(await loggers.list_loggers(pool, principal), LoggerRead)
 
     @get("/{logger_id:str}", opt=policy(*MANAGERS), operation_id="getLogger")
     async def get_logger(
@@ -195,10 +176,10 @@ class LoggersController(Controller):
         detail = await loggers.logger_detail(pool, principal, logger_id)
         shipment = detail.current_shipment
         return LoggerDetailRead(
-            **_fields(detail.logger),  # type: ignore[arg-type]
+            **msgspec.structs.asdict(read(detail.logger, LoggerRead)),
             last_seen_at=detail.last_seen_at,
-            last_reading=reading_read(detail.last_reading) if detail.last_reading else None,
-            current_shipment=ShipmentSummary(**msgspec.structs.asdict(shipment)) if shipment else None,
+            last_reading=read(detail.last_reading, ReadingRead) if detail.last_reading else None,
+            current_shipment=read(shipment, ShipmentSummary) if shipment else None,
             calibration_problem=detail.calibration_problem,
         )
 
@@ -224,7 +205,7 @@ class LoggersController(Controller):
             active=data.active,
             sample_interval_s=data.sample_interval_s,
         )
-        return logger_read(row)
+        return read(row, LoggerRead)
 
     @post(
         "/{logger_id:str}/broker-password",
@@ -252,14 +233,14 @@ class LoggersController(Controller):
     ) -> LoanRead:
         """Lend the logger to another site, whose people may then plan shipments with it and print its
         asset tag until the loan is revoked; audited with the reason given."""
-        return loan_read(await loggers.lend(pool, principal, logger_id, data.site, data.reason))
+        return read(await loggers.lend(pool, principal, logger_id, data.site, data.reason), LoanRead)
 
     @get("/{logger_id:str}/loans", opt=policy(*MANAGERS), operation_id="listLoggerLoans")
     async def loans(
         self, logger_id: FromPath[str], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
     ) -> list[LoanRead]:
         """Every loan of the logger, open and revoked, newest first."""
-        return [loan_read(row) for row in await loggers.list_loans(pool, principal, logger_id)]
+        return reads(await loggers.list_loans(pool, principal, logger_id), LoanRead)
 
     @post(
         "/{logger_id:str}/loans/{site:str}/revoke",
@@ -277,7 +258,8 @@ class LoggersController(Controller):
     ) -> LoanRead:
         """End the loan to `site`: it can no longer plan shipments with the logger (a shipment already
         under way keeps it until received); audited with the reason given."""
-        return loan_read(await loggers.revoke_loan(pool, principal, logger_id, site, data.reason))
+        revoked = await loggers.revoke_loan(pool, principal, logger_id, site, data.reason)
+        return read(revoked, LoanRead)
 
     @get("/{logger_id:str}/readings", opt=policy(*MANAGERS), operation_id="listLoggerReadings")
     async def readings(
@@ -291,4 +273,4 @@ class LoggersController(Controller):
     ) -> list[ReadingRead]:
         """Readings with since <= ts < until, oldest first (default: the last 24 hours)."""
         rows = await loggers.reading_history(pool, principal, logger_id, since, until, limit)
-        return [reading_read(r) for r in rows]
+        return reads(rows, ReadingRead)

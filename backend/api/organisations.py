@@ -8,8 +8,8 @@ from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from backend.api.reads import read, reads
 from backend.api.schemas import Command, Name, OrganisationCode, Reason
-from backend.db.repo.organisations import OrganisationRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, OrganisationKind, Principal, Role, policy
 from backend.services import organisations
@@ -57,17 +57,13 @@ class ClientRead(msgspec.Struct, kw_only=True):
     client_organisation: str | None
 
 
-def organisation_read(row: OrganisationRow) -> OrganisationRead:
-    return OrganisationRead(code=row.code, name=row.name, kind=row.kind, sites=row.sites)
-
-
 class OrganisationsController(Controller):
     path = "/api/v1"
     tags = ("organisations",)
 
     @get("/organisations", opt=policy(Role.ADMIN), operation_id="listOrganisations")
     async def list_organisations(self, pool: NamedDependency[Pool]) -> list[OrganisationRead]:
-        return [organisation_read(o) for o in await organisations.list_all(pool)]
+        return reads(await organisations.list_all(pool), OrganisationRead)
 
     @post("/organisations", opt=policy(Role.ADMIN), operation_id="createOrganisation")
     async def create_organisation(
@@ -77,7 +73,7 @@ class OrganisationsController(Controller):
         pool: NamedDependency[Pool],
     ) -> OrganisationRead:
         created = await organisations.create(pool, principal, data.code, data.name, data.kind)
-        return organisation_read(created)
+        return read(created, OrganisationRead)
 
     @put("/sites/{site_code:str}/organisation", opt=policy(Role.ADMIN), operation_id="setSiteOrganisation")
     async def set_site_organisation(

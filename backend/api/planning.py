@@ -12,15 +12,13 @@ from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from backend.api.planning_reads import BookingRead, CapacityRead, OrderRead, ProductLimitsRead, SlotRead
+from backend.api.reads import read, reads
 from backend.api.schemas import NAME_MAX, Command, Name, Password, Reason, SiteCode
-from backend.db.repo import planning as repo
-from backend.db.repo.planning import BookingRow, CapacityRow, OrderRow, SlotRow
-from backend.db.repo.products import ProductLimits
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
 from backend.domain.errors import InvalidInput
-from backend.services.planning import bookings, capacity, catalogue, kpis, orders
-from backend.services.visibility import site_filter
+from backend.services.planning import bookings, capacity, catalogue, kpis, listing, orders
 
 PEOPLE: Final = tuple(PEOPLE_ROLES)
 PLANNERS: Final = (Role.COORDINATOR, Role.MANUFACTURING, Role.QA, Role.ADMIN)
@@ -98,7 +96,7 @@ class SlotsAdd(Command):
 class SlotsRead(msgspec.Struct, kw_only=True):
     site: str
     time_zone: str
-    slots: list[SlotRow]
+    slots: list[SlotRead]
 
 
 class ChoicesRead(msgspec.Struct, kw_only=True):
@@ -142,7 +140,7 @@ class PlanningController(Controller):
         data: JSONBody[ProductLimitsSet],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> ProductLimits:
+    ) -> ProductLimitsRead:
         """Change a product's limits, with the reason: QA of a site that makes the product (manufacturing
         capacity declared for it) or an administrator. Units already registered keep their expiry; the
         thaw window applies from the next infusion."""
@@ -153,7 +151,7 @@ class PlanningController(Controller):
             shelf_life_days=data.shelf_life_days,
             reason=data.reason,
         )
-        return await catalogue.set_limits(pool, principal, product, change)
+        return read(await catalogue.set_limits(pool, principal, product, change), ProductLimitsRead)
 
     @get("/orders", opt=policy(*PLANNERS), operation_id="listTreatmentOrders")
     async def list_orders(
@@ -161,10 +159,9 @@ class PlanningController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
-    ) -> list[OrderRow]:
+    ) -> list[OrderRead]:
         """Orders of the caller's sites: placed by them, collected or manufactured there."""
-        async with pool.acquire() as conn:
-            return await repo.orders_for_sites(conn, site_filter(principal), limit)
+        return reads(await listing.orders_for(pool, principal, limit), OrderRead)
 
     @post("/cases/{coi:str}/order", opt=policy(Role.COORDINATOR), operation_id="createTreatmentOrder")
     async def create_order(
@@ -173,12 +170,12 @@ class PlanningController(Controller):
         data: JSONBody[OrderCreate],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> OrderRow:
+    ) -> OrderRead:
         """The treating site orders a therapy: product, manufacturing and collection sites, the
         multidisciplinary team decision (reference and date) and the treating physician."""
         if not 1990 <= data.mdt_date.year <= 2100:
             raise InvalidInput("mdt_date is not a plausible date", field_errors={"mdt_date": "out of range"})
-        return await orders.create_order(
+        created = await orders.create_order(
             pool,
             principal,
             coi,
@@ -189,6 +186,7 @@ class PlanningController(Controller):
             mdt_date=data.mdt_date,
             physician=data.physician,
         )
+        return read(created, OrderRead)
 
     @post(
         "/cases/{coi:str}/order/decision", opt=policy(Role.MANUFACTURING), operation_id="decideTreatmentOrder"
@@ -199,12 +197,13 @@ class PlanningController(Controller):
         data: JSONBody[OrderDecision],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> OrderRow:
+    ) -> OrderRead:
         """The manufacturing site accepts or declines, signing with its password (meaning "order
         accepted" or "order declined"); the signed decision is a custody event of the case."""
-        return await orders.decide(
+        decided = await orders.decide(
             pool, principal, coi, accept=data.decision == "accept", password=data.password, reason=data.reason
         )
+        return read(decided, OrderRead)
 
     @post(
         "/cases/{coi:str}/order/withdraw", opt=policy(Role.COORDINATOR), operation_id="withdrawTreatmentOrder"
@@ -215,9 +214,9 @@ class PlanningController(Controller):
         data: JSONBody[BookingCancel],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> OrderRow:
+    ) -> OrderRead:
         """The treatment site withdraws its order; a booking it holds is cancelled and its capacity freed."""
-        return await orders.withdraw(pool, principal, coi, data.reason)
+        return read(await orders.withdraw(pool, principal, coi, data.reason), OrderRead)
 
     @get("/cases/{coi:str}/plan", opt=policy(*PEOPLE), operation_id="getCasePlan")
     async def get_plan(
@@ -247,9 +246,9 @@ class PlanningController(Controller):
         data: JSONBody[BookingCreate],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> BookingRow:
+    ) -> BookingRead:
         """Book a collection slot; reserves the matching manufacturing run (409 when none is free)."""
-        return await bookings.book(pool, principal, coi, data.slot_id)
+        return read(await bookings.book(pool, principal, coi, data.slot_id), BookingRead)
 
     @post(
         "/cases/{coi:str}/booking/reschedule",
@@ -262,8 +261,9 @@ class PlanningController(Controller):
         data: JSONBody[BookingMove],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> BookingRow:
-        return await bookings.reschedule(pool, principal, coi, data.slot_id, data.reason)
+    ) -> BookingRead:
+        moved = await bookings.reschedule(pool, principal, coi, data.slot_id, data.reason)
+        return read(moved, BookingRead)
 
     @post("/cases/{coi:str}/booking/cancel", opt=policy(Role.COORDINATOR), operation_id="cancelCollection")
     async def cancel(
@@ -272,8 +272,8 @@ class PlanningController(Controller):
         data: JSONBody[BookingCancel],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> BookingRow:
-        return await bookings.cancel(pool, principal, coi, data.reason)
+    ) -> BookingRead:
+        return read(await bookings.cancel(pool, principal, coi, data.reason), BookingRead)
 
     @get("/sites/{site:str}/calendar", opt=_CALENDAR_READERS, operation_id="capacityCalendar")
     async def calendar(
@@ -294,9 +294,10 @@ class PlanningController(Controller):
         data: JSONBody[CapacitySet],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> list[CapacityRow]:
+    ) -> list[CapacityRead]:
         """Runs per day and suites for one product; bookings that no longer fit are flagged, not cancelled."""
-        return await capacity.set_capacity(pool, principal, site, product, data.runs_per_day, data.suites)
+        rows = await capacity.set_capacity(pool, principal, site, product, data.runs_per_day, data.suites)
+        return reads(rows, CapacityRead)
 
     @post("/sites/{site:str}/blackouts", opt=_MANUFACTURING_SITE, operation_id="addBlackout", status_code=204)
     async def add_blackout(
@@ -331,7 +332,7 @@ class PlanningController(Controller):
         days: Days = 14,
     ) -> SlotsRead:
         zone, found = await capacity.list_slots(pool, site, _day(start), days)
-        return SlotsRead(site=site, time_zone=zone, slots=found)
+        return SlotsRead(site=site, time_zone=zone, slots=reads(found, SlotRead))
 
     @post("/sites/{site:str}/slots", opt=_SLOT_KEEPERS, operation_id="addCollectionSlots")
     async def add_slots(
@@ -340,12 +341,12 @@ class PlanningController(Controller):
         data: JSONBody[SlotsAdd],
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
-    ) -> list[SlotRow]:
+    ) -> list[SlotRead]:
         """Declare apheresis slots; a slot already declared at the same start is left as it is."""
         for slot in data.slots:
             _day(slot.starts_at.date(), "starts_at")
         wanted = [capacity.SlotIn(s.starts_at, s.minutes) for s in data.slots]
-        return await capacity.add_slots(pool, principal, site, wanted)
+        return reads(await capacity.add_slots(pool, principal, site, wanted), SlotRead)
 
 
 class KpisController(Controller):

@@ -9,9 +9,8 @@ from litestar import Controller, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from backend.api.reads import read, reads
 from backend.api.schemas import Command, SiteCreate, SiteRead, UserRead
-from backend.api.users import user_read
-from backend.db.repo.sites import SiteRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.services import accounts, patient_identity
@@ -25,10 +24,6 @@ class WristbandPolicy(Command):
     fields: Annotated[list[Field], msgspec.Meta(max_length=3)]
 
 
-def site_read(site: SiteRow) -> SiteRead:
-    return SiteRead(code=site.code, name=site.name, kind=site.kind, time_zone=site.time_zone, gln=site.gln)
-
-
 class SitesController(Controller):
     path = "/api/v1/sites"
     tags = ("sites",)
@@ -36,18 +31,26 @@ class SitesController(Controller):
     @get("/", opt=policy(*Role), operation_id="listSites")
     async def list_sites(self, pool: NamedDependency[Pool]) -> list[SiteRead]:
         """Every site (names and codes are needed to address shipments)."""
-        return [site_read(s) for s in await accounts.list_sites(pool)]
+        return reads(await accounts.list_sites(pool), SiteRead)
 
     @post("/", opt=policy(Role.ADMIN), operation_id="createSite")
     async def create_site(
         self, data: JSONBody[SiteCreate], principal: NamedDependency[Principal], pool: NamedDependency[Pool]
     ) -> SiteRead:
-        site = SiteRow(code=data.code, name=data.name, kind=data.kind, time_zone=data.time_zone, gln=data.gln)
-        return site_read(await accounts.create_site(pool, principal, site))
+        site = await accounts.add_site(
+            pool,
+            principal,
+            code=data.code,
+            name=data.name,
+            kind=data.kind,
+            time_zone=data.time_zone,
+            gln=data.gln,
+        )
+        return read(site, SiteRead)
 
     @get("/{site_code:str}", opt=policy(*Role), operation_id="getSite")
     async def get_site(self, site_code: FromPath[str], pool: NamedDependency[Pool]) -> SiteRead:
-        return site_read(await accounts.get_site(pool, site_code))
+        return read(await accounts.get_site(pool, site_code), SiteRead)
 
     @get(
         "/{site_code:str}/users",
@@ -57,7 +60,7 @@ class SitesController(Controller):
     async def site_users(self, site_code: FromPath[str], pool: NamedDependency[Pool]) -> list[UserRead]:
         """Who works at a site: admins anywhere, coordinators at their own sites."""
         await accounts.get_site(pool, site_code)
-        return [user_read(u) for u in await accounts.list_users(pool, site_code)]
+        return reads(await accounts.list_users(pool, site_code), UserRead)
 
     @get("/{site_code:str}/wristband-policy", opt=policy(*Role), operation_id="getWristbandPolicy")
     async def wristband_policy(

@@ -12,11 +12,10 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from backend.db.repo import outbox
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
 from backend.live.hub import Hub
-from backend.services.visibility import site_filter
+from backend.services import stream as notices
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -37,7 +36,6 @@ async def stream(
     """Live changes as SSE. Resume with the `Last-Event-ID` header (or `?after=`); without either, the
     stream starts with what happens from now on."""
     header = request.headers.get("last-event-id")
-    sites = site_filter(principal)
 
     async def events() -> AsyncIterator[ServerSentEventMessage]:
         if header and header.isdigit():
@@ -45,13 +43,11 @@ async def stream(
         elif after is not None:
             last = after
         else:
-            async with pool.acquire() as conn:
-                last = await outbox.latest_id(conn)
+            last = await notices.latest_id(pool)
         version = -1
         yield ServerSentEventMessage(data=None, comment="celltrail live", retry=2000)
         while not hub.closing:
-            async with pool.acquire() as conn:
-                rows = await outbox.after(conn, last, sites, courier=principal.courier_company)
+            rows = await notices.notices_after(pool, principal, last)
             for row in rows:
                 last = row.id
                 body = msgspec.json.encode(

@@ -7,22 +7,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 
+from backend.api.reads import read, reads
 from backend.api.schemas import PasswordChange, Unlock, UnlockResult, UserCreate, UserRead, UserUpdate
-from backend.db.repo.users import UserRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role, policy
-from backend.domain.errors import NotFound
 from backend.services import accounts, auth
-
-
-def user_read(user: UserRow) -> UserRead:
-    return UserRead(
-        username=user.username,
-        full_name=user.full_name,
-        active=user.active,
-        roles=user.roles,
-        sites=user.sites,
-    )
 
 
 class UsersController(Controller):
@@ -31,7 +20,7 @@ class UsersController(Controller):
 
     @get("/", opt=policy(Role.ADMIN), operation_id="listUsers")
     async def list_users(self, pool: NamedDependency[Pool]) -> list[UserRead]:
-        return [user_read(u) for u in await accounts.list_users(pool)]
+        return reads(await accounts.list_users(pool), UserRead)
 
     @post("/", opt=policy(Role.ADMIN), operation_id="createUser")
     async def create_user(
@@ -46,14 +35,11 @@ class UsersController(Controller):
             roles=list(data.roles),
             site_codes=list(data.sites),
         )
-        return user_read(user)
+        return read(user, UserRead)
 
     @get("/{username:str}", opt=policy(Role.ADMIN), operation_id="getUser")
     async def get_user(self, username: FromPath[str], pool: NamedDependency[Pool]) -> UserRead:
-        for user in await accounts.list_users(pool):
-            if user.username == username:
-                return user_read(user)
-        raise NotFound(f"no user named {username}")
+        return read(await accounts.get_user(pool, username), UserRead)
 
     @patch("/{username:str}", opt=policy(Role.ADMIN), operation_id="updateUser")
     async def update_user(
@@ -74,7 +60,7 @@ class UsersController(Controller):
             site_codes=list(data.sites) if data.sites is not None else None,
             reason=data.reason,
         )
-        return user_read(user)
+        return read(user, UserRead)
 
     @post(
         "/{username:str}/password",

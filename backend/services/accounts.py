@@ -177,6 +177,13 @@ async def list_users(pool: Pool, site: str | None = None) -> list[UserRow]:
         return await users.list_all(conn, site)
 
 
+async def get_user(pool: Pool, username: str) -> UserRow:
+    for user in await list_users(pool):
+        if user.username == username:
+            return user
+    raise NotFound(f"no user named {username}")
+
+
 def _check_site(site: SiteRow) -> None:
     try:
         ZoneInfo(site.time_zone)
@@ -207,6 +214,14 @@ async def create_site(pool: Pool, actor: Principal | None, site: SiteRow) -> Sit
             new_value={"name": site.name, "kind": site.kind, "time_zone": site.time_zone, "gln": site.gln},
         )
     return site
+
+
+async def add_site(
+    pool: Pool, actor: Principal | None, *, code: str, name: str, kind: str, time_zone: str, gln: str | None
+) -> SiteRow:
+    """Create a site from its fields (the API's command); see create_site."""
+    site = SiteRow(code=code, name=name, kind=kind, time_zone=time_zone, gln=gln)
+    return await create_site(pool, actor, site)
 
 
 async def get_site(pool: Pool, code: str) -> SiteRow:

@@ -6,8 +6,7 @@ of another site is "not found" to them rather than "forbidden", so ids of other 
 
 A logger is *used* (carried by a shipment, its asset tag printed) by people of its owner site and of the
 sites it is lent to; to everyone else it does not exist. The owner lends and revokes (audited). A logger
-travels with one active shipment at a time, its assignment, which is also what its readings are filed by.
-"""
+travels with one active shipment at a time, its assignment, which is also what its readings are filed by."""
 
 from __future__ import annotations
 
@@ -22,7 +21,8 @@ from msgspec import UNSET, UnsetType
 
 from backend.db.repo import audit, loggers, readings, sites
 from backend.db.repo import excursions as excursion_repo
-from backend.db.repo.loggers import LoanRow, LoggerChanges, LoggerRow, ShipmentRef
+from backend.db.repo.loggers import LoanRow, LoggerRow, ShipmentRef
+from backend.db.repo.loggers import LoggerChanges as LoggerChanges  # the API builds one to register
 from backend.db.repo.readings import ReadingRow
 from backend.db.types import Pool
 from backend.domain.access import Principal, Role

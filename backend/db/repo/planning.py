@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from backend.services.planning.milestones import LeadTimes
+from backend.db.lead_times import LeadTimes
 
 if TYPE_CHECKING:
     from backend.db.types import Conn

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from backend.db.lead_times import LeadTimes as LeadTimes
+
 COLLECTION: Final = "collection"
 SHIPMENT_TO_MANUFACTURING: Final = "shipment_to_manufacturing"
 MANUFACTURING_START: Final = "manufacturing_start"
@@ -46,19 +48,6 @@ SOURCES: Final = {
     RECEIPT: "accepted receipt of the leg from the manufacturing site",
     INFUSION: "infusion at the bedside",
 }
-
-
-class LeadTimes(msgspec.Struct, frozen=True, kw_only=True):
-    code: str
-    name: str
-    ship_after_collection_h: int
-    transit_in_h: int
-    start_after_arrival_h: int
-    manufacturing_days: int
-    ship_after_release_h: int
-    transit_out_h: int
-    infusion_after_receipt_h: int
-    slack_h: int
 
 
 def planned(collection: datetime, lead: LeadTimes) -> dict[str, datetime]:

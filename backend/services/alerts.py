@@ -1,6 +1,7 @@
-"""What people do with alerts: acknowledge (an append-only history) and close with a reason. The alarm
-states and their transitions are backend/domain/alarm_states.py; every change is announced on the live
-stream and written to the audit trail in the same transaction."""
+"""What people do with alerts: list those of their sites, acknowledge (an append-only history) and close
+with a reason. The alarm states and their transitions are backend/domain/alarm_states.py; every change is
+checked, written, announced on the live stream and written to the audit trail in one transaction, under
+the alert's row lock, and returned as the alert after the change."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ from backend.db.types import Pool
 from backend.domain import alarm_states
 from backend.domain.access import Principal
 from backend.services import ledger, objects
+from backend.services.visibility import site_filter
+
+
+async def list_alerts(
+    pool: Pool,
+    principal: Principal,
+    statuses: list[str] | None,
+    coi: str | None,
+    shipment_id: str | None,
+    limit: int,
+) -> list[AlertRow]:
+    """Alerts at the caller's sites (every alert for a caller bound to all), critical first."""
+    async with pool.acquire() as conn:
+        return await alerts.list_for(
+            conn, site_filter(principal), statuses, coi, shipment_id, limit, principal.courier_company
+        )
 
 
 async def acknowledge(pool: Pool, principal: Principal, alert_id: int, comment: str) -> AlertRow:
