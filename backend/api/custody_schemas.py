@@ -9,6 +9,7 @@ import msgspec
 
 from backend.api.schemas import LIST_MAX, NAME_MAX, TEXT_MAX, Command, OrganisationCode, SiteCode
 from backend.domain import trials
+from backend.domain.statuses import ShipmentStatus, UnitStatus
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=NAME_MAX)]
 Code = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -255,8 +256,9 @@ class ScanResult(msgspec.Struct, kw_only=True):
     outcome: str
     shipment_id: str | None
     unit_ids: list[str]
-    shipment_status: str | None
-    unit_statuses: dict[str, str]
+    # The statuses the step left (the OpenAPI document lists the values of backend/domain/statuses.py).
+    shipment_status: ShipmentStatus | None
+    unit_statuses: dict[str, UnitStatus]
     message: str
     server_time: str
     hash: str

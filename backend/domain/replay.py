@@ -7,12 +7,14 @@ Pure: it receives the events in chain order and returns the derived states."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from backend.domain.chain import EventRecord
-from backend.domain.custody import Action
+from backend.domain.custody import FINAL_UNIT_STATES, Action
+from backend.domain.statuses import CaseStatus, ShipmentStatus, UnitStatus
 
 # The unit status an accepted step leaves every unit it names in (custody.decide and receipt_decision).
 UNIT_STATUS_OF_ACTION: dict[str, str] = {
@@ -87,79 +89,136 @@ CASE_COMPLETED = "case_completed"
 
 def _completed(units: dict[str, DerivedUnit]) -> bool:
     products = [u.status for u in units.values() if u.kind == "PRC"]
-    return "infused" in products and all(s in ("infused", "disposed") for s in products)
+    return UnitStatus.INFUSED.value in products and all(s in FINAL_UNIT_STATES for s in products)
+
+
+# What each kind of accepted event does to the derived state: one small function per kind, in tables. The
+# states hold the statuses' plain strings (`.value`): a mismatch names them as the stored rows do.
+Apply = Callable[[Derived, EventRecord], None]
+ShipmentApply = Callable[[Derived, DerivedShipment, EventRecord], None]
+
+
+def _known(derived: Derived, record: EventRecord) -> list[DerivedUnit]:
+    """The units an event names that the record registered (others are left alone)."""
+    return [derived.units[u] for u in record.unit_ids if u in derived.units]
+
+
+def _registered(derived: Derived, record: EventRecord) -> None:
+    kind = str(_data(record).get("kind", ""))
+    for unit_id in record.unit_ids:
+        derived.units[unit_id] = DerivedUnit(UnitStatus.CREATED.value, record.site, kind)
+
+
+def _cancelled(derived: Derived, record: EventRecord) -> None:
+    derived.case_status = CaseStatus.CANCELLED.value
+
+
+def _case_completed(derived: Derived, record: EventRecord) -> None:
+    derived.case_status = CaseStatus.COMPLETED.value
+
+
+def _planned(derived: Derived, record: EventRecord) -> None:
+    if not record.shipment_id:
+        return
+    derived.shipments[record.shipment_id] = DerivedShipment(
+        ShipmentStatus.PLANNED.value, None, set(record.unit_ids), set()
+    )
+    for unit in _known(derived, record):
+        unit.shipment_id = record.shipment_id
+
+
+def _released(derived: Derived, record: EventRecord) -> None:
+    for unit in _known(derived, record):
+        unit.released = True
+
+
+def _held(derived: Derived, record: EventRecord) -> None:
+    for unit in _known(derived, record):
+        unit.quarantined = record.action == "hold"
+
+
+def _holder_takes(derived: Derived, ship: DerivedShipment, record: EventRecord) -> None:
+    # The courier or receiver holds the shipment; its units are with them, at no site.
+    ship.holder_id = record.actor_id
+    for unit_id in ship.manifest:
+        if unit_id in derived.units:
+            derived.units[unit_id].site = None
+
+
+def _packed(derived: Derived, ship: DerivedShipment, record: EventRecord) -> None:
+    ship.packed |= set(record.unit_ids)
+    ship.status = (
+        ShipmentStatus.PACKED.value if ship.packed >= ship.manifest else ShipmentStatus.PACKING.value
+    )
+
+
+def _picked_up(derived: Derived, ship: DerivedShipment, record: EventRecord) -> None:
+    ship.status = ShipmentStatus.IN_TRANSIT.value
+    _holder_takes(derived, ship, record)
+
+
+def _arrived(derived: Derived, ship: DerivedShipment, record: EventRecord) -> None:
+    # A receive scan naming units checks them off; only the shipment scanned alone is its arrival.
+    if not record.unit_ids:
+        ship.status = ShipmentStatus.ARRIVED.value
+        _holder_takes(derived, ship, record)
+
+
+def _receipt(derived: Derived, ship: DerivedShipment, record: EventRecord) -> None:
+    quarantine = _data(record).get("decision") == "quarantine"
+    ship.status = ShipmentStatus.QUARANTINED.value if quarantine else ShipmentStatus.RECEIVED.value
+    ship.holder_id = record.actor_id
+    for unit in _known(derived, record):
+        unit.site = record.site
+        unit.quarantined = unit.quarantined or quarantine
+
+
+# Events that only register, plan or flag: they set no unit status through UNIT_STATUS_OF_ACTION.
+BOOKKEEPING: dict[str, Apply] = {
+    "unit_registered": _registered,
+    CASE_CANCELLED: _cancelled,
+    CASE_COMPLETED: _case_completed,
+    "shipment_planned": _planned,
+    "release": _released,
+    "hold": _held,
+    "hold_released": _held,
+}
+# What a step does to the shipment it names, beyond its units' statuses.
+SHIPMENT_EFFECTS: dict[str, ShipmentApply] = {
+    Action.PACK.value: _packed,
+    Action.PICKUP.value: _picked_up,
+    "handover_confirm": _holder_takes,
+    Action.RECEIVE.value: _arrived,
+    "receipt": _receipt,
+}
+
+
+def _step(derived: Derived, record: EventRecord, ship: DerivedShipment | None) -> None:
+    """A custody step: its units' new status, the case completed by its last infusion, its shipment."""
+    status = UNIT_STATUS_OF_ACTION.get(record.action)
+    if status is not None:
+        for unit in _known(derived, record):
+            unit.status = status
+    finishing = record.action in FINISHING_ACTIONS and derived.case_status == CaseStatus.OPEN.value
+    if finishing and _completed(derived.units):
+        derived.case_status = CaseStatus.COMPLETED.value
+    effect = SHIPMENT_EFFECTS.get(record.action)
+    if ship is not None and effect is not None:
+        effect(derived, ship, record)
 
 
 def replay(records: list[EventRecord]) -> Derived:
-    derived = Derived("open", {}, {})
-    units, shipments = derived.units, derived.shipments
+    derived = Derived(CaseStatus.OPEN.value, {}, {})
     for record in records:
         if record.outcome != "accepted":
             continue
-        action = record.action
-        ship = shipments.get(record.shipment_id) if record.shipment_id else None
-
-        def holder_takes(ship: DerivedShipment, record: EventRecord = record) -> None:
-            # The courier or receiver holds the shipment; its units are with them, at no site.
-            ship.holder_id = record.actor_id
-            for unit_id in ship.manifest:
-                if unit_id in units:
-                    units[unit_id].site = None
-
-        if action == "unit_registered":
-            for unit_id in record.unit_ids:
-                units[unit_id] = DerivedUnit("created", record.site, str(_data(record).get("kind", "")))
-            continue
-        if action == CASE_CANCELLED:
-            derived.case_status = "cancelled"
-            continue
-        if action == CASE_COMPLETED:
-            derived.case_status = "completed"
-            continue
-        if action == "shipment_planned" and record.shipment_id:
-            shipments[record.shipment_id] = DerivedShipment("planned", None, set(record.unit_ids), set())
-            for unit_id in record.unit_ids:
-                if unit_id in units:
-                    units[unit_id].shipment_id = record.shipment_id
-            continue
-        if action == "release":
-            for unit_id in record.unit_ids:
-                if unit_id in units:
-                    units[unit_id].released = True
-            continue
-        if action in ("hold", "hold_released"):
-            for unit_id in record.unit_ids:
-                if unit_id in units:
-                    units[unit_id].quarantined = action == "hold"
-            continue
-        status = UNIT_STATUS_OF_ACTION.get(action)
-        if status is not None:
-            for unit_id in record.unit_ids:
-                if unit_id in units:
-                    units[unit_id].status = status
-        if action in FINISHING_ACTIONS and derived.case_status == "open" and _completed(units):
-            derived.case_status = "completed"
-        if ship is None:
-            continue
-        if action == "pack":
-            ship.packed |= set(record.unit_ids)
-            ship.status = "packed" if ship.packed >= ship.manifest else "packing"
-        elif action == "pickup":
-            ship.status = "in_transit"
-            holder_takes(ship)
-        elif action == "handover_confirm":
-            holder_takes(ship)
-        elif action == "receive" and not record.unit_ids:
-            ship.status = "arrived"
-            holder_takes(ship)
-        elif action == "receipt":
-            quarantine = _data(record).get("decision") == "quarantine"
-            ship.status = "quarantined" if quarantine else "received"
-            ship.holder_id = record.actor_id
-            for unit_id in record.unit_ids:
-                if unit_id in units:
-                    units[unit_id].site = record.site
-                    units[unit_id].quarantined = units[unit_id].quarantined or quarantine
+        # The shipment as it was before this event (a plan makes a new one; a step finds it).
+        ship = derived.shipments.get(record.shipment_id) if record.shipment_id else None
+        bookkeeping = BOOKKEEPING.get(record.action)
+        if bookkeeping is not None:
+            bookkeeping(derived, record)
+        else:
+            _step(derived, record, ship)
     return derived
 
 
