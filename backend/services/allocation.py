@@ -19,19 +19,18 @@ from backend.db.repo import allocations, audit, cases, sites
 from backend.db.repo.allocations import BatchRow
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
-from backend.domain.access import Principal, Role
+from backend.domain.access import Principal
 from backend.domain.allogeneic import NEEDS_ALLOCATION, patient_units
 from backend.domain.custody import Action, Refusal, UnitState, check_open
-from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from backend.services import ledger, objects, signing, trials
+from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
+from backend.services import ledger, objects, trials
+from backend.services.allocation_pair import Signed, lock_pair, recipient_coi, record_pair, sign
 from celltrail_shared.identifiers import (
     Coi,
-    Din,
     IdentifierError,
     UnitId,
     UnitKind,
     parse_coi,
-    parse_identifier,
 )
 
 BATCH, RECIPIENT = "allogeneic_batch", "allogeneic_recipient"
@@ -188,32 +187,6 @@ async def open_recipient(
     return created
 
 
-async def bag(conn: Conn, actor: Principal, text: str) -> tuple[UnitRow, CaseRow]:
-    """The bag named by its unit id or DIN, through the object gate."""
-    try:
-        identifier = parse_identifier(text)
-    except IdentifierError as exc:
-        raise InvalidInput(
-            f"the bag code could not be read: {exc.reason}", field_errors={"unit": exc.reason}
-        ) from None
-    if isinstance(identifier, UnitId):
-        return await objects.unit(conn, actor, identifier.text)
-    if isinstance(identifier, Din):
-        found = await cases.lock_visible_units(conn, [], [identifier.barcode], None)
-        try:
-            return await objects.unit(conn, actor, found[0].id if found else "-")
-        except NotFound:
-            raise NotFound(f"no unit with DIN {identifier.eye_readable}") from None
-    raise InvalidInput("the bag code must be a unit id or DIN", field_errors={"unit": "not a bag"})
-
-
-def recipient_coi(text: str) -> str:
-    try:
-        return parse_coi(text).value
-    except IdentifierError as exc:
-        raise InvalidInput(str(exc), field_errors={"recipient": exc.reason}) from None
-
-
 async def allocate(
     pool: Pool, actor: Principal, *, site: str, unit_code: str, recipient: str, password: str
 ) -> Allocated:
@@ -221,14 +194,8 @@ async def allocate(
     site, signing it ('allocated to recipient'). A bag is allocated at most once."""
     target_coi = recipient_coi(recipient)
     async with pool.acquire() as conn, conn.transaction():
-        # The gate first: a bag or case of a site the caller is not bound to does not exist for them.
-        unit, _batch_case = await bag(conn, actor, unit_code)
-        target = await objects.case(conn, actor, target_coi)
-        if not actor.at_site(site):
-            raise PermissionDenied(f"you are not assigned to site {site}")
-        # Both chains, in one order: two allocations (or checks) of the same cases cannot deadlock.
-        chains = {coi: await ledger.lock_chain(conn, coi) for coi in sorted({unit.coi, target.coi})}
-        locked = await cases.units_by_ids(conn, [unit.id], lock=True)
+        pair = await lock_pair(conn, actor, unit_code, target_coi, site)
+        unit, target = pair.unit, pair.target
         batch = await allocations.get_batch(conn, unit.coi)
         if batch is None:
             raise Conflict(
@@ -236,47 +203,23 @@ async def allocate(
                 "patient only and is not allocated",
                 field_errors={"unit": "not allogeneic"},
             )
-        await _check(conn, locked[0], target, site)
+        await _check(conn, unit, target, site)
         at = ledger.now()
-        try:
-            signature = await signing.sign(
-                conn, actor.username, password, MEANING, frozenset({Role.PHARMACIST}), at, site
-            )
-        except Refusal as refusal:
-            raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
+        signature = await sign(conn, actor, password, MEANING, at, site)
         origin = {"batch_id": batch.batch_id, "source_kind": batch.source_kind, "source_id": batch.source_id}
-        first = await ledger.append(
+        first, second = await record_pair(
             conn,
-            coi=unit.coi,
-            action=ALLOCATE,
-            actor=actor,
-            site=site,
-            detail=f"{unit.id} of batch {batch.batch_id} allocated to case {target.coi}",
-            unit_ids=[unit.id],
-            data={"recipient_coi": target.coi, **origin},
-            signatures=[signature],
-            server_time=at,
-            chain=chains[unit.coi],
-        )
-        second = await ledger.append(
-            conn,
-            coi=target.coi,
-            action=ALLOCATED,
-            actor=actor,
-            site=site,
-            detail=f"allocated {unit.id} of batch {batch.batch_id} ({batch.product})",
-            data={"unit_id": unit.id, "batch_coi": unit.coi, "event_id": first.event_id, **origin},
-            server_time=at,
-            chain=chains[target.coi],
+            pair,
+            Signed(actor, site, signature, at),
+            (ALLOCATE, f"{unit.id} of batch {batch.batch_id} allocated to case {target.coi}"),
+            {"recipient_coi": target.coi, **origin},
+            (ALLOCATED, f"allocated {unit.id} of batch {batch.batch_id} ({batch.product})"),
+            {"unit_id": unit.id, "batch_coi": unit.coi, **origin},
         )
         if not await allocations.insert_allocation(
             conn, unit.id, unit.coi, target.coi, first.event_id, actor.user_id
         ):
             raise Conflict(f"{unit.id} is already allocated", field_errors={"unit": "allocated"})
-        for coi, appended, action in ((unit.coi, first, ALLOCATE), (target.coi, second, ALLOCATED)):
-            await ledger.announce(
-                conn, "event", [site], coi, {"event_id": appended.event_id, "action": action}
-            )
     return Allocated(unit.id, unit.coi, batch.batch_id, target.coi, [first.event_id, second.event_id], at)
 
 

@@ -13,14 +13,14 @@ from datetime import datetime
 
 import msgspec
 
-from backend.db.repo import allocations, audit, cases
+from backend.db.repo import allocations, audit
 from backend.db.types import Pool
-from backend.domain.access import Principal, Role
+from backend.domain.access import Principal
 from backend.domain.allogeneic import FIXED_STATES, withdrawal_problem
-from backend.domain.custody import FINAL_UNIT_STATES, Refusal
+from backend.domain.custody import FINAL_UNIT_STATES
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.services import ledger, objects, signing
-from backend.services.allocation import bag, recipient_coi
+from backend.services import ledger
+from backend.services.allocation_pair import Signed, lock_pair, recipient_coi, record_pair, sign
 
 WITHDRAW, WITHDRAWN = "withdraw_allocation", "allocation_withdrawn"
 MEANING = "allocation withdrawn"
@@ -51,14 +51,8 @@ async def withdraw(
     if not reason.strip():
         raise InvalidInput("give the reason for the withdrawal", field_errors={"reason": "required"})
     async with pool.acquire() as conn, conn.transaction():
-        # The gate first: a bag or case of a site the caller is not bound to does not exist for them.
-        unit, _batch_case = await bag(conn, actor, unit_code)
-        target = await objects.case(conn, actor, target_coi)
-        if not actor.at_site(site):
-            raise PermissionDenied(f"you are not assigned to site {site}")
-        # Both chains, in the allocation's order, then the bag: a thaw or another withdrawal waits.
-        chains = {coi: await ledger.lock_chain(conn, coi) for coi in sorted({unit.coi, target.coi})}
-        (locked,) = await cases.units_by_ids(conn, [unit.id], lock=True)
+        pair = await lock_pair(conn, actor, unit_code, target_coi, site)
+        unit, target = pair.unit, pair.target
         live = await allocations.live(conn, unit.id)
         if live is None or live.recipient_coi != target.coi:
             now = f"allocated to case {live.recipient_coi}" if live else "allocated to nobody"
@@ -71,40 +65,19 @@ async def withdraw(
                 f"case {target.coi} is treated at {target.treatment_site}: an allocation is withdrawn by "
                 "the site that allocates for it"
             )
-        problem = withdrawal_problem(unit.id, locked.status)
+        problem = withdrawal_problem(unit.id, unit.status)
         if problem is not None:
             raise Conflict(problem, field_errors={"unit": "not withdrawable"})
         at = ledger.now()
-        try:
-            signature = await signing.sign(
-                conn, actor.username, password, MEANING, frozenset({Role.PHARMACIST}), at, site
-            )
-        except Refusal as refusal:
-            raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
-        data = {"recipient_coi": target.coi, "allocation_event_id": live.event_id, "reason": reason}
-        first = await ledger.append(
+        signature = await sign(conn, actor, password, MEANING, at, site)
+        first, second = await record_pair(
             conn,
-            coi=unit.coi,
-            action=WITHDRAW,
-            actor=actor,
-            site=site,
-            detail=f"allocation of {unit.id} to case {target.coi} withdrawn: {reason}",
-            unit_ids=[unit.id],
-            data=data,
-            signatures=[signature],
-            server_time=at,
-            chain=chains[unit.coi],
-        )
-        second = await ledger.append(
-            conn,
-            coi=target.coi,
-            action=WITHDRAWN,
-            actor=actor,
-            site=site,
-            detail=f"allocation of {unit.id} withdrawn: {reason}",
-            data={"unit_id": unit.id, "batch_coi": unit.coi, "event_id": first.event_id, "reason": reason},
-            server_time=at,
-            chain=chains[target.coi],
+            pair,
+            Signed(actor, site, signature, at),
+            (WITHDRAW, f"allocation of {unit.id} to case {target.coi} withdrawn: {reason}"),
+            {"recipient_coi": target.coi, "allocation_event_id": live.event_id, "reason": reason},
+            (WITHDRAWN, f"allocation of {unit.id} withdrawn: {reason}"),
+            {"unit_id": unit.id, "batch_coi": unit.coi, "reason": reason},
         )
         if not await allocations.mark_withdrawn(conn, unit.id, first.event_id, actor.user_id, at):
             raise Conflict(f"{unit.id} is no longer allocated", field_errors={"unit": "not allocated"})
@@ -117,10 +90,6 @@ async def withdraw(
             entity_id=unit.id,
             new_value={"recipient_coi": target.coi, "reason": reason, "event_id": first.event_id},
         )
-        for coi, appended, action in ((unit.coi, first, WITHDRAW), (target.coi, second, WITHDRAWN)):
-            await ledger.announce(
-                conn, "event", [site], coi, {"event_id": appended.event_id, "action": action}
-            )
     return Withdrawn(unit.id, unit.coi, target.coi, reason, [first.event_id, second.event_id], at)
 
 
