@@ -74,20 +74,15 @@ async def receiver(conn: Conn, command: ScanCommand, shipment: ShipmentRow | Non
         return None
     receiver = await users.by_username(conn, command.handover_to.strip().lower())
     if receiver is None or not receiver.active:
-        raise ScanRefusal(
-            "unknown_receiver", f"no active user named {command.handover_to} to hand over to", status=422
-        )
+        raise ScanRefusal("unknown_receiver", f"no active user named {command.handover_to} to hand over to")
     if not {"courier", "pharmacist", "manufacturing"} & set(receiver.roles):
-        raise ScanRefusal(
-            "unknown_receiver", f"{receiver.username} cannot take custody of a shipment", status=422
-        )
+        raise ScanRefusal("unknown_receiver", f"{receiver.username} cannot take custody of a shipment")
     if shipment is not None and not {shipment.from_site, shipment.to_site} & set(receiver.sites):
         raise ScanRefusal(
             "receiver_not_on_route",
             f"{receiver.full_name} ({receiver.username}) is not bound to {shipment.from_site} or "
             f"{shipment.to_site}, the sites of shipment {shipment.id}: hand it over only to someone "
             "serving this route",
-            status=422,
         )
     return receiver
 
@@ -100,7 +95,6 @@ async def signatures(conn: Conn, command: ScanCommand) -> list[Any]:
         raise ScanRefusal(
             "signature_required",
             "an infusion needs two signatures by two different people (verifier and administrator)",
-            status=422,
         )
     meanings = sorted(s.meaning for s in command.signatures)
     if meanings != list(INFUSION_MEANINGS):
@@ -108,7 +102,6 @@ async def signatures(conn: Conn, command: ScanCommand) -> list[Any]:
             "signature_meaning",
             "an infusion is signed once 'verified at bedside' (the verifier) and once 'administered' (the "
             "person who gives it); these signatures mean " + " and ".join(f"'{m}'" for m in meanings),
-            status=422,
         )
     at = chain.now()
     return [

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from backend.db.repo import cases, events, shipments
 from backend.db.repo.outbox import Notice
 from backend.domain.custody import Action, Change, Refusal
+from backend.services import allocation
 from backend.services import chain as chains
 from backend.services.alerting import raise_alert, resolve_alert
 from backend.services.outbox_events import announce
@@ -71,12 +72,12 @@ class Context:
         if command.action is Action.STORE:
             if not command.storage_location:
                 raise ScanRefusal(
-                    "storage_location_required", "say where the unit is stored (storage_location)", status=422
+                    "storage_location_required", "say where the unit is stored (storage_location)"
                 )
             return {"storage_location": command.storage_location}, None
         if command.action is Action.DISPOSE:
             if not command.reason:
-                raise ScanRefusal("reason_required", "give the reason for disposal", status=422)
+                raise ScanRefusal("reason_required", "give the reason for disposal")
             return {"reason": command.reason}, None
         if command.action is Action.HANDOVER:
             return {"handover_to": command.handover_to}, receiver_id
@@ -105,6 +106,9 @@ class Context:
         if finishing and await cases.complete_if_done(conn, self.coi):
             completed = {"coi": self.coi, "status": "completed"}
             await announce(conn, "case", self._sites(), self.coi, completed)
+        if finishing:
+            # A batch's bag given to (or destroyed for) a recipient may finish the recipient's own case.
+            await allocation.complete_recipients(conn, self.actor, command.site, unit_ids)
         return self._accepted(change, appended, unit_ids)
 
     def _accepted(

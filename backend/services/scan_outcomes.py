@@ -22,8 +22,8 @@ SEVERAL_SHIPMENTS = "several_shipments"
 class ScanRefusal(Refusal):
     """A refusal the scan service raises itself, with its variant (see above) when it has one."""
 
-    def __init__(self, code: str, detail: str, *, status: int = 409, variant: str | None = None) -> None:
-        super().__init__(code, detail, status=status)
+    def __init__(self, code: str, detail: str, *, variant: str | None = None) -> None:
+        super().__init__(code, detail)
         self.variant = variant
 
 

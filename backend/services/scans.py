@@ -175,14 +175,14 @@ async def _record(
     scanned = classify(command.codes)
     if len(set(scanned.shipment_ids)) > 1:
         several = "scan one shipment at a time: " + ", ".join(scanned.shipment_ids)
-        refusal = ScanRefusal("unexpected_item", several, status=422, variant=SEVERAL_SHIPMENTS)
+        refusal = ScanRefusal("unexpected_item", several, variant=SEVERAL_SHIPMENTS)
         return await orphan(conn, actor, command, refusal), None
     items = await resolve(conn, actor, scanned)
     coi = items.coi(command.action)
     if coi is None:
         reasons = scanned.bad + items.unknown(scanned)
         detail = "; ".join(reasons) or "no shipment or unit code was scanned"
-        refusal = ScanRefusal("unknown_item", f"unknown item: {detail}", status=422)
+        refusal = ScanRefusal("unknown_item", f"unknown item: {detail}")
         return await orphan(conn, actor, command, refusal), None
     unknown = items.unknown(scanned)
     shipment, units = items.shipment, items.units
@@ -206,7 +206,7 @@ async def _record(
     context.other_cases = sorted(involved - {coi})
     try:
         if scanned.bad or unknown:
-            raise ScanRefusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown), status=422)
+            raise ScanRefusal("unknown_item", "unknown item: " + "; ".join(scanned.bad + unknown))
         _check_record_and_caller(context, recorded)
         change, receiver_id, signed = await _decide(context, scanned, recorded)
         return await context.accept(change, receiver_id, signed, handover_minutes)
@@ -232,13 +232,11 @@ def _check_record_and_caller(context: Context, recorded: RecordedStates) -> None
             + " or ".join(sorted(ACTION_ROLES[command.action]))
             + "; you have "
             + ", ".join(sorted(actor.roles)),
-            status=403,
         )
     if not actor.at_site(command.site):
         raise ScanRefusal(
             "wrong_site",
             f"you are not assigned to site {command.site}",
-            status=403,
             variant=UNASSIGNED_SITE,
         )
 

@@ -258,9 +258,7 @@ async def _qa_override(
     role at one of the leg's two sites (the hospital's QA or the manufacturer's)."""
     name = override.username.strip().lower()
     if name == actor.username:
-        raise Refusal(
-            "signature_required", "the QA override is signed by QA, not by the person receiving", status=422
-        )
+        raise Refusal("signature_required", "the QA override is signed by QA, not by the person receiving")
     signer = await users_repo.by_username(conn, name)
     leg = (shipment.to_site, shipment.from_site)
     # A signer bound to neither site is refused by `sign`, with the same answer as any other refusal.
@@ -324,10 +322,12 @@ async def decide_receipt(
             if accept and blocking and qa_override is not None:
                 signatures.append(await _qa_override(conn, actor, current, qa_override, at))
         except Refusal as refusal:
+            # A signature that does not verify is the signer's to correct; anything else is the record's
+            # state refusing the receipt.
             raise (
-                Conflict(refusal.detail)
-                if refusal.status == 409
-                else InvalidInput(refusal.detail, field_errors={"password": "wrong"})
+                InvalidInput(refusal.detail, field_errors={"password": "wrong"})
+                if refusal.code in signing.SIGNATURE_REFUSALS
+                else Conflict(refusal.detail)
             ) from None
         units = list(change.unit_status)
         await cases.set_unit_status(conn, units, "received")

@@ -72,7 +72,11 @@ def configure(limits: auth.LoginLimits) -> None:
 
 
 def _refused() -> Refusal:
-    return Refusal("signature_invalid", REFUSED, status=422)
+    return Refusal("signature_invalid", REFUSED)
+
+
+# The refusals of a signature (its meaning, the signer, the password): answered as input to correct.
+SIGNATURE_REFUSALS = frozenset({"signature_invalid", "signature_required"})
 
 
 async def sign(
@@ -91,7 +95,6 @@ async def sign(
         raise Refusal(
             "signature_invalid",
             f"unknown signature meaning {meaning!r}; use one of " + ", ".join(MEANINGS),
-            status=422,
         )
     name = username.strip().lower()
     details: dict[str, object] = {"site": site, "meaning": meaning}
@@ -99,7 +102,7 @@ async def sign(
     if locked is not None:
         await _record(conn, name, counted=False, details=details | {"why": "locked"})
         # A lockout is no secret: the sign-in form tells anyone who tries that username the same.
-        raise Refusal("signature_invalid", f"{REFUSED}: {locked.detail}", status=422)
+        raise Refusal("signature_invalid", f"{REFUSED}: {locked.detail}")
     user = await users.by_username(conn, name)
     # Argon2 takes tens of milliseconds; keep the event loop free meanwhile. An unknown user is checked
     # against a decoy hash, so every refusal takes the same time.

@@ -103,14 +103,14 @@ def need_site(site: str, expected: str | None, what: str) -> None:
 
 def need_units(action: Action, units: list[UnitState]) -> None:
     if not units:
-        raise Refusal("unknown_item", f"a {action} scan needs at least one unit (bag) code", status=422)
+        raise Refusal("unknown_item", f"a {action} scan needs at least one unit (bag) code")
     if (never := samples.refusal(action, units)) is not None:
         raise Refusal("not_for_patients", never)
 
 
 def need_shipment(action: Action, shipment: ShipmentState | None) -> ShipmentState:
     if shipment is None:
-        raise Refusal("unknown_item", f"a {action} scan needs the shipment's code", status=422)
+        raise Refusal("unknown_item", f"a {action} scan needs the shipment's code")
     return shipment
 
 

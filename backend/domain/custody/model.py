@@ -55,13 +55,13 @@ THAW_TO_INFUSION = {"PRC": timedelta(minutes=60)}
 
 
 class Refusal(Exception):
-    """A scan the record refuses; `code` is stable for clients, `detail` is for the person scanning."""
+    """A scan the record refuses; `code` is stable for clients, `detail` is for the person scanning. How
+    the API answers a code (its HTTP status and problem type) is the API's table, backend/api/refusals.py."""
 
-    def __init__(self, code: str, detail: str, *, status: int = 409) -> None:
+    def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        self.status = status
 
 
 class UnitState(msgspec.Struct, frozen=True):

@@ -110,9 +110,9 @@ def handover(scan: Scan) -> Change:
     if ship.open_handover:
         raise Refusal("out_of_order", f"a hand-over of {ship.id} is waiting for confirmation")
     if scan.handover_to is None:
-        raise Refusal("unknown_item", "a hand-over names the receiver (handover_to)", status=422)
+        raise Refusal("unknown_item", "a hand-over names the receiver (handover_to)")
     if scan.handover_to == scan.actor_id:
-        raise Refusal("same_person", "you cannot hand a shipment over to yourself", status=422)
+        raise Refusal("same_person", "you cannot hand a shipment over to yourself")
     return Change(f"handed over {ship.id}; waiting for the receiver to confirm")
 
 
@@ -164,7 +164,7 @@ def thaw(scan: Scan) -> Change:
 def infuse(scan: Scan) -> Change:
     need_units(scan.action, scan.units)
     if scan.wristband_coi is None:
-        raise Refusal("wristband_required", "scan the patient's wristband together with the bag", status=422)
+        raise Refusal("wristband_required", "scan the patient's wristband together with the bag")
     _each_ready(scan, {UnitStatus.THAWED}, "infusing")
     return Change(
         f"infused {_ids(scan.units)}; wristband and bag match",
