@@ -11,11 +11,11 @@ wristband with the bag's recipient (`backend.domain.allogeneic`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
-from backend.db.repo import allocations, audit, cases, sites
+from backend.db.repo import allocations, cases
 from backend.db.repo.allocations import BatchRow
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
@@ -23,8 +23,9 @@ from backend.domain.access import Principal
 from backend.domain.allogeneic import NEEDS_ALLOCATION, patient_units
 from backend.domain.custody import Action, Refusal, UnitState, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.services import ledger, objects, trials
+from backend.services import ledger, objects
 from backend.services.allocation_pair import Signed, lock_pair, recipient_coi, record_pair, sign
+from backend.services.case_opening import NewCase, open_case
 from celltrail_shared.identifiers import (
     Coi,
     IdentifierError,
@@ -53,37 +54,6 @@ class Allocated(msgspec.Struct, frozen=True):
     server_time: datetime
 
 
-async def _open_case(
-    conn: Conn, actor: Principal, site: str, therapy: str, fin: str, kind: str, private: tuple[Any, Any]
-) -> str:
-    """A new case of `kind` with its `case_created` event, as `services.cases.create_case` opens one."""
-    if await sites.get(conn, site) is None:
-        raise InvalidInput(f"unknown site {site}", field_errors={"site": "unknown"})
-    number = await cases.next_coi_number(conn)
-    coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=trials.coi_sequence(number)).value
-    await cases.insert_case(conn, coi, site, therapy, private[0], private[1], actor.user_id)
-    await allocations.set_product_kind(conn, coi, kind)
-    await ledger.append(
-        conn,
-        coi=coi,
-        action="case_created",
-        actor=actor,
-        site=site,
-        detail=f"{kind.replace('_', ' ')} case opened for {therapy} at {site}",
-        data={"therapy": therapy, "treatment_site": site, "product_kind": kind},
-    )
-    await audit.record(
-        conn,
-        actor_id=actor.user_id,
-        actor_name=actor.username,
-        action="create",
-        entity="case",
-        entity_id=coi,
-        new_value={"treatment_site": site, "therapy": therapy, "product_kind": kind},
-    )
-    return coi
-
-
 async def register_batch(
     pool: Pool,
     actor: Principal,
@@ -104,7 +74,8 @@ async def register_batch(
     async with pool.acquire() as conn, conn.transaction():
         if await allocations.batch_id_taken(conn, batch_id):
             raise Conflict(f"batch {batch_id} is already registered", field_errors={"batch_id": "taken"})
-        coi = await _open_case(conn, actor, site, product, fin, BATCH, (None, None))
+        new = NewCase(treatment_site=site, therapy=product, fin=fin, product_kind=BATCH, site_field="site")
+        coi = await open_case(conn, actor, new)
         await allocations.insert_batch(conn, coi, batch_id, source, product, site, units, actor.user_id)
         chain = await ledger.lock_chain(conn, coi)
         origin = {"batch_id": batch_id, "source_kind": source[0], "source_id": source[1]}
@@ -178,9 +149,16 @@ async def open_recipient(
     if not actor.at_site(treatment_site):
         raise PermissionDenied(f"you are not assigned to site {treatment_site}")
     async with pool.acquire() as conn, conn.transaction():
-        coi = await _open_case(
-            conn, actor, treatment_site, therapy, fin, RECIPIENT, (patient_ref, birth_year)
+        new = NewCase(
+            treatment_site=treatment_site,
+            therapy=therapy,
+            fin=fin,
+            patient_ref=patient_ref,
+            birth_year=birth_year,
+            product_kind=RECIPIENT,
+            site_field="site",
         )
+        coi = await open_case(conn, actor, new)
         await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
         created = await cases.get_case(conn, coi)
     assert created is not None

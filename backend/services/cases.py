@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from backend.db.repo import audit, cases, events, shipments, sites
+from backend.db.repo import audit, cases, events, shipments
 from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
@@ -17,8 +17,9 @@ from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.domain.trials import Trial
 from backend.services import checkpoints, ledger, objects, signing, trials, unit_registry
+from backend.services.case_opening import NewCase, open_case
 from backend.services.planning import catalogue
-from celltrail_shared.identifiers import Coi, IdentifierError, UnitId, parse_coi, parse_din
+from celltrail_shared.identifiers import IdentifierError, UnitId, parse_coi, parse_din
 
 # How far ahead of the server's clock a registered manufacture time may be (a device's clock drift).
 _MANUFACTURE_SKEW = timedelta(minutes=5)
@@ -43,37 +44,19 @@ async def create_case(
     if not actor.at_site(treatment_site) and Role.ADMIN not in actor.roles:
         raise PermissionDenied(f"you are not assigned to site {treatment_site}")
     async with pool.acquire() as conn, conn.transaction():
-        site = await sites.get(conn, treatment_site)
-        if site is None:
-            raise InvalidInput(f"unknown site {treatment_site}", field_errors={"treatment_site": "unknown"})
-        number = await cases.next_coi_number(conn)
-        coi = Coi(fin=fin, year=f"{ledger.now().year % 100:02d}", sequence=trials.coi_sequence(number))
-        await cases.insert_case(
-            conn, coi.value, treatment_site, therapy, patient_ref, birth_year, actor.user_id
+        new = NewCase(
+            treatment_site=treatment_site,
+            therapy=therapy,
+            fin=fin,
+            patient_ref=patient_ref,
+            birth_year=birth_year,
+            trial=trial,
         )
-        trial_data = await trials.attach(conn, coi.value, trial)
+        coi = await open_case(conn, actor, new)
         if client is not None:
-            await organisations.record_client(conn, actor, coi.value, client, [treatment_site])
-        await ledger.append(
-            conn,
-            coi=coi.value,
-            action="case_created",
-            actor=actor,
-            site=treatment_site,
-            detail=f"case opened for {therapy} at {treatment_site}",
-            data={"therapy": therapy, "treatment_site": treatment_site, **trial_data},
-        )
-        await audit.record(
-            conn,
-            actor_id=actor.user_id,
-            actor_name=actor.username,
-            action="create",
-            entity="case",
-            entity_id=coi.value,
-            new_value={"treatment_site": treatment_site, "therapy": therapy},
-        )
-        await ledger.announce(conn, "case", [treatment_site], coi.value, {"coi": coi.value, "status": "open"})
-        created = await cases.get_case(conn, coi.value)
+            await organisations.record_client(conn, actor, coi, client, [treatment_site])
+        await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
+        created = await cases.get_case(conn, coi)
     assert created is not None
     return created
 
