@@ -33,7 +33,7 @@ from backend.db.repo import catalog
 from backend.domain.keyring import Keyring
 from backend.embedded.pg_binaries import EmbeddedPostgresError, find_bin_dir
 from backend.private_files import touch_private
-from backend.services import ledger
+from backend.services import chain_verify
 
 
 class BackupError(RuntimeError):
@@ -141,7 +141,7 @@ async def verify_chains(url: str, keyring: Keyring | None = None) -> ChainReport
     try:
         async with pool.acquire() as conn:
             cois = await catalog.case_cois(conn)
-            verdicts = [await ledger.verify(conn, coi, keyring) for coi in cois]
+            verdicts = [await chain_verify.verify(conn, coi, keyring) for coi in cois]
     finally:
         await pool.close()
     broken = [v.coi for v in verdicts if v.status == "broken"]

@@ -16,7 +16,8 @@ from backend.demo import DEMO_PASSWORD
 from backend.domain.access import Principal
 from backend.domain.custody import Action
 from backend.domain.trials import Trial
-from backend.services import allocation, auth, cases, ledger, samples, scans, shipments
+from backend.services import allocation, auth, cases, samples, scans, shipments
+from backend.services import chain as chains
 from backend.services.scans import ScanCommand
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ async def seed(pool: Pool, fin: str) -> None:
         product="Allogeneic CAR-NK (off-the-shelf), demo",
         site="CTA",
         units=4,
-        expires_at=ledger.now() + timedelta(days=270),
+        expires_at=chains.now() + timedelta(days=270),
         fin=fin,
     )
     await _allocated_at_the_hospitals(pool, people, batch, fin)
@@ -109,7 +110,7 @@ async def _allocated_at_the_hospitals(
     await _scan(pool, people["manufacturing"], Action.LABEL, "CTA", *bags)
     for bag in bags:
         await cases.release_unit(pool, people["qa"], bag, password=DEMO_PASSWORD)
-    now = ledger.now()
+    now = chains.now()
     for number, (site, pharmacist, patient) in enumerate(HOSPITALS, start=1):
         mine = bags[2 * number - 2 : 2 * number]
         leg = await shipments.create_shipment(

@@ -29,7 +29,8 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Pool
 from backend.domain.access import PEOPLE_ROLES, Principal, Role, policy
 from backend.domain.trials import Trial
-from backend.services import cases, deviations, holds, ledger, samples
+from backend.services import cases, chain_verify, deviations, holds, samples
+from backend.services import chain as chains
 from backend.services.visibility import sees_patient_fields
 from backend.settings import Settings
 from celltrail_shared.identifiers import Coi
@@ -81,7 +82,7 @@ def unit_read(unit: UnitRow) -> UnitRead:
     )
 
 
-def recorded(appended: ledger.Appended) -> Recorded:
+def recorded(appended: chains.Appended) -> Recorded:
     return Recorded(
         event_id=appended.event_id, seq=appended.seq, hash=appended.hash, server_time=appended.server_time
     )
@@ -200,7 +201,7 @@ class CasesController(Controller):
         principal: NamedDependency[Principal],
         pool: NamedDependency[Pool],
         settings: NamedDependency[Settings],
-    ) -> ledger.Verification:
+    ) -> chain_verify.Verification:
         """Check the keyed chain with the server's keyring, against the latest external checkpoint, and
         replay it against the stored states; report the first broken link and every disagreement."""
         case = await cases.get_case(pool, principal, coi)

@@ -22,7 +22,7 @@ from backend.domain.temperature import Summary, summarise
 from backend.reports.case_fields import PatientFields, TrialFields, patient_fields, trial_fields
 from backend.reports.excursions import Excursion, find_excursions
 from backend.services import cases as case_service
-from backend.services import checkpoints, ledger, record_keys
+from backend.services import chain_verify, checkpoints, record_keys
 from backend.services import excursions as excursion_service
 from backend.services.visibility import sees_patient_fields
 from celltrail_shared.identifiers import Coi
@@ -295,7 +295,7 @@ async def load_record(conn: Conn, coi: str, *, patient_visible: bool, requested_
     stored = await events.events_of_case(conn, coi)
     directory = record_keys.checkpoint_dir()
     latest = await checkpoints.latest_for(conn, directory) if directory is not None else None
-    verdict = await ledger.verify(conn, coi, latest=latest)
+    verdict = await chain_verify.verify(conn, coi, latest=latest)
     units = await cases.units_of_case(conn, coi)
     product_limits = await _products(conn, coi, units)
     legs = await shipments.of_case(conn, coi)
@@ -484,7 +484,7 @@ def _reviews(lines: list[EventLine]) -> list[ReviewLine]:
     return found
 
 
-def _coverage(verdict: ledger.Verification) -> str:
+def _coverage(verdict: chain_verify.Verification) -> str:
     """Which external checkpoint holds this chain's last event: what a reader can check the printed
     final hash against, outside this server's database."""
     found = verdict.checkpoint

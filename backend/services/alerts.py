@@ -10,7 +10,7 @@ from backend.db.repo.alerts import AlertRow
 from backend.db.types import Pool
 from backend.domain import alarm_states
 from backend.domain.access import Principal
-from backend.services import ledger, objects
+from backend.services import objects, outbox_events
 from backend.services.visibility import site_filter
 
 
@@ -55,7 +55,7 @@ async def acknowledge(pool: Pool, principal: Principal, alert_id: int, comment: 
             reason=comment,
             sites=alert.sites,
         )
-        await ledger.announce(
+        await outbox_events.announce(
             conn,
             "alert",
             alert.sites,
@@ -85,7 +85,7 @@ async def close(pool: Pool, principal: Principal, alert_id: int, reason: str) ->
             reason=reason,
             sites=alert.sites,
         )
-        await ledger.announce(
+        await outbox_events.announce(
             conn,
             "alert",
             alert.sites,

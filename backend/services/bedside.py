@@ -21,7 +21,8 @@ from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.allogeneic import Allocation, closed_detail, not_allocated_detail, tampered_detail
 from backend.domain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
-from backend.services import ledger, objects
+from backend.services import alerting, objects, outbox_events
+from backend.services import chain as chains
 from celltrail_shared.identifiers import Coi, Din, IdentifierError, UnitId, parse_identifier
 
 log = logging.getLogger(__name__)
@@ -206,13 +207,13 @@ async def _verify(conn: Conn, actor: Principal, command: Verification) -> Verdic
     # The wristband's case, the bag's (its batch's, for an allogeneic bag) and its recipient's.
     involved = sorted({case.coi, unit.coi, recipient or case.coi})
     # Chains are locked in one order, so two checks of the same two cases cannot deadlock.
-    chains = {coi: await ledger.lock_chain(conn, coi) for coi in involved}
+    locked = {coi: await chains.lock(conn, coi) for coi in involved}
     event_ids: list[int] = []
     for coi in involved:
         sites = sorted({command.site} | ({unit.site} if unit.site and unit.coi == coi else set()))
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=coi,
+            locked[coi],
             action=ACTION,
             outcome="refused",
             refusal=stop.code,
@@ -223,10 +224,9 @@ async def _verify(conn: Conn, actor: Principal, command: Verification) -> Verdic
             codes=[command.wristband, command.bag],
             device_time=command.device_time,
             data=_data(case, unit) | ({"bag_recipient": recipient} if recipient else {}),
-            chain=chains[coi],
         )
         event_ids.append(appended.event_id)
-        await ledger.raise_alert(
+        await alerting.raise_alert(
             conn,
             kind=stop.code if stop.code == "coi_mismatch" else "bedside_stop",
             severity="critical",
@@ -239,7 +239,7 @@ async def _verify(conn: Conn, actor: Principal, command: Verification) -> Verdic
             event_id=appended.event_id,
             rule={"refusal": stop.code},
         )
-        await ledger.announce(
+        await outbox_events.announce(
             conn,
             "event",
             sites,

@@ -16,7 +16,7 @@ from backend.db.repo.excursions import EngineAlert, Leg, NewAlert
 from backend.db.types import Conn
 from backend.domain import alarm_states
 from backend.domain.excursions import Episode, Open, Retire, RuleSet, Update, wording
-from backend.services import ledger
+from backend.services import outbox_events
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _rule_snapshot(leg: Leg, rules: RuleSet, episode: Episode) -> dict[str, Any]
 async def _retire(at: _Leg, action: Retire, changes: AlertChanges) -> None:
     await repo.withdraw(at.conn, action.alert_id)
     before = at.before[action.alert_id]
-    await ledger.announce(
+    await outbox_events.announce(
         at.conn,
         "alert",
         before.sites,
@@ -136,7 +136,7 @@ async def _open(at: _Leg, action: Open, changes: AlertChanges) -> None:
     payload = _payload(alert_id, leg, episode, title, status, "opened")
     if action.escalates is not None:
         payload["escalates"] = action.escalates
-    await ledger.announce(at.conn, "alert", sites, leg.coi, payload)
+    await outbox_events.announce(at.conn, "alert", sites, leg.coi, payload)
 
 
 async def _update(at: _Leg, action: Update, changes: AlertChanges) -> None:
@@ -167,13 +167,13 @@ async def _update(at: _Leg, action: Update, changes: AlertChanges) -> None:
         changes.escalated += 1
         status = cleared if cleared is not None else alarm_states.OPEN
         payload = _payload(action.alert_id, leg, episode, title, status, "escalated")
-        await ledger.announce(at.conn, "alert", before.sites, leg.coi, payload)
+        await outbox_events.announce(at.conn, "alert", before.sites, leg.coi, payload)
     if cleared is not None:
         changes.resolved += 1
         # A latched critical alert stays on the board: the stream says it cleared, not resolved.
         event = "cleared" if cleared == alarm_states.CLEARED_UNACKNOWLEDGED else "resolved"
         payload = _payload(action.alert_id, leg, episode, title, cleared, event)
-        await ledger.announce(at.conn, "alert", before.sites, leg.coi, payload)
+        await outbox_events.announce(at.conn, "alert", before.sites, leg.coi, payload)
 
 
 _HANDLERS: dict[type, Callable[[_Leg, Any, AlertChanges], Awaitable[None]]] = {

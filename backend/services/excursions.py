@@ -39,7 +39,8 @@ from backend.domain.excursions import (
     rules_for,
 )
 from backend.domain.excursions.gaps import find_gaps
-from backend.services import excursion_alerts, ledger
+from backend.services import chain as chains
+from backend.services import excursion_alerts, outbox_events
 from backend.services.excursion_alerts import when as _when
 from backend.services.excursion_alerts import when_or_none as _dt
 
@@ -316,11 +317,11 @@ async def end_silences(pool: Pool, logger_ids: list[str] | None) -> int:
             if alert.received_at is not None:
                 at = alert.received_at
             elif alert.last_data is not None and alert.last_data > alert.started_at:
-                at = ledger.now()
+                at = chains.now()
             else:
                 continue
             await repo.resolve(conn, alert.id, at)
-            await ledger.announce(
+            await outbox_events.announce(
                 conn,
                 "alert",
                 alert.sites,

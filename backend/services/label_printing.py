@@ -15,7 +15,8 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, InvalidInput, NotFound
-from backend.services import ledger, objects, patient_identity
+from backend.services import chain as chains
+from backend.services import objects, patient_identity
 from backend.services.loggers import usable_logger
 from celltrail_shared.identifiers import Coi, Din, IdentifierError, LoggerId, ShipmentId, UnitId, parse_coi
 from labels.formats import MEDIA_TYPES
@@ -192,13 +193,13 @@ async def print_label(
             )
             return rendered
         coi = rendered.coi
-        await cases.lock_chain(conn, coi)
+        chain = await chains.lock(conn, coi)
         earlier = await events.count_label_prints(conn, coi, key)
         case = await cases.get_case(conn, coi)
         assert case is not None
-        await ledger.append(
+        await chains.append(
             conn,
-            coi=coi,
+            chain,
             action="label_print",
             actor=principal,
             site=case.treatment_site,

@@ -13,7 +13,8 @@ from backend.db.repo import excursions as repo
 from backend.db.repo import monitoring as checks
 from backend.db.repo.excursions import NewAlert
 from backend.db.types import Conn, Pool
-from backend.services import excursions, housekeeping, ledger, notify
+from backend.services import chain as chains
+from backend.services import excursions, housekeeping, notify, outbox_events
 from backend.services.excursion_alerts import condition_key
 from backend.settings import Settings
 
@@ -68,7 +69,7 @@ async def _raise_leg_alert(
     # A silent logger's alert names the logger; a late shipment's is about the shipment.
     if kind == excursions.SILENT:
         payload["logger_id"] = leg.logger_id
-    await ledger.announce(conn, "alert", sites, leg.coi, payload)
+    await outbox_events.announce(conn, "alert", sites, leg.coi, payload)
     return True
 
 
@@ -77,7 +78,7 @@ async def _announce_ended(conn: Conn, alert: Any, kind: str, status: str, reason
     if reason is not None:
         payload["reason"] = reason
     payload["shipment_id"] = alert.shipment_id
-    await ledger.announce(conn, "alert", alert.sites, alert.coi, payload)
+    await outbox_events.announce(conn, "alert", alert.sites, alert.coi, payload)
 
 
 async def check_silent(pool: Pool, settings: Settings, now: datetime) -> int:
@@ -141,7 +142,7 @@ async def check_late(pool: Pool, settings: Settings, now: datetime) -> int:
 
 async def run_periodic_checks(pool: Pool, settings: Settings, now: datetime | None = None) -> None:
     """One housekeeping tick. A failing step is logged and the others still run."""
-    at = now or ledger.now()
+    at = now or chains.now()
     steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
         ("excursion sweep", lambda: excursions.sweep(pool)),
         ("logger silent", lambda: check_silent(pool, settings, at)),

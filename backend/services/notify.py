@@ -32,7 +32,8 @@ from backend.domain.access import Principal
 from backend.domain.addresses import AllowList
 from backend.domain.errors import InvalidInput, NotFound
 from backend.domain.excursions.profiles import SEVERITY_RANK
-from backend.services import ledger, webhook_targets
+from backend.services import chain as chains
+from backend.services import outbox_events, webhook_targets
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def _body(alert: AlertChange, event: str, site: str) -> bytes:
             "event": event,
             "event_id": str(uuid.uuid4()),
             "site": site,
-            "at": ledger.now(),
+            "at": chains.now(),
             "alert": msgspec.structs.asdict(alert) | {"notified_severity": None, "notified_status": None},
         }
     )
@@ -140,7 +141,7 @@ async def remind(
     reminded, latched ones included; with `acknowledged_every_minutes`, critical alerts acknowledged but
     still active that long after the last acknowledgement, escalation or reminder: deliver again and say
     so on the live stream."""
-    at = now or ledger.now()
+    at = now or chains.now()
     reminded = 0
     acknowledged_before = (
         at - timedelta(minutes=acknowledged_every_minutes) if acknowledged_every_minutes is not None else None
@@ -151,7 +152,7 @@ async def remind(
         ):
             await _enqueue_for(conn, alert, "reminder")
             await repo.mark_reminded(conn, alert.id, at)
-            await ledger.announce(
+            await outbox_events.announce(
                 conn,
                 "alert",
                 alert.sites,

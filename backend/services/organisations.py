@@ -10,7 +10,8 @@ from backend.db.repo.shipments import ShipmentRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import OrganisationKind, Principal, Role
 from backend.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from backend.services import ledger, objects
+from backend.services import chain as chains
+from backend.services import objects, outbox_events
 from backend.services.cases import parse_coi_value
 
 # A leg that has arrived, been received or been cancelled has nothing left to carry.
@@ -93,26 +94,26 @@ async def assign_courier(
     async with pool.acquire() as conn, conn.transaction():
         # The case's chain first, then the leg: the order every scan takes its locks in.
         seen = await objects.shipment(conn, actor, shipment_id)
-        await ledger.lock_chain(conn, seen.coi)
+        chain = await chains.lock(conn, seen.coi)
         leg = await objects.shipment(conn, actor, shipment_id, lock=True)
         if not (actor.at_site(leg.from_site) or actor.at_site(leg.to_site)):
             raise PermissionDenied(f"you are assigned to neither {leg.from_site} nor {leg.to_site}")
         if leg.status in _FINISHED:
             raise Conflict(f"shipment {shipment_id} is {leg.status}: its carrier can no longer change")
-        await record_courier(conn, actor, leg, code, reason)
+        await record_courier(conn, actor, leg, code, reason, chain)
         updated = await shipments.get(conn, shipment_id)
     assert updated is not None
     return updated
 
 
 async def record_courier(
-    conn: Conn, actor: Principal, leg: ShipmentRow, code: str | None, reason: str
+    conn: Conn, actor: Principal, leg: ShipmentRow, code: str | None, reason: str, chain: chains.LockedChain
 ) -> None:
     """The one record of a courier assignment, from the route or with the leg's plan: the organisation
     must be a courier company; the change is audited and, being a fact of custody (who may carry and scan
     the leg), appended to the case's chain with its reason. Once the leg is picked up its carrier changes
     only with the goods: while the current holder hands them over to someone of the new carrier.
-    The caller has let the leg through the object gate and holds its case's chain, then the leg."""
+    The caller has let the leg through the object gate and holds its case's chain (`chain`), then the leg."""
     if not actor.has_any(PLANNERS):
         raise PermissionDenied("a leg's courier company is named by a coordinator or manufacturing")
     found = await _known(conn, code)
@@ -139,9 +140,9 @@ async def record_courier(
     )
     site = leg.from_site if actor.at_site(leg.from_site) else leg.to_site
     carrier = code or "no courier company"
-    appended = await ledger.append(
+    appended = await chains.append(
         conn,
-        coi=leg.coi,
+        chain,
         action=COURIER_ASSIGNED,
         actor=actor,
         site=site,
@@ -149,7 +150,7 @@ async def record_courier(
         detail=f"shipment {leg.id} assigned to {carrier}: {reason}",
         data={"organisation": code, "before": leg.courier_organisation, "reason": reason},
     )
-    await ledger.announce(
+    await outbox_events.announce(
         conn,
         "event",
         [leg.from_site, leg.to_site],

@@ -18,7 +18,8 @@ from backend.domain.access import Principal, Role
 from backend.domain.custody import Action, Refusal, decide
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.samples import SAMPLE
-from backend.services import ledger, objects, unit_registry
+from backend.services import chain as chains
+from backend.services import objects, outbox_events, unit_registry
 from backend.services.cases import get_case
 from celltrail_shared.identifiers import UnitId
 
@@ -66,7 +67,7 @@ async def samples_of_case(pool: Pool, coi: str) -> list[UnitRow]:
 
 async def store_sample(
     pool: Pool, actor: Principal, unit_id: str, *, site: str, position: Position
-) -> tuple[UnitRow, ledger.Appended]:
+) -> tuple[UnitRow, chains.Appended]:
     """Store a sample at a position, or move it to another: the custody step `store`, by someone bound to
     the sample's site, with the position in the chain."""
     async with pool.acquire() as conn:
@@ -78,10 +79,10 @@ async def store_sample(
     if not actor.at_site(site):
         raise PermissionDenied(f"you are not assigned to site {site}")
     async with pool.acquire() as conn, conn.transaction():
-        chain = await ledger.lock_chain(conn, found.coi)
+        chain = await chains.lock(conn, found.coi)
         locked = await cases.units_by_ids(conn, [unit_id], lock=True)
         assert locked
-        now = ledger.now()
+        now = chains.now()
         try:
             # No case status: a biobank keeps its samples beyond the treatment, so a completed or cancelled
             # case's samples are still stored and moved (a closed case takes no other step of them).
@@ -96,9 +97,9 @@ async def store_sample(
         except Refusal as refusal:
             raise Conflict(refusal.detail) from None
         moved = locked[0].status == "stored"
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=found.coi,
+            chain,
             action=Action.STORE.value,
             actor=actor,
             site=site,
@@ -106,10 +107,11 @@ async def store_sample(
             unit_ids=[unit_id],
             data={"storage_location": position.text, "position": msgspec.structs.asdict(position)},
             server_time=now,
-            chain=chain,
         )
         await cases.set_unit_status(conn, [unit_id], change.unit_status[unit_id], position.text)
-        await ledger.announce(conn, "unit", [site], found.coi, {"unit_id": unit_id, "status": "stored"})
+        await outbox_events.announce(
+            conn, "unit", [site], found.coi, {"unit_id": unit_id, "status": "stored"}
+        )
         stored = await cases.get_unit(conn, unit_id)
     assert stored is not None
     return stored, appended

@@ -22,7 +22,8 @@ from backend.domain.custody import (
 )
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.temperature import Summary, summarise
-from backend.services import ledger, objects, organisations, signing
+from backend.services import alerting, objects, organisations, outbox_events, signing
+from backend.services import chain as chains
 from backend.services.cases import get_case
 from backend.services.loggers import calibration_alert_needed, claim_for_shipment, logger_busy
 from backend.services.visibility import site_filter
@@ -68,7 +69,7 @@ async def create_shipment(
     if not unit_ids:
         raise InvalidInput("a shipment carries at least one unit", field_errors={"units": "empty"})
     async with pool.acquire() as conn, conn.transaction():
-        await cases.lock_chain(conn, case.coi)
+        chain = await chains.lock(conn, case.coi)
         for code in (from_site, to_site):
             if await sites.get(conn, code) is None:
                 raise InvalidInput(f"unknown site {code}", field_errors={"sites": f"unknown {code}"})
@@ -119,9 +120,9 @@ async def create_shipment(
             # A concurrent plan took the logger between the check and the insert (the index refused).
             raise Conflict(logger_busy(actor, str(logger_id), None), field_errors={"logger_id": "in use"})
         await cases.assign_shipment(conn, unit_ids, shipment_id)
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=case.coi,
+            chain,
             action="shipment_planned",
             actor=actor,
             site=from_site,
@@ -151,7 +152,7 @@ async def create_shipment(
             else None
         )
         if calibration is not None:
-            await ledger.raise_alert(
+            await alerting.raise_alert(
                 conn,
                 kind="calibration_overdue",
                 severity="warning",
@@ -163,23 +164,25 @@ async def create_shipment(
                 shipment_id=shipment_id,
                 event_id=appended.event_id,
             )
-        await ledger.announce(
+        await outbox_events.announce(
             conn,
             "shipment",
             [from_site, to_site],
             case.coi,
             {"shipment_id": shipment_id, "status": "planned"},
         )
-        return await _planned(conn, actor, shipment_id, courier_organisation)
+        return await _planned(conn, actor, shipment_id, courier_organisation, chain)
 
 
-async def _planned(conn: Conn, actor: Principal, shipment_id: str, courier: str | None) -> ShipmentRow:
+async def _planned(
+    conn: Conn, actor: Principal, shipment_id: str, courier: str | None, chain: chains.LockedChain
+) -> ShipmentRow:
     """The leg just planned, with its courier company when one was named."""
     created = await shipments.get(conn, shipment_id)
     assert created is not None
     if courier is None:
         return created
-    await organisations.record_courier(conn, actor, created, courier, _NAMED_WITH_PLAN)
+    await organisations.record_courier(conn, actor, created, courier, _NAMED_WITH_PLAN, chain)
     named = await shipments.get(conn, shipment_id)
     assert named is not None
     return named
@@ -278,7 +281,7 @@ async def decide_receipt(
     comment: str | None,
     password: str,
     qa_override: QaOverride | None = None,
-) -> ledger.Appended:
+) -> chains.Appended:
     shipment = await get_shipment(pool, actor, shipment_id)
     if not actor.at_site(shipment.to_site):
         raise PermissionDenied(f"receipt of {shipment_id} is decided at {shipment.to_site}")
@@ -292,10 +295,10 @@ async def decide_receipt(
         raise Conflict(f"cannot accept with a failed check ({', '.join(failed)}); quarantine the shipment")
     meaning = "received and verified" if accept else "quarantined"
     async with pool.acquire() as conn, conn.transaction():
-        await cases.lock_chain(conn, shipment.coi)
+        chain = await chains.lock(conn, shipment.coi)
         current = await shipments.get(conn, shipment_id, lock=True)
         assert current is not None
-        at = ledger.now()
+        at = chains.now()
         blocking = await alerts.unresolved_on_shipment(
             conn, shipment_id, sorted(RECEIPT_BLOCKING_ALERTS), "critical"
         )
@@ -337,9 +340,9 @@ async def decide_receipt(
         assert change.shipment_status is not None
         await shipments.set_status(conn, shipment_id, change.shipment_status)
         await shipments.set_holder(conn, shipment_id, actor.user_id)
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=current.coi,
+            chain,
             action="receipt",
             actor=actor,
             site=current.to_site,
@@ -360,7 +363,7 @@ async def decide_receipt(
             ),
         )
         if not accept:
-            await ledger.raise_alert(
+            await alerting.raise_alert(
                 conn,
                 kind="quarantine",
                 severity="critical",
@@ -372,7 +375,7 @@ async def decide_receipt(
                 shipment_id=shipment_id,
                 event_id=appended.event_id,
             )
-        await ledger.announce(
+        await outbox_events.announce(
             conn,
             "shipment",
             [current.from_site, current.to_site],

@@ -18,7 +18,8 @@ from backend.db.repo.cases import CaseRow, UnitRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
 from backend.domain.errors import PermissionDenied
-from backend.services import ledger
+from backend.services import chain as chains
+from backend.services import outbox_events
 from celltrail_shared.identifiers import Coi, UnitId, UnitKind
 
 # Who registers each kind of unit, and what a refusal tells everyone else.
@@ -70,24 +71,23 @@ async def register(
     """Number, write, record and announce a unit of `kind` on `case` at `site` (the caller has checked
     who registers it with `check_registrar`); the unit as stored."""
     async with pool.acquire() as conn, conn.transaction():
-        chain = await ledger.lock_chain(conn, case.coi)
+        chain = await chains.lock(conn, case.coi)
         number = await cases.count_units(conn, case.coi, kind) + 1
         unit = UnitId(coi=Coi.from_value(case.coi), kind=UnitKind(kind), number=number)
         entry = await write(conn, unit)
-        await ledger.append(
+        await chains.append(
             conn,
-            coi=case.coi,
+            chain,
             action="unit_registered",
             actor=actor,
             site=site,
             detail=entry.detail,
             unit_ids=[unit.text],
             data=entry.data,
-            chain=chain,
         )
         if then is not None:
             await then(conn, unit)
-        await ledger.announce(
+        await outbox_events.announce(
             conn, "unit", [site, case.treatment_site], case.coi, {"unit_id": unit.text, "status": "created"}
         )
         created = await cases.get_unit(conn, unit.text)

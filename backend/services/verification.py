@@ -11,11 +11,11 @@ from backend.db.pool import create_pool
 from backend.db.repo import catalog
 from backend.domain import checkpoint
 from backend.domain.keyring import Keyring
-from backend.services import checkpoints, ledger
+from backend.services import chain_verify, checkpoints
 
 
 class Report(msgspec.Struct, frozen=True):
-    verdicts: list[ledger.Verification]
+    verdicts: list[chain_verify.Verification]
     # Cases the latest authentic checkpoint names that the database no longer holds.
     vanished: list[str]
     # Cases asked for by COI that the database does not hold.
@@ -48,7 +48,7 @@ async def verify_all(
             latest = await checkpoints.latest_for(conn, checkpoint_dir)
             present = await catalog.case_cois(conn)
             wanted = present if cois is None else [c for c in cois if c in present]
-            verdicts = [await ledger.verify(conn, coi, keyring, latest) for coi in wanted]
+            verdicts = [await chain_verify.verify(conn, coi, keyring, latest) for coi in wanted]
     finally:
         await pool.close()
     vanished: list[str] = []

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from backend.db.pool import create_pool
-from backend.services import chain, ledger
+from backend.services import alerting, chain
 from tests.integration.helpers import admin, make_user
 from tests.integration.journey import (
     PASSWORD,
@@ -184,7 +184,7 @@ async def _bag_arrived_with_critical_excursion(world: World, database_url: str) 
     pool = await create_pool(database_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn, conn.transaction():
-            await ledger.raise_alert(
+            await alerting.raise_alert(
                 conn,
                 kind="temperature_high",
                 severity="critical",
@@ -252,7 +252,7 @@ async def test_a_delivery_with_an_unresolved_critical_excursion_may_be_quarantin
 async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monkeypatch):
     world = await build_world(client)
     coi, bag = await bag_at_bedside(world)
-    thawed = ledger.now()
+    thawed = chain.now()
     signed = _signatures(("pharm", "verified at bedside"), ("pharm2", "administered"))
     # Sixty-one minutes after the thaw the record holds.
     monkeypatch.setattr(chain, "now", lambda: thawed + timedelta(minutes=61))
@@ -278,7 +278,7 @@ async def test_a_bag_past_its_thaw_window_is_a_stop_at_the_bedside(client, monke
 async def test_an_expired_unit_is_not_dispensed_thawed_or_infused(client, monkeypatch):
     world = await build_world(client)
     coi, _aph, _ship = await starting_material_at_manufacturing(world)
-    registered = ledger.now()
+    registered = chain.now()
     prc = await world.unit("mfg", coi, "PRC", "CTA", expires_at=(registered + timedelta(days=1)).isoformat())
     await world.scan_ok("mfg", "label", "CTA", prc)
     await world.ok("qa", "POST", f"/api/v1/units/{prc}/release", 201, json={"password": PASSWORD})

@@ -13,7 +13,7 @@ import asyncpg
 import pypdfium2 as pdfium
 import pytest
 
-from backend.services import chain, ledger
+from backend.services import chain
 from tests.integration.helpers import admin, assert_problem, make_site, make_user
 from tests.integration.journey import PASSWORD, World, accept_receipt
 from tests.integration.planning.planning_support import ordered_case, planned_world
@@ -137,13 +137,13 @@ async def test_a_bags_expiry_comes_from_the_shelf_life_and_an_expired_bag_goes_n
 ):
     world = await planned_world(client)
     await world.ok("admin", "PUT", LIMITS, json=_limits(shelf_life_days=10))
-    made = ledger.now() - timedelta(days=9)
+    made = chain.now() - timedelta(days=9)
     coi, bag = await _ordered_bag(world, manufactured_at=made.isoformat())
     expires = datetime.fromisoformat(bag["expires_at"])
     assert expires == made + timedelta(days=10)
     assert datetime.fromisoformat(bag["manufactured_at"]) == made
     await _stored(world, coi, bag["id"])
-    real_now = ledger.now
+    real_now = chain.now
     after = expires + timedelta(minutes=1)
     # Each step towards the patient refuses the expired bag, and the bag stays where it was.
     for step, status, extra in (
@@ -166,7 +166,7 @@ async def test_an_expiry_beyond_the_shelf_life_is_refused_and_an_earlier_one_kep
     await world.ok("admin", "PUT", LIMITS, json=_limits(shelf_life_days=30))
     coi = await ordered_case(world)
     aph = await _material_at_cta(world, coi)
-    made = ledger.now() - timedelta(days=1)
+    made = chain.now() - timedelta(days=1)
     too_late = made + timedelta(days=31)
     body = assert_problem(
         await _register(world, coi, aph, manufactured_at=made.isoformat(), expires_at=too_late.isoformat()),
@@ -190,7 +190,7 @@ async def test_an_expiry_beyond_the_shelf_life_is_refused_and_an_earlier_one_kep
     )
     assert_problem(before, 422, "not after the bag's manufacture")
     assert_problem(
-        await _register(world, coi, aph, manufactured_at=(ledger.now() + timedelta(days=1)).isoformat()),
+        await _register(world, coi, aph, manufactured_at=(chain.now() + timedelta(days=1)).isoformat()),
         422,
         "in the future",
     )
@@ -322,7 +322,7 @@ async def test_a_tampered_catalogue_row_is_refused_by_the_database(client, datab
 async def test_the_record_shows_the_products_limits_and_the_bags_expiry(client):
     world = await planned_world(client)
     await world.ok("admin", "PUT", LIMITS, json=_limits(thaw_to_infusion_min=30, shelf_life_days=180))
-    made = ledger.now() - timedelta(days=2)
+    made = chain.now() - timedelta(days=2)
     coi, bag = await _ordered_bag(world, manufactured_at=made.isoformat())
     record = await world.ok("coord", "GET", f"/api/v1/cases/{coi}/record.json")
     [product] = record["products"]

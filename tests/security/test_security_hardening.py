@@ -19,7 +19,7 @@ from litestar.testing import AsyncTestClient
 from backend.app import create_app
 from backend.backup import backup
 from backend.db.pool import create_pool
-from backend.services import ledger, notify
+from backend.services import alerting, notify
 from backend.settings import Settings
 from tests.integration.helpers import admin, assert_problem, make_site, make_user
 from tests.integration.journey import build_world, starting_material_at_manufacturing
@@ -156,7 +156,7 @@ async def test_an_administrators_allow_list_opens_exactly_what_it_names(settings
 
 async def _deliver_one_alert(pool, settings: Settings) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await ledger.raise_alert(
+        await alerting.raise_alert(
             conn,
             kind="handover_unconfirmed",
             severity="critical",

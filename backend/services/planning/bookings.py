@@ -21,7 +21,8 @@ from backend.db.repo.planning import BookingRow, OrderRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal, Role
 from backend.domain.errors import Conflict, InvalidInput
-from backend.services import ledger
+from backend.services import alerting, outbox_events
+from backend.services import chain as chains
 from backend.services.planning import capacity, gate, milestones
 from backend.services.planning.milestones import MilestoneView
 
@@ -97,7 +98,7 @@ async def book(pool: Pool, principal: Principal, coi: str, slot_id: int) -> Book
         order = await _accepted_order(conn, principal, coi)
         if await repo.active_booking(conn, coi, lock=True) is not None:
             raise Conflict(f"case {coi} is already booked; reschedule or cancel that booking")
-        at = ledger.now()
+        at = chains.now()
         booking_id = await reserve(conn, principal, order, slot_id, at)
         await _audit(conn, principal, "book", booking_id, order, {"slot_id": slot_id}, None)
         booked = await repo.active_booking(conn, coi)
@@ -113,9 +114,9 @@ async def reschedule(pool: Pool, principal: Principal, coi: str, slot_id: int, r
         current = await repo.active_booking(conn, coi, lock=True)
         if current is None:
             raise Conflict(f"case {coi} has no booking to reschedule")
-        at = ledger.now()
+        at = chains.now()
         await repo.end_booking(conn, current.id, "rescheduled", principal.user_id, at, reason)
-        await ledger.resolve_alert(conn, f"booking-fit:{current.id}")
+        await alerting.resolve_alert(conn, f"booking-fit:{current.id}")
         booking_id = await reserve(conn, principal, order, slot_id, at)
         await _audit(
             conn,
@@ -141,8 +142,8 @@ async def cancel(pool: Pool, principal: Principal, coi: str, reason: str) -> Boo
         gate.require_site(
             principal, [order.ordering_site, order.collection_site], "Cancelling the collection"
         )
-        await repo.end_booking(conn, current.id, "cancelled", principal.user_id, ledger.now(), reason)
-        await ledger.resolve_alert(conn, f"booking-fit:{current.id}")
+        await repo.end_booking(conn, current.id, "cancelled", principal.user_id, chains.now(), reason)
+        await alerting.resolve_alert(conn, f"booking-fit:{current.id}")
         await resolve_risks(conn, coi)
         await _audit(conn, principal, "cancel", current.id, order, None, reason)
     return msgspec.structs.replace(current, status="cancelled")
@@ -168,14 +169,14 @@ async def _audit(
         reason=reason,
         sites=order.sites,
     )
-    await ledger.announce(
+    await outbox_events.announce(
         conn, "booking", order.sites, order.coi, {"booking_id": booking_id, "action": action}
     )
 
 
 async def resolve_risks(conn: Conn, coi: str) -> None:
     for name in milestones.MILESTONES:
-        await ledger.resolve_alert(conn, f"milestone:{coi}:{name}")
+        await alerting.resolve_alert(conn, f"milestone:{coi}:{name}")
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -342,7 +343,7 @@ async def check_milestones(pool: Pool, now: datetime | None = None) -> int:
                 key = f"milestone:{coi}:{name}"
                 if name in risky:
                     label = milestones.LABELS[name]
-                    await ledger.raise_alert(
+                    await alerting.raise_alert(
                         conn,
                         kind=ALERT_KIND,
                         severity="warning",
@@ -355,7 +356,7 @@ async def check_milestones(pool: Pool, now: datetime | None = None) -> int:
                         rule={"milestone": name, "slack_hours": case["slack_h"]},
                     )
                 elif key in open_keys:
-                    await ledger.resolve_alert(conn, key)
+                    await alerting.resolve_alert(conn, key)
     return risky_total
 
 

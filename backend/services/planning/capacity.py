@@ -21,7 +21,7 @@ from backend.db.repo.planning import BookingRow, CapacityRow, SlotRow
 from backend.db.types import Conn, Pool
 from backend.domain.access import Principal
 from backend.domain.errors import Conflict, InvalidInput
-from backend.services import ledger
+from backend.services import alerting
 
 MAX_DAYS = 62
 MAX_SLOTS = 200
@@ -100,10 +100,10 @@ async def reflag(conn: Conn, site: str) -> int:
         key = f"booking-fit:{booking.id}"
         if reason is None:
             if booking.flagged:
-                await ledger.resolve_alert(conn, key)
+                await alerting.resolve_alert(conn, key)
             continue
         flagged += 1
-        await ledger.raise_alert(
+        await alerting.raise_alert(
             conn,
             kind="booking_no_longer_fits",
             severity="warning",

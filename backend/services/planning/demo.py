@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from backend.db.repo import planning as repo
 from backend.db.types import Pool
 from backend.domain.access import Principal
+from backend.services import chain as chains
 from backend.services import ledger
 from backend.services.planning import bookings, capacity, orders
 
@@ -48,7 +49,9 @@ def _clock(start: datetime) -> Iterator[list[datetime]]:
     def clock() -> datetime:
         return now[0]
 
-    with mock.patch.object(ledger, "now", clock):
+    # Patched where it is looked up: `chain.now` for the services on the chain module, and `ledger.now`
+    # for those still reading the older name.
+    with mock.patch.object(chains, "now", clock), mock.patch.object(ledger, "now", clock):
         yield now
 
 
@@ -138,7 +141,7 @@ async def _order(pool: Pool, people: dict[str, Principal], password: str, coi: s
         collection_site=collection,
         manufacturing_site="CTA",
         mdt_reference=f"MDT-{coi[-6:]}",
-        mdt_date=ledger.now().date() - timedelta(days=3),
+        mdt_date=chains.now().date() - timedelta(days=3),
         physician="Dr. Anna Meier",
     )
     await orders.decide(pool, people["manufacturing"], coi, accept=True, password=password, reason=None)

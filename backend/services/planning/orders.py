@@ -13,7 +13,8 @@ from backend.db.types import Pool
 from backend.domain.access import Principal, Role
 from backend.domain.custody import Refusal
 from backend.domain.errors import Conflict, InvalidInput
-from backend.services import ledger, signing
+from backend.services import alerting, outbox_events, signing
+from backend.services import chain as chains
 from backend.services.planning import gate
 
 COLLECTION_KINDS = ("apheresis", "hospital")
@@ -54,7 +55,7 @@ async def create_order(
                 f"{collection_site} does not collect (it is not an apheresis unit or hospital)",
                 field_errors={"collection_site": "not a collection site"},
             )
-        if mdt_date > ledger.now().date():
+        if mdt_date > chains.now().date():
             raise InvalidInput(
                 "the multidisciplinary team decision cannot be dated in the future",
                 field_errors={"mdt_date": "in the future"},
@@ -70,7 +71,7 @@ async def create_order(
             mdt_date=mdt_date,
             physician=physician,
             ordered_by=principal.user_id,
-            at=ledger.now(),
+            at=chains.now(),
         )
         sites = [case.treatment_site, collection_site, manufacturing_site]
         await audit.record(
@@ -91,7 +92,7 @@ async def create_order(
             },
             sites=sites,
         )
-        await ledger.announce(conn, "order", sites, coi, {"order_id": order_id, "status": "requested"})
+        await outbox_events.announce(conn, "order", sites, coi, {"order_id": order_id, "status": "requested"})
         created = await repo.live_order(conn, coi)
     assert created is not None
     return created
@@ -110,7 +111,7 @@ async def decide(
         gate.require_site(principal, [order.manufacturing_site], "Accepting or declining this order")
         if order.status != "requested":
             raise Conflict(f"the order of case {coi} was already {order.status}")
-        at = ledger.now()
+        at = chains.now()
         meaning = "order accepted" if accept else "order declined"
         try:
             signature = await signing.sign(
@@ -119,9 +120,9 @@ async def decide(
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
         status = "accepted" if accept else "declined"
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=coi,
+            await chains.lock(conn, coi),
             action="order_accepted" if accept else "order_declined",
             actor=principal,
             site=order.manufacturing_site,
@@ -144,7 +145,9 @@ async def decide(
             reason=reason,
             sites=order.sites,
         )
-        await ledger.announce(conn, "order", order.sites, coi, {"order_id": order.id, "status": status})
+        await outbox_events.announce(
+            conn, "order", order.sites, coi, {"order_id": order.id, "status": status}
+        )
         decided = await repo.orders_of_case(conn, coi)
     return next(o for o in decided if o.id == order.id)
 
@@ -160,10 +163,10 @@ async def withdraw(pool: Pool, principal: Principal, coi: str, reason: str) -> O
             raise Conflict(f"case {coi} has no live treatment order to withdraw")
         gate.require_site(principal, [order.ordering_site], "Withdrawing this order")
         booking = await repo.active_booking(conn, coi, lock=True)
-        at = ledger.now()
+        at = chains.now()
         if booking is not None:
             await repo.end_booking(conn, booking.id, "cancelled", principal.user_id, at, reason)
-            await ledger.resolve_alert(conn, f"booking-fit:{booking.id}")
+            await alerting.resolve_alert(conn, f"booking-fit:{booking.id}")
             await bookings.resolve_risks(conn, coi)
         await repo.withdraw_order(conn, order.id, principal.user_id, at, reason)
         await audit.record(
@@ -178,6 +181,8 @@ async def withdraw(pool: Pool, principal: Principal, coi: str, reason: str) -> O
             reason=reason,
             sites=order.sites,
         )
-        await ledger.announce(conn, "order", order.sites, coi, {"order_id": order.id, "status": "withdrawn"})
+        await outbox_events.announce(
+            conn, "order", order.sites, coi, {"order_id": order.id, "status": "withdrawn"}
+        )
         found = await repo.orders_of_case(conn, coi)
     return next(o for o in found if o.id == order.id)

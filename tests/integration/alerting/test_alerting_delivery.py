@@ -14,7 +14,8 @@ import msgspec
 from alerting_support import alerts_of, ingest, insert_shipment, minutes_ago, readings, setup_accounts
 from receivers import smtp_server, webhook_receiver
 
-from backend.services import ledger, notify
+from backend.services import chain as chains
+from backend.services import notify
 from backend.services.excursions import evaluate_after_ingest
 from backend.services.monitoring import run_periodic_checks
 
@@ -137,7 +138,7 @@ async def test_an_unacknowledged_critical_alert_is_reminded_until_someone_acknow
         await run_periodic_checks(pool, settings)
         assert [h["x-celltrail-event"] for h, _b, _s in hooks.received] == ["opened"]
 
-        later = ledger.now() + timedelta(minutes=settings.alert_reminder_minutes + 1)
+        later = chains.now() + timedelta(minutes=settings.alert_reminder_minutes + 1)
         await run_periodic_checks(pool, settings, now=later)
         assert [h["x-celltrail-event"] for h, _b, _s in hooks.received] == ["opened", "reminder"]
         await run_periodic_checks(pool, settings, now=later)  # not due again yet
@@ -191,7 +192,7 @@ async def test_a_latched_critical_alert_is_reminded_until_acknowledged_and_then_
         assert alert.status == "cleared_unacknowledged"
         await run_periodic_checks(pool, settings)
         sent = len(hooks.received)
-        later = ledger.now() + timedelta(minutes=settings.alert_reminder_minutes + 1)
+        later = chains.now() + timedelta(minutes=settings.alert_reminder_minutes + 1)
         await run_periodic_checks(pool, settings, now=later)
         assert [h["x-celltrail-event"] for h, _b, _s in hooks.received][sent:] == ["reminder"]
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from alerting_support import alerts_of, ingest, insert_shipment, minutes_ago, readings, setup_accounts
 
-from backend.services import ledger
+from backend.services import chain as chains
 from backend.services.excursions import evaluate_after_ingest
 from backend.services.monitoring import run_periodic_checks
 
@@ -55,7 +55,7 @@ async def test_a_lost_logger_cannot_leave_an_alert_that_never_ends(client, pool,
         await conn.execute(
             "UPDATE shipments SET received_at = now(), status = 'received' WHERE id = $1", received_later
         )
-    much_later = ledger.now() + timedelta(hours=settings.logger_silent_max_hours + 1)
+    much_later = chains.now() + timedelta(hours=settings.logger_silent_max_hours + 1)
     await run_periodic_checks(pool, settings, now=much_later)
     [received] = await alerts_of(pool, received_later)
     assert received.status == "resolved"
@@ -71,7 +71,7 @@ async def test_finding_4_a_lost_loggers_alert_closes_once_and_reopens_only_after
     await setup_accounts(client, ["LGR-LOST01"])
     shipment = await leg(pool, "LGR-LOST01")
     await run_periodic_checks(pool, settings)
-    lost_at = ledger.now() + timedelta(hours=settings.logger_silent_max_hours + 1)
+    lost_at = chains.now() + timedelta(hours=settings.logger_silent_max_hours + 1)
     for cycle in range(5):  # every housekeeping cycle after the logger is taken as lost
         await run_periodic_checks(pool, settings, now=lost_at + timedelta(seconds=30 * cycle))
     # (Three days on the shipment is late too: that is another alert.)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from backend.db.pool import create_pool
 from backend.db.repo import users
 from backend.demo import seed
-from backend.services import auth, ledger
+from backend.services import auth, chain_verify
 from backend.services.planning import bookings, kpis
 
 
@@ -48,7 +48,7 @@ async def test_demo_plans_and_kpis(database_url):
         assert all(m.planned_at is not None for m in plan.milestones)
         async with pool.acquire() as conn:
             for case in await conn.fetch("SELECT coi FROM cases"):
-                verdict = await ledger.verify(conn, case["coi"])
+                verdict = await chain_verify.verify(conn, case["coi"])
                 assert verdict.ok, (case["coi"], verdict.message)
     finally:
         await pool.close()

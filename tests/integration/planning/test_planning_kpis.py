@@ -12,7 +12,8 @@ from typing import Any
 import asyncpg
 
 from backend.db.repo import users
-from backend.services import auth, ledger
+from backend.services import auth
+from backend.services import chain as chains
 from backend.services.planning import kpis
 from backend.services.planning.kpis import CaseFacts, LegFacts
 from tests.integration.helpers import make_site, make_user
@@ -30,9 +31,10 @@ CASES = (
 
 async def _append(pool: Any, who: Any, coi: str, action: str, site: str, at: datetime, **extra: Any) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await ledger.append(
+        locked = await chains.lock(conn, coi)
+        await chains.append(
             conn,
-            coi=coi,
+            locked,
             action=action,
             actor=who,
             site=site,
