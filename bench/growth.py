@@ -105,7 +105,8 @@ async def _copy_legs(conn: asyncpg.Connection[Any], legs: list[tuple[str, str, d
 async def _seed(url: str, sizes: Sizes, key_file: Path) -> None:
     from backend.db.pool import _init_connection
     from backend.domain.access import Role
-    from backend.services import ledger, record_keys
+    from backend.services import chain as chains
+    from backend.services import record_keys
     from backend.settings import load_settings
 
     conn = await asyncpg.connect(url)
@@ -124,9 +125,10 @@ async def _seed(url: str, sizes: Sizes, key_file: Path) -> None:
         actor = _actor(await conn.fetchval("SELECT id FROM users WHERE username = 'growth'"), Role.PHARMACIST)
         for row in await conn.fetch("SELECT id, coi FROM units WHERE coi LIKE 'CHS%'"):
             async with conn.transaction():
-                await ledger.append(
+                locked = await chains.lock(conn, row["coi"])
+                await chains.append(
                     conn,
-                    coi=row["coi"],
+                    locked,
                     action="store",
                     actor=actor,
                     site="GRW-A",

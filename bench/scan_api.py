@@ -90,7 +90,8 @@ async def _store(url: str, key_file: Path, units: list[str]) -> None:
     server records it: a status set without its event is refused by every scan as tampering."""
     from backend.db.pool import create_pool
     from backend.domain.access import Principal, Role
-    from backend.services import ledger, record_keys
+    from backend.services import chain as chains
+    from backend.services import record_keys
     from backend.settings import load_settings
 
     record_keys.configure(record_keys.load(load_settings({}, record_key_file=str(key_file))))
@@ -103,9 +104,10 @@ async def _store(url: str, key_file: Path, units: list[str]) -> None:
             )
             for row in await conn.fetch("SELECT id, coi FROM units WHERE id = ANY($1::text[])", units):
                 async with conn.transaction():
-                    await ledger.append(
+                    locked = await chains.lock(conn, row["coi"])
+                    await chains.append(
                         conn,
-                        coi=row["coi"],
+                        locked,
                         action="store",
                         actor=actor,
                         site=SITE,

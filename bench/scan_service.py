@@ -23,7 +23,7 @@ def _without_keyed_chain() -> None:
     lock without the recorded states. Bench only, for the figure beside the keyed chain's."""
     from backend.db.repo import cases
     from backend.domain import chain
-    from backend.services import ledger
+    from backend.services import chain as chains
 
     async def plain_lock(
         conn: Any, coi: str, unit_ids: list[str], _units: Any, _shipment: Any, _actions: Any
@@ -35,7 +35,7 @@ def _without_keyed_chain() -> None:
         stored = cases.RecordedUnit("store", at=None, released=False, quarantined=False)
         return cases.RecordedStates(locked[0], locked[1], "open", dict.fromkeys(unit_ids, stored), None)
 
-    ledger.keyed_link = lambda _key, previous, record: chain.event_hash(previous, record)
+    chains.keyed_link = lambda _key, previous, record: chain.event_hash(previous, record)
     cases.lock_chain_with_record = plain_lock
 
 
