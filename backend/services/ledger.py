@@ -1,5 +1,8 @@
-"""The chain, alert, outbox and verification functions under their former names, for the callers not yet
-moved to `chain`, `alerting`, `outbox_events` and `chain_verify`. New code imports those modules."""
+"""Former names, kept only for services/cases.py, allocation.py, allocation_pair.py and
+allocation_withdraw.py until they move: `lock_chain` and `append(conn, coi=...)` (use `chain.lock` and
+`chain.append(conn, chain, ...)`), `now`, `Appended` and `LockedChain` (in `chain`), `announce` (in
+`outbox_events`), `verify` and `Verification` (in `chain_verify`). The planning demo patches `now` here
+as well as in `chain` while these remain. New code imports the owning modules."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from backend.domain.chain import SignatureRecord
-from backend.services.alerting import raise_alert, resolve_alert
 from backend.services.chain import Appended, LockedChain, lock, now
 from backend.services.chain import append as append_to
 from backend.services.chain_verify import Verification, verify
@@ -25,8 +27,6 @@ __all__ = [
     "append",
     "lock_chain",
     "now",
-    "raise_alert",
-    "resolve_alert",
     "verify",
 ]
 
