@@ -23,7 +23,8 @@ from backend.domain.access import Principal
 from backend.domain.allogeneic import NEEDS_ALLOCATION, patient_units
 from backend.domain.custody import Action, Refusal, UnitState, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.services import ledger, objects
+from backend.services import chain as chains
+from backend.services import objects, outbox_events
 from backend.services.allocation_pair import Signed, lock_pair, recipient_coi, record_pair, sign
 from backend.services.case_opening import NewCase, open_case
 from celltrail_shared.identifiers import (
@@ -77,16 +78,16 @@ async def register_batch(
         new = NewCase(treatment_site=site, therapy=product, fin=fin, product_kind=BATCH, site_field="site")
         coi = await open_case(conn, actor, new)
         await allocations.insert_batch(conn, coi, batch_id, source, product, site, units, actor.user_id)
-        chain = await ledger.lock_chain(conn, coi)
+        chain = await chains.lock(conn, coi)
         origin = {"batch_id": batch_id, "source_kind": source[0], "source_id": source[1]}
         for number in range(1, units + 1):
             unit = UnitId(coi=Coi.from_value(coi), kind=UnitKind("PRC"), number=number).text
             await cases.insert_unit(
                 conn, unit, coi, "PRC", None, product, expires_at, site, (None, batch_id, None)
             )
-            await ledger.append(
+            await chains.append(
                 conn,
-                coi=coi,
+                chain,
                 action="unit_registered",
                 actor=actor,
                 site=site,
@@ -99,9 +100,8 @@ async def register_batch(
                     "expires_at": expires_at.isoformat() if expires_at else None,
                     **origin,
                 },
-                chain=chain,
             )
-        await ledger.announce(conn, "case", [site], coi, {"coi": coi, "status": "open", **origin})
+        await outbox_events.announce(conn, "case", [site], coi, {"coi": coi, "status": "open", **origin})
         batch = await allocations.get_batch(conn, coi)
         bags = await cases.units_of_case(conn, coi)
     assert batch is not None
@@ -159,7 +159,7 @@ async def open_recipient(
             site_field="site",
         )
         coi = await open_case(conn, actor, new)
-        await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
+        await outbox_events.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
         created = await cases.get_case(conn, coi)
     assert created is not None
     return created
@@ -182,7 +182,7 @@ async def allocate(
                 field_errors={"unit": "not allogeneic"},
             )
         await _check(conn, unit, target, site)
-        at = ledger.now()
+        at = chains.now()
         signature = await sign(conn, actor, password, MEANING, at, site)
         origin = {"batch_id": batch.batch_id, "source_kind": batch.source_kind, "source_id": batch.source_id}
         first, second = await record_pair(
@@ -245,7 +245,7 @@ def _unit_problem(unit: UnitRow, site: str) -> str | None:
         return f"{unit.id} is quarantined: it is not allocated until QA decides"
     if not unit.released:
         return f"{unit.id} has no QA release"
-    if unit.expires_at is not None and ledger.now() >= unit.expires_at:
+    if unit.expires_at is not None and chains.now() >= unit.expires_at:
         return f"{unit.id} expired at {unit.expires_at.isoformat()}"
     return None
 
@@ -282,14 +282,14 @@ async def complete_recipients(conn: Conn, actor: Principal, site: str, unit_ids:
     Each is recorded on the recipient's chain (`case_completed`) and announced; their COIs returned."""
     completed = await allocations.complete_recipients(conn, unit_ids)
     for coi, treatment_site, infused in completed:
-        await ledger.append(
+        await chains.append(
             conn,
-            coi=coi,
+            await chains.lock(conn, coi),
             action=CASE_COMPLETED,
             actor=actor,
             site=site,
             detail=f"case completed: {', '.join(infused)} infused",
             data={"infused": infused},
         )
-        await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "completed"})
+        await outbox_events.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "completed"})
     return [coi for coi, _site, _infused in completed]

@@ -16,7 +16,8 @@ from backend.domain.access import Principal, Role
 from backend.domain.chain import SignatureRecord
 from backend.domain.custody import Refusal
 from backend.domain.errors import InvalidInput, NotFound, PermissionDenied
-from backend.services import ledger, objects, signing
+from backend.services import chain as chain_api
+from backend.services import objects, outbox_events, signing
 from celltrail_shared.identifiers import Din, IdentifierError, UnitId, parse_coi, parse_identifier
 
 
@@ -51,7 +52,7 @@ class Pair(msgspec.Struct, frozen=True):
 
     unit: UnitRow
     target: CaseRow
-    chains: dict[str, ledger.LockedChain]
+    chains: dict[str, chain_api.LockedChain]
 
 
 class Signed(msgspec.Struct, frozen=True):
@@ -69,7 +70,7 @@ async def lock_pair(conn: Conn, actor: Principal, unit_code: str, target_coi: st
     target = await objects.case(conn, actor, target_coi)
     if not actor.at_site(site):
         raise PermissionDenied(f"you are not assigned to site {site}")
-    chains = {coi: await ledger.lock_chain(conn, coi) for coi in sorted({unit.coi, target.coi})}
+    chains = {coi: await chain_api.lock(conn, coi) for coi in sorted({unit.coi, target.coi})}
     (locked,) = await cases.units_by_ids(conn, [unit.id], lock=True)
     return Pair(locked, target, chains)
 
@@ -94,13 +95,13 @@ async def record_pair(
     batch_data: dict[str, Any],
     recipient_step: tuple[str, str],
     recipient_data: dict[str, Any],
-) -> tuple[ledger.Appended, ledger.Appended]:
+) -> tuple[chain_api.Appended, chain_api.Appended]:
     """One step on both chains: the signed (action, detail) on the batch's, naming the bag, and its
     counterpart on the recipient's, pointing to it (`event_id`); both announced at the site."""
     unit, target = pair.unit, pair.target
-    first = await ledger.append(
+    first = await chain_api.append(
         conn,
-        coi=unit.coi,
+        pair.chains[unit.coi],
         action=batch_step[0],
         actor=signed.actor,
         site=signed.site,
@@ -109,21 +110,19 @@ async def record_pair(
         data=batch_data,
         signatures=[signed.signature],
         server_time=signed.at,
-        chain=pair.chains[unit.coi],
     )
-    second = await ledger.append(
+    second = await chain_api.append(
         conn,
-        coi=target.coi,
+        pair.chains[target.coi],
         action=recipient_step[0],
         actor=signed.actor,
         site=signed.site,
         detail=recipient_step[1],
         data={**recipient_data, "event_id": first.event_id},
         server_time=signed.at,
-        chain=pair.chains[target.coi],
     )
     for coi, appended, action in ((unit.coi, first, batch_step[0]), (target.coi, second, recipient_step[0])):
-        await ledger.announce(
+        await outbox_events.announce(
             conn, "event", [signed.site], coi, {"event_id": appended.event_id, "action": action}
         )
     return first, second

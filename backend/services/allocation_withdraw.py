@@ -19,7 +19,7 @@ from backend.domain.access import Principal
 from backend.domain.allogeneic import FIXED_STATES, withdrawal_problem
 from backend.domain.custody import FINAL_UNIT_STATES
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
-from backend.services import ledger
+from backend.services import chain as chains
 from backend.services.allocation_pair import Signed, lock_pair, recipient_coi, record_pair, sign
 
 WITHDRAW, WITHDRAWN = "withdraw_allocation", "allocation_withdrawn"
@@ -68,7 +68,7 @@ async def withdraw(
         problem = withdrawal_problem(unit.id, unit.status)
         if problem is not None:
             raise Conflict(problem, field_errors={"unit": "not withdrawable"})
-        at = ledger.now()
+        at = chains.now()
         signature = await sign(conn, actor, password, MEANING, at, site)
         first, second = await record_pair(
             conn,
@@ -117,4 +117,4 @@ async def bedside_book(pool: Pool, actor: Principal, site: str) -> BedsideBook:
     # An infused or disposed bag is given to nobody any more: left out, it is not compared offline.
     given = {e.unit_id: e for e in entries if e.unit_status not in FINAL_UNIT_STATES}
     book = {u: BookAllocation(e.recipient_coi, e.unit_status in FIXED_STATES) for u, e in given.items()}
-    return BedsideBook(site, batches, book, ledger.now())
+    return BedsideBook(site, batches, book, chains.now())

@@ -16,8 +16,10 @@ from backend.domain.custody import Refusal, check_open
 from backend.domain.errors import Conflict, InvalidInput, PermissionDenied
 from backend.domain.replay import CASE_CANCELLED, CONSUME
 from backend.domain.trials import Trial
-from backend.services import checkpoints, ledger, objects, signing, trials, unit_registry
+from backend.services import chain as chains
+from backend.services import chain_verify, checkpoints, objects, signing, trials, unit_registry
 from backend.services.case_opening import NewCase, open_case
+from backend.services.outbox_events import announce
 from backend.services.planning import catalogue
 from celltrail_shared.identifiers import IdentifierError, UnitId, parse_coi, parse_din
 
@@ -55,7 +57,7 @@ async def create_case(
         coi = await open_case(conn, actor, new)
         if client is not None:
             await organisations.record_client(conn, actor, coi, client, [treatment_site])
-        await ledger.announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
+        await announce(conn, "case", [treatment_site], coi, {"coi": coi, "status": "open"})
         created = await cases.get_case(conn, coi)
     assert created is not None
     return created
@@ -122,7 +124,7 @@ async def create_unit(
     async def write(conn: Conn, unit: UnitId) -> unit_registry.Entry:
         nonlocal expires_at
         to_consume.extend(await _inputs(conn, case.coi, inputs, site) if inputs else [])
-        made = (manufactured_at or ledger.now()) if kind == "PRC" else None
+        made = (manufactured_at or chains.now()) if kind == "PRC" else None
         limits = await catalogue.unit_product(conn, case.coi, catalogue_product) if kind == "PRC" else None
         if limits is not None and made is not None:
             expires_at = catalogue.unit_expiry(limits, made, expires_at)
@@ -145,9 +147,9 @@ async def create_unit(
     async def consume(conn: Conn, unit: UnitId) -> None:
         if to_consume:
             await cases.set_unit_status(conn, to_consume, "consumed")
-            await ledger.append(
+            await chains.append(
                 conn,
-                coi=case.coi,
+                await chains.lock(conn, case.coi),
                 action=CONSUME,
                 actor=actor,
                 site=site,
@@ -169,7 +171,7 @@ def _check_bag(
             "only a product bag is of a catalogue product and has a manufacture time",
             field_errors={field: "not allowed"},
         )
-    if manufactured_at is not None and manufactured_at > ledger.now() + _MANUFACTURE_SKEW:
+    if manufactured_at is not None and manufactured_at > chains.now() + _MANUFACTURE_SKEW:
         raise InvalidInput(
             f"manufactured_at {manufactured_at.isoformat()} is in the future",
             field_errors={"manufactured_at": "in the future"},
@@ -234,7 +236,7 @@ async def get_unit(pool: Pool, principal: Principal, unit_id: str) -> UnitRow:
     return unit
 
 
-async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: str) -> ledger.Appended:
+async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: str) -> chains.Appended:
     """QA release of a product bag: a `qa` signature with the meaning 'released'."""
     unit = await get_unit(pool, actor, unit_id)
     if unit.kind != "PRC":
@@ -244,13 +246,13 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
     if unit.site is None or not actor.at_site(unit.site):
         raise PermissionDenied(f"QA release of {unit_id} happens at {unit.site}")
     async with pool.acquire() as conn, conn.transaction():
-        chain = await ledger.lock_chain(conn, unit.coi)
+        chain = await chains.lock(conn, unit.coi)
         case = await cases.get_case(conn, unit.coi)
         try:
             check_open(case.status if case else "open", "release")
         except Refusal as refusal:
             raise Conflict(refusal.detail) from None
-        at = ledger.now()
+        at = chains.now()
         try:
             signature = await signing.sign(
                 conn, actor.username, password, "released", frozenset({Role.QA}), at, unit.site
@@ -258,9 +260,9 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
         await cases.set_released(conn, unit_id)
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=unit.coi,
+            chain,
             action="release",
             actor=actor,
             site=unit.site,
@@ -268,15 +270,14 @@ async def release_unit(pool: Pool, actor: Principal, unit_id: str, *, password: 
             unit_ids=[unit_id],
             signatures=[signature],
             server_time=at,
-            chain=chain,
         )
-        await ledger.announce(conn, "unit", [unit.site], unit.coi, {"unit_id": unit_id, "released": True})
+        await announce(conn, "unit", [unit.site], unit.coi, {"unit_id": unit_id, "released": True})
     return appended
 
 
 async def cancel_case(
     pool: Pool, actor: Principal, coi_text: str, *, reason: str, password: str
-) -> ledger.Appended:
+) -> chains.Appended:
     """Cancel an open case (the patient withdrew, manufacturing failed...): a coordinator's or QA's
     signature with the meaning 'cancelled' and the reason, by someone bound to one of the case's sites.
     The case then takes no further custody steps but disposal of what is left and QA corrections."""
@@ -286,12 +287,12 @@ async def cancel_case(
         if site is None:
             sites = ", ".join(case.sites)
             raise PermissionDenied(f"a case is cancelled by someone bound to one of its sites ({sites})")
-        chain = await ledger.lock_chain(conn, case.coi)
+        chain = await chains.lock(conn, case.coi)
         current = await cases.get_case(conn, case.coi)
         assert current is not None
         if current.status != "open":
             raise Conflict(f"case {case.coi} is already {current.status}")
-        at = ledger.now()
+        at = chains.now()
         try:
             signature = await signing.sign(
                 conn, actor.username, password, "cancelled", frozenset({Role.COORDINATOR, Role.QA}), at, site
@@ -299,9 +300,9 @@ async def cancel_case(
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
         await cases.set_case_status(conn, case.coi, "cancelled")
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=case.coi,
+            chain,
             action=CASE_CANCELLED,
             actor=actor,
             site=site,
@@ -309,9 +310,8 @@ async def cancel_case(
             data={"reason": reason},
             signatures=[signature],
             server_time=at,
-            chain=chain,
         )
-        await ledger.announce(conn, "case", case.sites, case.coi, {"coi": case.coi, "status": "cancelled"})
+        await announce(conn, "case", case.sites, case.coi, {"coi": case.coi, "status": "cancelled"})
     return appended
 
 
@@ -320,7 +320,7 @@ RECORD_REVIEWED = "record_reviewed"
 
 async def review_record(
     pool: Pool, actor: Principal, coi_text: str, *, password: str, comment: str | None
-) -> ledger.Appended:
+) -> chains.Appended:
     """QA signs that it reviewed the case's record ('record reviewed'), by someone bound to one of the
     case's sites. The event keeps how far the chain reached (its length and head hash) when QA signed, so
     the printed record shows what the signature covers and what came after."""
@@ -330,9 +330,9 @@ async def review_record(
         if site is None:
             sites = ", ".join(case.sites)
             raise PermissionDenied(f"a record is reviewed by QA bound to one of the case's sites ({sites})")
-        chain = await ledger.lock_chain(conn, case.coi)
+        chain = await chains.lock(conn, case.coi)
         assert chain is not None
-        at = ledger.now()
+        at = chains.now()
         try:
             signature = await signing.sign(
                 conn, actor.username, password, "record reviewed", frozenset({Role.QA}), at, site
@@ -340,9 +340,9 @@ async def review_record(
         except Refusal as refusal:
             raise InvalidInput(refusal.detail, field_errors={"password": "wrong"}) from None
         reviewed = {"events": chain.length, "head_hash": chain.head.hex() if chain.head else None}
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=case.coi,
+            chain,
             action=RECORD_REVIEWED,
             actor=actor,
             site=site,
@@ -350,9 +350,8 @@ async def review_record(
             data={**reviewed, "comment": comment},
             signatures=[signature],
             server_time=at,
-            chain=chain,
         )
-        await ledger.announce(
+        await announce(
             conn, "event", case.sites, case.coi, {"event_id": appended.event_id, "action": RECORD_REVIEWED}
         )
     return appended
@@ -360,14 +359,14 @@ async def review_record(
 
 async def correct(
     pool: Pool, actor: Principal, event_id: int, *, reason: str, fields: dict[str, Any]
-) -> ledger.Appended:
+) -> chains.Appended:
     """A correction is a new event pointing at the old one; the old one stays as it was."""
     async with pool.acquire() as conn, conn.transaction():
         case, action = await objects.event(conn, actor, event_id)
         coi = case.coi
-        appended = await ledger.append(
+        appended = await chains.append(
             conn,
-            coi=coi,
+            await chains.lock(conn, coi),
             action="correction",
             actor=actor,
             site=case.treatment_site,
@@ -386,18 +385,18 @@ async def correct(
             new_value=fields,
             reason=reason,
         )
-        await ledger.announce(
+        await announce(
             conn, "event", case.sites, coi, {"event_id": appended.event_id, "action": "correction"}
         )
     return appended
 
 
-async def verify(pool: Pool, coi: str, checkpoint_dir: Path) -> ledger.Verification:
+async def verify(pool: Pool, coi: str, checkpoint_dir: Path) -> chain_verify.Verification:
     """The case's verdict with this process's keyring and the newest checkpoint in `checkpoint_dir`.
     The caller has checked that the case is visible to whoever asks."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         latest = await checkpoints.latest_for(conn, checkpoint_dir)
-        return await ledger.verify(conn, coi, latest=latest)
+        return await chain_verify.verify(conn, coi, latest=latest)
 
 
 class Timeline(msgspec.Struct, frozen=True):

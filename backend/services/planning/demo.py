@@ -21,7 +21,6 @@ from backend.db.repo import planning as repo
 from backend.db.types import Pool
 from backend.domain.access import Principal
 from backend.services import chain as chains
-from backend.services import ledger
 from backend.services.planning import bookings, capacity, orders
 
 log = logging.getLogger(__name__)
@@ -49,9 +48,8 @@ def _clock(start: datetime) -> Iterator[list[datetime]]:
     def clock() -> datetime:
         return now[0]
 
-    # Patched where it is looked up: `chain.now` for the services on the chain module, and `ledger.now`
-    # for those still reading the older name.
-    with mock.patch.object(chains, "now", clock), mock.patch.object(ledger, "now", clock):
+    # Every service reads the time as `chain.now()`, so patching it there moves all of them.
+    with mock.patch.object(chains, "now", clock):
         yield now
 
 
