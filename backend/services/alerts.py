@@ -5,9 +5,11 @@ the alert's row lock, and returned as the alert after the change."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from backend.db.repo import alerts, audit
 from backend.db.repo.alerts import AlertRow
-from backend.db.types import Pool
+from backend.db.types import Conn, Pool
 from backend.domain import alarm_states
 from backend.domain.access import Principal
 from backend.services import objects, outbox_events
@@ -43,28 +45,14 @@ async def acknowledge(pool: Pool, principal: Principal, alert_id: int, comment: 
             comment=comment,
             status_after=after,
         )
-        await audit.record(
+        return await _recorded(
             conn,
-            actor_id=principal.user_id,
-            actor_name=principal.username,
-            action="acknowledge",
-            entity="alert",
-            entity_id=str(alert_id),
-            old_value={"status": alert.status, "severity": alert.severity},
-            new_value={"status": after, "severity": alert.severity, "comment": comment},
-            reason=comment,
-            sites=alert.sites,
+            principal,
+            alert,
+            ("acknowledge", after, comment),
+            audited={"comment": comment},
+            announced={"status_before": alert.status},
         )
-        await outbox_events.announce(
-            conn,
-            "alert",
-            alert.sites,
-            alert.coi,
-            {"id": alert_id, "status": after, "status_before": alert.status, "by": principal.full_name},
-        )
-        changed = await alerts.get(conn, alert_id)
-    assert changed is not None
-    return changed
 
 
 async def close(pool: Pool, principal: Principal, alert_id: int, reason: str) -> AlertRow:
@@ -73,25 +61,35 @@ async def close(pool: Pool, principal: Principal, alert_id: int, reason: str) ->
         alert = await objects.alert(conn, principal, alert_id, lock=True)
         alarm_states.check_closable(alert_id, alert.status)
         await alerts.close(conn, alert_id, principal.user_id, reason)
-        await audit.record(
-            conn,
-            actor_id=principal.user_id,
-            actor_name=principal.username,
-            action="close",
-            entity="alert",
-            entity_id=str(alert_id),
-            old_value={"status": alert.status, "severity": alert.severity},
-            new_value={"status": alarm_states.CLOSED, "severity": alert.severity},
-            reason=reason,
-            sites=alert.sites,
-        )
-        await outbox_events.announce(
-            conn,
-            "alert",
-            alert.sites,
-            alert.coi,
-            {"id": alert_id, "status": alarm_states.CLOSED, "by": principal.full_name},
-        )
-        changed = await alerts.get(conn, alert_id)
+        return await _recorded(conn, principal, alert, ("close", alarm_states.CLOSED, reason))
+
+
+async def _recorded(
+    conn: Conn,
+    principal: Principal,
+    alert: AlertRow,
+    change: tuple[str, str, str],
+    *,
+    audited: dict[str, Any] | None = None,
+    announced: dict[str, Any] | None = None,
+) -> AlertRow:
+    """The audit entry and the live announcement of `change` (action, status after, reason), in the
+    change's transaction; the alert as it is now."""
+    action, after, reason = change
+    await audit.record(
+        conn,
+        actor_id=principal.user_id,
+        actor_name=principal.username,
+        action=action,
+        entity="alert",
+        entity_id=str(alert.id),
+        old_value={"status": alert.status, "severity": alert.severity},
+        new_value={"status": after, "severity": alert.severity, **(audited or {})},
+        reason=reason,
+        sites=alert.sites,
+    )
+    payload = {"id": alert.id, "status": after, **(announced or {}), "by": principal.full_name}
+    await outbox_events.announce(conn, "alert", alert.sites, alert.coi, payload)
+    changed = await alerts.get(conn, alert.id)
     assert changed is not None
     return changed
